@@ -1,0 +1,331 @@
+"""Cluster: the EKS control plane, its add-ons and node groups, and the Kubernetes provider."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from . import iam
+from .cluster_autoscaler import ClusterAutoscaler
+from .network import Network
+from .node_group import GPU_TAINT, ManagedNodeGroup, gpu_labels, system_labels
+from .nvidia_device_plugin import NvidiaDevicePlugin
+from .pod_identity import pod_identity_role
+from .settings import ClusterSettings
+
+CLUSTER_ADMIN_POLICY = "cluster-access-policy/AmazonEKSClusterAdminPolicy"
+# Installed before any node exists: nodes need networking (vpc-cni, kube-proxy) to become
+# Ready, and vpc-cni takes its AWS credentials from the Pod Identity agent.
+PRE_COMPUTE_ADDONS = ("eks-pod-identity-agent", "kube-proxy", "vpc-cni")
+# CoreDNS is a Deployment: it only becomes healthy once nodes can run it.
+POST_COMPUTE_ADDONS = ("coredns",)
+
+
+def vpc_cni_configuration() -> dict:
+    """vpc-cni add-on configuration: its network policy agent enforces NetworkPolicies."""
+    return {"enableNetworkPolicy": "true"}
+
+
+def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
+    """A kubeconfig that authenticates with `aws eks get-token` (no static credentials)."""
+    user = f"{cluster_name}-admin"
+    return json.dumps({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster_name,
+                      "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],
+        "users": [{"name": user, "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": "aws",
+            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region],
+            "interactiveMode": "Never",
+        }}}],
+        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": user}}],
+        "current-context": cluster_name,
+    })
+
+
+class Cluster(pulumi.ComponentResource):
+    """An EKS cluster ready for GPU inference workloads.
+
+    Creates:
+      - a KMS key (rotation on) for envelope encryption of Kubernetes Secrets;
+      - the control-plane log group (retention from config) and the cluster IAM role;
+      - the EKS cluster: configured version, `API` authentication mode, private endpoint on,
+        public endpoint only when `publicAccessCidrs` is non-empty and then limited to it,
+        control-plane logs, `bootstrapSelfManagedAddons: false`, upgrade support type and
+        deletion protection from config;
+      - an access entry plus `AmazonEKSClusterAdminPolicy` association per admin role ARN;
+      - managed add-ons vpc-cni (network policy on, credentials through Pod Identity),
+        kube-proxy and eks-pod-identity-agent before the nodes, coredns after them;
+      - the node IAM role (worker node and ECR pull-only policies);
+      - the on-demand system node group and one GPU node group per config entry (tainted
+        `nvidia.com/gpu=true:NoSchedule`, labelled `nvidia.com/gpu.present=true` and with
+        their group name);
+      - a `kubernetes.Provider` for this cluster, which every Kubernetes resource uses;
+      - the NVIDIA device plugin (for AL2023 GPU groups; Bottlerocket ships its own) and the
+        Cluster Autoscaler.
+
+    Args:
+        name: logical name prefix.
+        settings: the stack's `cluster` settings.
+        cluster_name: physical EKS cluster name (see naming.cluster_name).
+        network: the Network component (private subnets for nodes and the control plane ENIs).
+        region: AWS region.
+        deletion_protection: EKS deletion protection (resolved per environment).
+        destroyable: let the Kubernetes provider drop resources of an unreachable cluster
+            from state, so a throwaway stack whose cluster is gone still destroys.
+        tags: common tags.
+
+    Attributes:
+        cluster_name, endpoint, oidc_issuer, cluster_security_group_id, node_role_arn
+        (Outputs); provider (the kubernetes.Provider); node_groups (name -> ManagedNodeGroup);
+        kubeconfig (secret Output).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: ClusterSettings,
+        *,
+        cluster_name: str,
+        network: Network,
+        region: str,
+        deletion_protection: bool,
+        destroyable: bool,
+        tags: dict[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("anythingllm:cluster:Cluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self._tags = tags
+        partition = aws.get_partition_output().partition
+        account_id = aws.get_caller_identity_output().account_id
+
+        secrets_key = aws.kms.Key(
+            f"{name}-secrets",
+            description=f"Envelope encryption of Kubernetes Secrets in EKS cluster {cluster_name}",
+            enable_key_rotation=True,
+            deletion_window_in_days=30 if deletion_protection else 7,
+            tags=tags,
+            opts=child,
+        )
+        aws.kms.Alias(
+            f"{name}-secrets", name=f"alias/{cluster_name}-eks-secrets",
+            target_key_id=secrets_key.key_id, opts=pulumi.ResourceOptions(parent=secrets_key),
+        )
+        # Created before the cluster: otherwise EKS creates it with never-expiring retention.
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane",
+            name=f"/aws/eks/{cluster_name}/cluster",
+            retention_in_days=settings.log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+        cluster_role = aws.iam.Role(
+            f"{name}-control-plane",
+            description=f"EKS control plane of {cluster_name}",
+            assume_role_policy=iam.to_json(iam.service_trust_policy("eks.amazonaws.com")),
+            tags=tags,
+            opts=child,
+        )
+        cluster_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-control-plane",
+            role=cluster_role.name,
+            policy_arn=partition.apply(lambda p: iam.managed_policy_arn(p, "AmazonEKSClusterPolicy")),
+            opts=pulumi.ResourceOptions(parent=cluster_role),
+        )
+
+        self.eks_cluster = aws.eks.Cluster(
+            name,
+            name=cluster_name,
+            version=settings.kubernetes_version,
+            role_arn=cluster_role.arn,
+            vpc_config={
+                "subnet_ids": network.private_subnet_ids,
+                "endpoint_private_access": True,
+                "endpoint_public_access": bool(settings.public_access_cidrs),
+                "public_access_cidrs": list(settings.public_access_cidrs) or None,
+            },
+            access_config={
+                "authentication_mode": "API",
+                # Admins are listed explicitly; no hidden admin for whoever ran `pulumi up`.
+                "bootstrap_cluster_creator_admin_permissions": False,
+            },
+            bootstrap_self_managed_addons=False,
+            encryption_config={"provider": {"key_arn": secrets_key.arn}, "resources": ["secrets"]},
+            enabled_cluster_log_types=list(settings.log_types),
+            kubernetes_network_config={
+                "ip_family": "ipv4", "service_ipv4_cidr": settings.service_ipv4_cidr,
+            },
+            upgrade_policy={"support_type": settings.support_type},
+            deletion_protection=deletion_protection,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, cluster_policy]),
+        )
+        self.cluster_name = self.eks_cluster.name
+        self.endpoint = self.eks_cluster.endpoint
+        self.oidc_issuer = self.eks_cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
+        self.cluster_security_group_id = self.eks_cluster.vpc_config.cluster_security_group_id
+
+        admin_access = self._admin_access(name, settings.admin_role_arns, partition)
+        pre_compute = self._addons(name, settings, PRE_COMPUTE_ADDONS, account_id, cluster_name,
+                                   partition, depends_on=[])
+
+        node_role = aws.iam.Role(
+            f"{name}-nodes",
+            description=f"Worker nodes of {cluster_name}",
+            assume_role_policy=iam.to_json(iam.service_trust_policy("ec2.amazonaws.com")),
+            tags=tags,
+            opts=child,
+        )
+        node_policies = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-nodes-{policy}",
+                role=node_role.name,
+                policy_arn=partition.apply(lambda p, policy=policy: iam.managed_policy_arn(p, policy)),
+                opts=pulumi.ResourceOptions(parent=node_role),
+            )
+            # The CNI policy is not here: vpc-cni gets it through Pod Identity.
+            for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
+        ]
+        self.node_role_arn = node_role.arn
+        node_opts = pulumi.ResourceOptions(parent=self, depends_on=[*pre_compute, *node_policies])
+
+        self.node_groups: dict[str, ManagedNodeGroup] = {}
+        self.node_groups["system"] = ManagedNodeGroup(
+            f"{name}-system",
+            settings.system_node_group,
+            cluster_name=self.cluster_name,
+            node_role_arn=node_role.arn,
+            subnet_ids=network.private_subnet_ids,
+            labels=system_labels(),
+            taints=[],
+            capacity_type="ON_DEMAND",
+            tags=tags,
+            opts=node_opts,
+        )
+        for group in settings.gpu_node_groups:
+            self.node_groups[group.name] = ManagedNodeGroup(
+                f"{name}-gpu-{group.name}",
+                group,
+                cluster_name=self.cluster_name,
+                node_role_arn=node_role.arn,
+                subnet_ids=network.private_subnet_ids,
+                labels=gpu_labels(group),
+                taints=[GPU_TAINT],
+                capacity_type=group.capacity_type,
+                tags=tags,
+                opts=node_opts,
+            )
+        node_groups = [group.node_group for group in self.node_groups.values()]
+        post_compute = self._addons(name, settings, POST_COMPUTE_ADDONS, account_id, cluster_name,
+                                    partition, depends_on=node_groups)
+
+        kubeconfig_json = pulumi.Output.all(
+            self.eks_cluster.name, self.eks_cluster.endpoint,
+            self.eks_cluster.certificate_authority.data,
+        ).apply(lambda args: kubeconfig(args[0], args[1], args[2], region))
+        self.kubeconfig = pulumi.Output.secret(kubeconfig_json)
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            delete_unreachable=destroyable,
+            # Server-side apply: field ownership is tracked, conflicts with controllers
+            # that edit the same objects are reported instead of silently overwritten.
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=admin_access),
+        )
+
+        in_cluster = pulumi.ResourceOptions(
+            parent=self, provider=self.provider, depends_on=[*node_groups, *post_compute],
+        )
+        al2023_gpu_groups = [g.name for g in settings.gpu_node_groups
+                             if g.ami_type == "AL2023_x86_64_NVIDIA"]
+        self.device_plugin = (
+            NvidiaDevicePlugin(f"{name}-nvidia-device-plugin", gpu_node_groups=al2023_gpu_groups,
+                               opts=in_cluster)
+            if al2023_gpu_groups else None
+        )
+        self.autoscaler = ClusterAutoscaler(
+            f"{name}-autoscaler",
+            kubernetes_version=settings.kubernetes_version,
+            cluster_name=cluster_name,
+            region=region,
+            account_id=account_id,
+            partition=partition,
+            tags=tags,
+            opts=in_cluster,
+        )
+        self.register_outputs({
+            "cluster_name": self.cluster_name,
+            "endpoint": self.endpoint,
+            "kubeconfig": self.kubeconfig,
+        })
+
+    def _admin_access(self, name: str, role_arns: list[str],
+                      partition: pulumi.Output[str]) -> list[pulumi.Resource]:
+        resources: list[pulumi.Resource] = []
+        for index, role_arn in enumerate(role_arns):
+            entry = aws.eks.AccessEntry(
+                f"{name}-admin-{index}",
+                cluster_name=self.eks_cluster.name,
+                principal_arn=role_arn,
+                type="STANDARD",
+                tags=self._tags,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            resources.append(aws.eks.AccessPolicyAssociation(
+                f"{name}-admin-{index}",
+                cluster_name=self.eks_cluster.name,
+                principal_arn=entry.principal_arn,
+                policy_arn=partition.apply(lambda p: f"arn:{p}:eks::aws:{CLUSTER_ADMIN_POLICY}"),
+                access_scope={"type": "cluster"},
+                opts=pulumi.ResourceOptions(parent=entry),
+            ))
+        return resources
+
+    def _addons(self, name: str, settings: ClusterSettings, addon_names: tuple[str, ...],
+                account_id: pulumi.Output[str], cluster_name: str, partition: pulumi.Output[str],
+                depends_on: list[pulumi.Resource]) -> list[aws.eks.Addon]:
+        addons: list[aws.eks.Addon] = []
+        installed: dict[str, aws.eks.Addon] = {}
+        for addon_name in addon_names:
+            extra: dict = {}
+            addon_depends = list(depends_on)
+            if addon_name == "vpc-cni":
+                cni_role = pod_identity_role(
+                    f"{name}-vpc-cni",
+                    account_id=account_id,
+                    cluster_name=cluster_name,
+                    namespace="kube-system",
+                    service_account="aws-node",
+                    partition=partition,
+                    managed_policies=["AmazonEKS_CNI_Policy"],
+                    tags=self._tags,
+                    parent=self,
+                )
+                extra = {
+                    "configuration_values": json.dumps(vpc_cni_configuration()),
+                    "pod_identity_associations": [
+                        {"role_arn": cni_role.arn, "service_account": "aws-node"},
+                    ],
+                }
+                addon_depends.append(installed["eks-pod-identity-agent"])
+            addon = aws.eks.Addon(
+                f"{name}-{addon_name}",
+                cluster_name=self.eks_cluster.name,
+                addon_name=addon_name,
+                addon_version=settings.addon_versions.get(addon_name),
+                resolve_conflicts_on_create="OVERWRITE",
+                resolve_conflicts_on_update="OVERWRITE",
+                tags=self._tags,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=addon_depends),
+                **extra,
+            )
+            installed[addon_name] = addon
+            addons.append(addon)
+        return addons

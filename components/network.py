@@ -1,0 +1,191 @@
+"""Network: the VPC the cluster and the data services live in."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from .settings import NetworkSettings
+
+ELB_ROLE_TAG = "kubernetes.io/role/elb"
+INTERNAL_ELB_ROLE_TAG = "kubernetes.io/role/internal-elb"
+
+
+def cluster_tag(cluster_name: str) -> str:
+    return f"kubernetes.io/cluster/{cluster_name}"
+
+
+def subnet_tags(*, public: bool, cluster_name: str, ownership: str) -> dict[str, str]:
+    """Tags the AWS Load Balancer Controller uses to discover subnets for ALBs.
+
+    Public subnets host internet-facing load balancers, private ones internal load
+    balancers; the cluster tag scopes discovery to this cluster (`owned` for subnets this
+    stack created, `shared` for an existing VPC's).
+    """
+    role = ELB_ROLE_TAG if public else INTERNAL_ELB_ROLE_TAG
+    return {role: "1", cluster_tag(cluster_name): ownership}
+
+
+class Network(pulumi.ComponentResource):
+    """A VPC over 2-3 AZs with public and private subnets, or an existing VPC's subnets.
+
+    New VPC (`settings.existing` unset) creates: the VPC (DNS support and hostnames on),
+    an internet gateway, per AZ a public subnet (ELB role tag) and a private subnet
+    (internal-ELB role tag), both tagged for the cluster; NAT gateways with Elastic IPs, one
+    per AZ (`natGateways: perAz`) or one in the first AZ (`single`); a public route table
+    and one private route table per AZ; and a gateway VPC endpoint for S3 so image layers
+    and model downloads from S3 skip the NAT gateways.
+
+    Existing VPC: creates only `aws.ec2.Tag` resources that add the ELB role and cluster
+    (`shared`) tags to the given subnets.
+
+    Args:
+        name: logical name prefix.
+        settings: the stack's `network` settings.
+        cluster_name: the EKS cluster name used in the `kubernetes.io/cluster/<name>` tags.
+        region: AWS region (for the S3 endpoint's service name).
+        tags: common tags for every resource.
+
+    Attributes:
+        vpc_id, private_subnet_ids, public_subnet_ids: Outputs the cluster and data services
+        take. Node groups and data services use only the private subnets.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: NetworkSettings,
+        *,
+        cluster_name: str,
+        region: str,
+        tags: dict[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("anythingllm:network:Network", name, None, opts)
+        self._name = name
+        self._tags = tags
+        child = pulumi.ResourceOptions(parent=self)
+        if settings.existing is not None:
+            self._tag_existing(settings, cluster_name, child)
+        else:
+            self._create_vpc(settings, cluster_name, region, child)
+        self.register_outputs({
+            "vpc_id": self.vpc_id,
+            "private_subnet_ids": self.private_subnet_ids,
+            "public_subnet_ids": self.public_subnet_ids,
+        })
+
+    def _tag_existing(self, settings: NetworkSettings, cluster_name: str,
+                      child: pulumi.ResourceOptions) -> None:
+        existing = settings.existing
+        assert existing is not None
+        for public, subnet_ids in ((False, existing.private_subnet_ids),
+                                   (True, existing.public_subnet_ids)):
+            tags = subnet_tags(public=public, cluster_name=cluster_name, ownership="shared")
+            for subnet_id in subnet_ids:
+                for key, value in tags.items():
+                    aws.ec2.Tag(
+                        f"{self._name}-{subnet_id}-{key.rsplit('/', 1)[-1]}",
+                        resource_id=subnet_id, key=key, value=value, opts=child,
+                    )
+        self.vpc_id = pulumi.Output.from_input(existing.vpc_id)
+        self.private_subnet_ids = pulumi.Output.from_input(list(existing.private_subnet_ids))
+        self.public_subnet_ids = pulumi.Output.from_input(list(existing.public_subnet_ids))
+
+    def _create_vpc(self, settings: NetworkSettings, cluster_name: str, region: str,
+                    child: pulumi.ResourceOptions) -> None:
+        name = self._name
+        vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=settings.vpc_cidr,
+            enable_dns_support=True,
+            enable_dns_hostnames=True,  # required for EKS private endpoint resolution
+            tags={**self._tags, "Name": f"{cluster_name}-vpc"},
+            opts=child,
+        )
+        vpc_child = pulumi.ResourceOptions(parent=vpc)
+        gateway = aws.ec2.InternetGateway(
+            f"{name}-igw", vpc_id=vpc.id, tags={**self._tags, "Name": f"{cluster_name}-igw"},
+            opts=vpc_child,
+        )
+        public_routes = aws.ec2.RouteTable(
+            f"{name}-public",
+            vpc_id=vpc.id,
+            routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": gateway.id}],
+            tags={**self._tags, "Name": f"{cluster_name}-public"},
+            opts=vpc_child,
+        )
+
+        public_subnets, private_subnets, nat_gateways = [], [], []
+        zones = settings.availability_zones
+        for index, (zone, public_cidr, private_cidr) in enumerate(
+            zip(zones, settings.public_cidrs, settings.private_cidrs, strict=True)
+        ):
+            public_subnet = aws.ec2.Subnet(
+                f"{name}-public-{zone}",
+                vpc_id=vpc.id,
+                cidr_block=public_cidr,
+                availability_zone=zone,
+                # Nothing launched here needs a public IP by default: ALBs and NAT gateways
+                # get theirs explicitly.
+                map_public_ip_on_launch=False,
+                tags={**self._tags, "Name": f"{cluster_name}-public-{zone}",
+                      **subnet_tags(public=True, cluster_name=cluster_name, ownership="owned")},
+                opts=vpc_child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-{zone}", subnet_id=public_subnet.id,
+                route_table_id=public_routes.id, opts=pulumi.ResourceOptions(parent=public_subnet),
+            )
+            public_subnets.append(public_subnet)
+
+            if settings.nat_gateways == "perAz" or index == 0:
+                eip = aws.ec2.Eip(
+                    f"{name}-nat-{zone}", domain="vpc",
+                    tags={**self._tags, "Name": f"{cluster_name}-nat-{zone}"},
+                    opts=pulumi.ResourceOptions(parent=public_subnet),
+                )
+                nat_gateways.append(aws.ec2.NatGateway(
+                    f"{name}-nat-{zone}",
+                    allocation_id=eip.id,
+                    subnet_id=public_subnet.id,
+                    tags={**self._tags, "Name": f"{cluster_name}-nat-{zone}"},
+                    opts=pulumi.ResourceOptions(parent=public_subnet, depends_on=[gateway]),
+                ))
+
+            private_subnet = aws.ec2.Subnet(
+                f"{name}-private-{zone}",
+                vpc_id=vpc.id,
+                cidr_block=private_cidr,
+                availability_zone=zone,
+                map_public_ip_on_launch=False,
+                tags={**self._tags, "Name": f"{cluster_name}-private-{zone}",
+                      **subnet_tags(public=False, cluster_name=cluster_name, ownership="owned")},
+                opts=vpc_child,
+            )
+            nat = nat_gateways[index] if settings.nat_gateways == "perAz" else nat_gateways[0]
+            private_routes = aws.ec2.RouteTable(
+                f"{name}-private-{zone}",
+                vpc_id=vpc.id,
+                routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
+                tags={**self._tags, "Name": f"{cluster_name}-private-{zone}"},
+                opts=vpc_child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{zone}", subnet_id=private_subnet.id,
+                route_table_id=private_routes.id, opts=pulumi.ResourceOptions(parent=private_subnet),
+            )
+            private_subnets.append((private_subnet, private_routes))
+
+        aws.ec2.VpcEndpoint(
+            f"{name}-s3",
+            vpc_id=vpc.id,
+            service_name=f"com.amazonaws.{region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[routes.id for _, routes in private_subnets],
+            tags={**self._tags, "Name": f"{cluster_name}-s3"},
+            opts=vpc_child,
+        )
+        self.vpc_id = vpc.id
+        self.private_subnet_ids = pulumi.Output.all(*[s.id for s, _ in private_subnets])
+        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])

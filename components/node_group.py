@@ -1,0 +1,182 @@
+"""ManagedNodeGroup: one EKS managed node group with its launch template and ASG tags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from .options import child_options
+from .settings import GpuNodeGroupSettings, SystemNodeGroupSettings
+
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
+GPU_RESOURCE = "nvidia.com/gpu"
+NODE_GROUP_LABEL = "anythingllm.io/node-group"
+GPU_NODE_GROUP_LABEL = "anythingllm.io/gpu-node-group"
+AUTOSCALER_TEMPLATE_PREFIX = "k8s.io/cluster-autoscaler/node-template"
+
+# Taint effects: EKS API spelling -> Kubernetes spelling (the one ASG tags use).
+TAINT_EFFECTS = {
+    "NO_SCHEDULE": "NoSchedule",
+    "NO_EXECUTE": "NoExecute",
+    "PREFER_NO_SCHEDULE": "PreferNoSchedule",
+}
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str
+    effect: str  # EKS API spelling, e.g. NO_SCHEDULE
+
+    def as_eks_args(self) -> dict[str, str]:
+        return {"key": self.key, "value": self.value, "effect": self.effect}
+
+
+GPU_TAINT = Taint(key=GPU_RESOURCE, value="true", effect="NO_SCHEDULE")
+
+
+def system_labels() -> dict[str, str]:
+    return {NODE_GROUP_LABEL: "system"}
+
+
+def gpu_labels(group: GpuNodeGroupSettings) -> dict[str, str]:
+    """Labels of a GPU group's nodes.
+
+    `nvidia.com/gpu.present=true` is what the NVIDIA device plugin's node affinity looks
+    for; the group label lets a workload (a vLLM model) pin itself to one group.
+    """
+    return {
+        GPU_PRESENT_LABEL: "true",
+        NODE_GROUP_LABEL: group.name,
+        GPU_NODE_GROUP_LABEL: group.name,
+    }
+
+
+def autoscaler_node_template_tags(labels: dict[str, str], taints: list[Taint]) -> dict[str, str]:
+    """ASG tags that tell the Cluster Autoscaler what a node of an empty group looks like.
+
+    EKS does not copy node group labels and taints to the group's Auto Scaling group; with
+    zero nodes the autoscaler only knows them from these tags, and without them it never
+    scales a tainted GPU group up from zero for a pod that selects its label.
+    """
+    tags = {f"{AUTOSCALER_TEMPLATE_PREFIX}/label/{key}": value for key, value in labels.items()}
+    for taint in taints:
+        tags[f"{AUTOSCALER_TEMPLATE_PREFIX}/taint/{taint.key}"] = (
+            f"{taint.value}:{TAINT_EFFECTS[taint.effect]}"
+        )
+    return tags
+
+
+def data_volume_device(ami_type: str) -> str:
+    """The block device that holds images and pods' writable layers for an AMI family.
+
+    Bottlerocket keeps a small OS volume on /dev/xvda and container data on /dev/xvdb;
+    AL2023 uses its root volume /dev/xvda for both.
+    """
+    return "/dev/xvdb" if ami_type.startswith("BOTTLEROCKET") else "/dev/xvda"
+
+
+class ManagedNodeGroup(pulumi.ComponentResource):
+    """An EKS managed node group in the private subnets.
+
+    Creates:
+      - an EC2 launch template: encrypted gp3 data volume of `disk_size_gib`, IMDSv2
+        required with hop limit 1 (pods cannot reach the node's instance role; they get
+        AWS access through Pod Identity), tags on instances and volumes;
+      - the `aws.eks.NodeGroup` (AMI type, capacity type, instance types, labels, taints,
+        scaling, rolling updates of at most a third of the nodes, node auto-repair). Its
+        desired size is ignored after creation: the Cluster Autoscaler owns it;
+      - one `aws.autoscaling.Tag` per label and taint on the group's ASG, so the Cluster
+        Autoscaler can scale the group up from zero.
+
+    Args:
+        name: logical name (also the node group name prefix).
+        settings: system or GPU node group settings.
+        cluster_name: the EKS cluster name (an Output is fine).
+        node_role_arn: the IAM role of the nodes.
+        subnet_ids: private subnets to launch into.
+        labels / taints: Kubernetes labels and taints of every node.
+        tags: common tags.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: SystemNodeGroupSettings | GpuNodeGroupSettings,
+        *,
+        cluster_name: pulumi.Input[str],
+        node_role_arn: pulumi.Input[str],
+        subnet_ids: pulumi.Input[list[str]],
+        labels: dict[str, str],
+        taints: list[Taint],
+        capacity_type: str,
+        tags: dict[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("anythingllm:cluster:ManagedNodeGroup", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        instance_tags = {**tags, "Name": name}
+        launch_template = aws.ec2.LaunchTemplate(
+            name,
+            name_prefix=f"{name}-",
+            description=f"EKS managed node group {name}",
+            update_default_version=True,
+            block_device_mappings=[{
+                "device_name": data_volume_device(settings.ami_type),
+                "ebs": {
+                    "volume_size": settings.disk_size_gib,
+                    "volume_type": "gp3",
+                    "encrypted": "true",
+                    "delete_on_termination": "true",
+                },
+            }],
+            metadata_options={
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                "http_put_response_hop_limit": 1,
+            },
+            tag_specifications=[
+                {"resource_type": "instance", "tags": instance_tags},
+                {"resource_type": "volume", "tags": instance_tags},
+            ],
+            tags=tags,
+            opts=child,
+        )
+        self.node_group = aws.eks.NodeGroup(
+            name,
+            cluster_name=cluster_name,
+            # A prefix, not a fixed name: changes that replace the group (instance types,
+            # AMI type) then create the new group before deleting the old one.
+            node_group_name_prefix=f"{name}-",
+            node_role_arn=node_role_arn,
+            subnet_ids=subnet_ids,
+            ami_type=settings.ami_type,
+            capacity_type=capacity_type,
+            instance_types=list(settings.instance_types),
+            scaling_config={
+                "min_size": settings.min_size,
+                "desired_size": settings.desired_size,
+                "max_size": settings.max_size,
+            },
+            update_config={"max_unavailable_percentage": 33},
+            node_repair_config={"enabled": True},
+            launch_template={"id": launch_template.id,
+                             "version": launch_template.latest_version.apply(str)},
+            labels=labels,
+            taints=[taint.as_eks_args() for taint in taints],
+            tags=tags,
+            opts=child_options(self, opts, ignore_changes=["scalingConfig.desiredSize"]),
+        )
+        asg_name = self.node_group.resources.apply(
+            lambda resources: resources[0].autoscaling_groups[0].name
+        )
+        for key, value in autoscaler_node_template_tags(labels, taints).items():
+            aws.autoscaling.Tag(
+                f"{name}-{key.removeprefix(AUTOSCALER_TEMPLATE_PREFIX + '/').replace('/', '-')}",
+                autoscaling_group_name=asg_name,
+                tag={"key": key, "value": value, "propagate_at_launch": False},
+                opts=pulumi.ResourceOptions(parent=self.node_group),
+            )
+        self.register_outputs({"node_group_arn": self.node_group.arn})

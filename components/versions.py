@@ -1,0 +1,50 @@
+"""Every version the stack deploys, pinned in one place.
+
+Python packages are pinned in requirements.txt; everything that runs in the cluster
+(Helm charts, images) and the EKS versions this code is tested against are pinned here.
+Bump a version here, run `make test`, read the preview diff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+# EKS standard-support end dates (AWS "Kubernetes version lifecycle on EKS", cross-checked
+# with endoflife.date in November 2026). A version is accepted only while it is in standard
+# support: extended support costs 6x per cluster hour and ends in a forced upgrade.
+EKS_STANDARD_SUPPORT_ENDS: dict[str, dt.date] = {
+    "1.34": dt.date(2026, 12, 2),
+    "1.35": dt.date(2027, 3, 27),
+}
+
+
+@dataclass(frozen=True)
+class HelmChart:
+    """A chart pinned to an exact version in its upstream repository."""
+
+    chart: str
+    version: str
+    repository: str
+
+
+NVIDIA_DEVICE_PLUGIN = HelmChart(
+    chart="nvidia-device-plugin",
+    version="0.18.2",
+    repository="https://nvidia.github.io/k8s-device-plugin",
+)
+
+CLUSTER_AUTOSCALER = HelmChart(
+    chart="cluster-autoscaler",
+    version="9.52.1",
+    repository="https://kubernetes.github.io/autoscaler",
+)
+
+# Cluster Autoscaler's minor version must match the cluster's Kubernetes minor version
+# (upstream version policy), so the image tag is chosen per EKS version rather than taken
+# from the chart's appVersion.
+CLUSTER_AUTOSCALER_IMAGE = "registry.k8s.io/autoscaling/cluster-autoscaler"
+CLUSTER_AUTOSCALER_IMAGE_TAGS: dict[str, str] = {
+    "1.34": "v1.34.1",
+    "1.35": "v1.35.2",
+}

@@ -1,0 +1,1 @@
+"""Offline tooling: the recording engine, `make preview`, and helpers for the tests."""

@@ -1,0 +1,359 @@
+"""The offline engine: run a Pulumi program under mocks and record every registration.
+
+`RecordingMonitor` subclasses `pulumi.runtime.mocks.MockMonitor`: plain mocks never see
+resource options, the monitor does. For each `RegisterResourceRequest` it records the type,
+name, parent, provider, inputs (secrets masked, and which paths were secret), dependencies,
+property dependencies and the options (protect, retainOnDelete, deletedWith, ignoreChanges,
+customTimeouts, ...). `run_stack` runs `__main__.py` with a stack's config file; `run`
+runs any callable, which is how tests build one component alone.
+
+The engine knows nothing of this project's components.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import runpy
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from .fake_cloud import FakeCloud
+
+SECRET_MASK = "[secret]"
+UNKNOWN_MASK = "[unknown]"
+STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+@dataclass
+class Registration:
+    """One resource as the program asked the engine to register it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    provider: str | None
+    inputs: dict[str, Any]
+    secret_paths: list[str]
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    protect: bool
+    retain_on_delete: bool
+    deleted_with: str | None
+    ignore_changes: list[str]
+    replace_on_changes: list[str]
+    delete_before_replace: bool
+    custom_timeouts: dict[str, str]
+    # Inputs with secrets revealed: for tests only, never written to disk.
+    raw_inputs: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("raw_inputs")
+        return data
+
+
+@dataclass
+class Plan:
+    """Everything a program registered, in registration order, plus its stack outputs."""
+
+    project: str
+    stack: str
+    resources: list[Registration]
+    outputs: dict[str, Any]
+    secret_outputs: list[str]
+    raw_outputs: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    # ---- queries used by the preview, the tests and the policies
+    def by_urn(self) -> dict[str, Registration]:
+        return {resource.urn: resource for resource in self.resources}
+
+    def of_type(self, type_token: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str, name: str | None = None) -> Registration:
+        found = [r for r in self.of_type(type_token) if name is None or r.name == name]
+        if len(found) != 1:
+            names = [r.name for r in self.of_type(type_token)]
+            raise LookupError(f"expected one {type_token} named {name!r}, found {names}")
+        return found[0]
+
+    def children(self, urn: str) -> list[Registration]:
+        return [r for r in self.resources if r.parent == urn]
+
+    def ancestors(self, resource: Registration) -> list[Registration]:
+        index, chain, parent = self.by_urn(), [], resource.parent
+        while parent in index:
+            chain.append(index[parent])
+            parent = index[parent].parent
+        return chain
+
+    def waits_for(self, resource: Registration, target: Registration) -> bool:
+        """Is `resource` created only after `target` exists?
+
+        Follows dependencies, property dependencies and the provider, transitively. A
+        dependency on a component stands for everything inside it. Parent edges are not
+        followed: the SDK does not make children wait for their component's dependsOn.
+        """
+        return self._reachable(resource, target, follow_parents=False)
+
+    def deleted_before(self, resource: Registration, target: Registration) -> bool:
+        """Does `pulumi destroy` delete `resource` before `target`?
+
+        The engine deletes in reverse dependency order over the same edges as `waits_for`
+        plus parent edges (children go before their parent, and so before everything the
+        parent depends on).
+        """
+        return self._reachable(resource, target, follow_parents=True)
+
+    def _reachable(self, resource: Registration, target: Registration, *,
+                   follow_parents: bool) -> bool:
+        index = self.by_urn()
+        children: dict[str | None, list[str]] = {}
+        for candidate in self.resources:
+            children.setdefault(candidate.parent, []).append(candidate.urn)
+
+        def with_descendants(urn: str) -> list[str]:
+            found, pending = [urn], [urn]
+            while pending:
+                for child in children.get(pending.pop(), []):
+                    found.append(child)
+                    pending.append(child)
+            return found
+
+        seen: set[str] = set()
+        pending = [resource.urn]
+        while pending:
+            current = index.get(pending.pop())
+            if current is None or current.urn in seen:
+                continue
+            seen.add(current.urn)
+            edges: list[str] = []
+            for dependency in current.dependencies:
+                edges.extend(with_descendants(dependency))
+            for urns in current.property_dependencies.values():
+                for dependency in urns:
+                    edges.extend(with_descendants(dependency))
+            if current.provider:
+                edges.append(current.provider)
+            if follow_parents and current.parent:
+                edges.append(current.parent)
+            if target.urn in edges:
+                return True
+            pending.extend(edges)
+        return False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "stack": self.stack,
+            "outputs": self.outputs,
+            "secretOutputs": self.secret_outputs,
+            "resources": [resource.to_json() for resource in self.resources],
+        }
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _plain(value: Any, path: str, secrets: list[str], reveal: bool) -> Any:
+    """Turn a deserialized protobuf value into JSON data, masking (or revealing) secrets."""
+    if isinstance(value, dict):
+        signature = value.get(rpc._special_sig_key)
+        if signature == rpc._special_secret_sig:
+            secrets.append(path or "$")
+            inner = _plain(value.get("value"), path, [], reveal)
+            return inner if reveal else SECRET_MASK
+        if signature == rpc._special_resource_sig:
+            return value.get("urn")
+        if signature is not None:
+            return {k: v for k, v in value.items() if k != rpc._special_sig_key}
+        return {k: _plain(v, f"{path}.{k}" if path else k, secrets, reveal)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, f"{path}[{i}]", secrets, reveal) for i, v in enumerate(value)]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the wire format carries every number as a double
+    if value == rpc.UNKNOWN:
+        return UNKNOWN_MASK
+    return value
+
+
+def _strip_id(reference: str) -> str | None:
+    # Provider references are "<urn>::<id>".
+    return reference.rsplit("::", 1)[0] if reference else None
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """A MockMonitor that keeps every RegisterResourceRequest as a `Registration`."""
+
+    def __init__(self, cloud: mocks.Mocks):
+        super().__init__(cloud)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        if request.type == STACK_TYPE:
+            return response
+        raw_struct = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
+        secret_paths: list[str] = []
+        inputs = _plain(raw_struct, "", secret_paths, reveal=False)
+        raw_inputs = _plain(raw_struct, "", [], reveal=True)
+        timeouts = request.customTimeouts
+        self.registrations.append(Registration(
+            urn=response.urn,
+            type=request.type,
+            name=request.name,
+            parent=request.parent or None,
+            custom=bool(request.custom),
+            provider=_strip_id(request.provider),
+            inputs=inputs,
+            secret_paths=secret_paths,
+            dependencies=list(request.dependencies),
+            property_dependencies={
+                key: list(deps.urns) for key, deps in request.propertyDependencies.items()
+            },
+            protect=bool(request.protect),
+            retain_on_delete=bool(request.retainOnDelete),
+            deleted_with=request.deletedWith or None,
+            ignore_changes=list(request.ignoreChanges),
+            replace_on_changes=list(request.replaceOnChanges),
+            delete_before_replace=bool(request.deleteBeforeReplace),
+            custom_timeouts={k: v for k, v in (("create", timeouts.create),
+                                               ("update", timeouts.update),
+                                               ("delete", timeouts.delete)) if v},
+            raw_inputs=raw_inputs,
+        ))
+        return response
+
+
+# --------------------------------------------------------------------------- config
+
+
+def read_stack_config(program_dir: Path, stack: str) -> dict[str, Any]:
+    """The `config:` map of `Pulumi.<stack>.yaml`, keys fully qualified (`ns:key`)."""
+    project = read_project_name(program_dir)
+    path = program_dir / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"no stack file {path.name} in {program_dir}")
+    document = yaml.safe_load(path.read_text()) or {}
+    config = document.get("config") or {}
+    return {(key if ":" in key else f"{project}:{key}"): value for key, value in config.items()}
+
+
+def read_project_name(program_dir: Path) -> str:
+    return yaml.safe_load((program_dir / "Pulumi.yaml").read_text())["name"]
+
+
+def _config_strings(config: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """Config values as the Pulumi CLI hands them to a program: strings, objects as JSON."""
+    values, secret_keys = {}, []
+    for key, value in config.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            # Ciphertext cannot be decrypted offline; the program sees a placeholder secret.
+            values[key] = SECRET_MASK
+            secret_keys.append(key)
+        elif isinstance(value, str):
+            values[key] = value
+        elif isinstance(value, bool):
+            values[key] = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            values[key] = str(value)
+        else:
+            values[key] = json.dumps(value)
+    return values, secret_keys
+
+
+# --------------------------------------------------------------------------- running
+
+
+@contextlib.contextmanager
+def _program_path(program_dir: Path) -> Iterator[None]:
+    old_cwd, old_path = os.getcwd(), list(sys.path)
+    os.chdir(program_dir)
+    sys.path.insert(0, str(program_dir))
+    try:
+        yield
+    finally:
+        os.chdir(old_cwd)
+        sys.path[:] = old_path
+
+
+def run(
+    program: Callable[[], None],
+    *,
+    project: str,
+    stack: str,
+    config: dict[str, Any] | None = None,
+    preview: bool = False,
+) -> Plan:
+    """Run `program` under the recording monitor with `config` and return its plan.
+
+    `config` maps fully qualified keys (`aws:region`, `<project>:cluster`) to values as
+    they appear in a stack file. Exceptions raised by the program (or by an apply inside
+    it) propagate after the runtime has been shut down.
+    """
+    values, secret_keys = _config_strings(config or {})
+    cloud = FakeCloud(region=values.get("aws:region", "us-east-1"))
+    monitor = RecordingMonitor(cloud)
+    settings.reset_options(project=project, stack=stack, preview=preview)
+    pulumi.runtime.set_all_config(values, secret_keys)
+    mocks.set_mocks(cloud, project=project, stack=stack, preview=preview, monitor=monitor)
+    try:
+        _sync_await(run_pulumi_func(program))
+        root = settings.get_root_resource()
+        exported = dict(getattr(root, "outputs", {}) or {})
+        outputs, raw_outputs, secret_outputs = _sync_await(_resolve_outputs(exported))
+    finally:
+        pulumi.runtime.set_all_config({}, [])
+        settings.reset_options()
+    return Plan(project=project, stack=stack, resources=monitor.registrations,
+                outputs=outputs, secret_outputs=secret_outputs, raw_outputs=raw_outputs)
+
+
+async def _resolve_outputs(exported: dict[str, Any]) -> tuple[dict, dict, list[str]]:
+    outputs, raw, secret = {}, {}, []
+    for name, value in sorted(exported.items()):
+        output = pulumi.Output.from_input(value)
+        resolved = await output.future(with_unknowns=True)
+        is_secret = await output.is_secret()
+        plain = _plain(rpc_ready(resolved), name, [], reveal=True)
+        raw[name] = plain
+        outputs[name] = SECRET_MASK if is_secret else plain
+        if is_secret:
+            secret.append(name)
+    return outputs, raw, secret
+
+
+def rpc_ready(value: Any) -> Any:
+    """Stack outputs are Python values already; unknowns are the rpc sentinel."""
+    if isinstance(value, pulumi.output.Unknown):
+        return rpc.UNKNOWN
+    return value
+
+
+def run_stack(program_dir: Path | str, stack: str, *, preview: bool = False) -> Plan:
+    """Run `<program_dir>/__main__.py` with `Pulumi.<stack>.yaml`, as `pulumi preview` would."""
+    program_dir = Path(program_dir).resolve()
+    project = read_project_name(program_dir)
+    config = read_stack_config(program_dir, stack)
+    main = program_dir / "__main__.py"
+
+    def program() -> None:
+        with _program_path(program_dir):
+            runpy.run_path(str(main), run_name="__main__")
+
+    return run(program, project=project, stack=stack, config=config, preview=preview)
