@@ -7,8 +7,8 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from . import iam
-from .options import child_options
 from .node_group import NODE_GROUP_LABEL
+from .options import child_options
 from .pod_identity import pod_identity_role
 from .versions import CLUSTER_AUTOSCALER, CLUSTER_AUTOSCALER_IMAGE, CLUSTER_AUTOSCALER_IMAGE_TAGS
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .options import child_options
 from .node_group import GPU_NODE_GROUP_LABEL, GPU_RESOURCE
+from .options import child_options
 from .versions import NVIDIA_DEVICE_PLUGIN
 
 

@@ -162,7 +162,8 @@ class Plan:
             "stack": self.stack,
             "outputs": self.outputs,
             "secretOutputs": self.secret_outputs,
-            "resources": [resource.to_json() for resource in self.resources],
+            # Sorted by URN: registration order follows async timing, and plans are diffed.
+            "resources": [r.to_json() for r in sorted(self.resources, key=lambda r: r.urn)],
         }
 
 
@@ -204,7 +205,7 @@ class RecordingMonitor(mocks.MockMonitor):
         super().__init__(cloud)
         self.registrations: list[Registration] = []
 
-    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request):
         response = super().RegisterResource(request)
         if request.type == STACK_TYPE:
             return response

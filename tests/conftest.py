@@ -1,0 +1,61 @@
+"""Shared fixtures: valid base configs, settings builders, and recorded stack plans."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.settings import StackSettings, parse_settings
+from tools.engine import Plan, run, run_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+STACKS = sorted(path.name.split(".")[1] for path in ROOT.glob("Pulumi.*.yaml"))
+TODAY = dt.date(2026, 11, 23)  # fixed, so version-support tests do not drift with the clock
+
+
+def base_config(environment: str = "dev") -> dict[str, Any]:
+    """A minimal valid stack config (keys without the project namespace)."""
+    return {
+        "aws:region": "eu-west-1",
+        "environment": environment,
+        "network": {
+            "vpcCidr": "10.10.0.0/16",
+            "availabilityZones": ["eu-west-1a", "eu-west-1b", "eu-west-1c"],
+            "natGateways": "perAz",
+        },
+        "cluster": {
+            "kubernetesVersion": "1.35",
+            "adminRoleArns": ["arn:aws:iam::111122223333:role/admin"],
+            "publicAccessCidrs": ["198.51.100.0/24"],
+            "gpuNodeGroups": [{
+                "name": "inference",
+                "instanceTypes": ["g5.xlarge"],
+                "minSize": 0, "desiredSize": 0, "maxSize": 2,
+            }],
+        },
+    }
+
+
+def settings_from(config: dict[str, Any], *, stack: str = "test") -> StackSettings:
+    return parse_settings(copy.deepcopy(config), project="anythingllm", stack=stack, today=TODAY)
+
+
+def namespaced(config: dict[str, Any]) -> dict[str, Any]:
+    """Stack-file form of `config`: project keys get the `anythingllm:` prefix."""
+    return {key if ":" in key else f"anythingllm:{key}": value for key, value in config.items()}
+
+
+def record(program, *, config: dict[str, Any] | None = None, stack: str = "test") -> Plan:
+    """Run `program` (e.g. one component alone) under the recording engine."""
+    return run(program, project="anythingllm", stack=stack,
+               config=namespaced(config or base_config()))
+
+
+@pytest.fixture(scope="session")
+def stack_plans() -> dict[str, Plan]:
+    """Every Pulumi.<stack>.yaml recorded once for the whole session."""
+    return {stack: run_stack(ROOT, stack) for stack in STACKS}

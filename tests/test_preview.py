@@ -1,0 +1,59 @@
+"""`make preview`: tree, counts, plan.json and manifests; config errors exit non-zero."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import yaml
+
+from tests.conftest import ROOT
+from tools import preview
+
+
+def test_dev_preview_writes_plan_and_manifests(tmp_path, capsys):
+    assert preview.main(["dev", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "pulumi:pulumi:Stack" in printed and "aws:eks/cluster:Cluster" in printed
+    assert "Resources by type:" in printed
+    plan = json.loads((tmp_path / "dev" / "plan.json").read_text())
+    types = {r["type"] for r in plan["resources"]}
+    assert {
+        "aws:ec2/vpc:Vpc", "aws:eks/cluster:Cluster", "aws:eks/nodeGroup:NodeGroup",
+        "aws:eks/addon:Addon", "kubernetes:helm.sh/v3:Release",
+    } <= types
+    groups = {r["name"] for r in plan["resources"] if r["type"] == "aws:eks/nodeGroup:NodeGroup"}
+    assert groups == {"cluster-system", "cluster-gpu-inference"}
+    assert plan["outputs"]["kubeconfig"] == "[secret]"
+    helm = {p.name for p in (tmp_path / "dev" / "manifests" / "helm").iterdir()}
+    assert helm == {"cluster-autoscaler.yaml", "nvidia-device-plugin.yaml"}
+    release = yaml.safe_load((tmp_path / "dev" / "manifests" / "helm" /
+                              "cluster-autoscaler.yaml").read_text())
+    assert release["values"]["autoDiscovery"]["clusterName"] == "anythingllm-dev"
+
+
+def test_counts_per_type_match_the_plan(tmp_path, capsys):
+    preview.main(["prod", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    plan = json.loads((tmp_path / "prod" / "plan.json").read_text())
+    nats = sum(r["type"] == "aws:ec2/natGateway:NatGateway" for r in plan["resources"])
+    assert f"       {nats}  aws:ec2/natGateway:NatGateway" in printed
+    assert f"+ {len(plan['resources']) + 1} to create" in printed
+
+
+def test_config_error_exits_non_zero_with_the_settings_message(tmp_path, capsys):
+    program = tmp_path / "program"
+    shutil.copytree(ROOT, program, ignore=shutil.ignore_patterns(".venv", "build", ".git"))
+    broken = (program / "Pulumi.dev.yaml").read_text().replace(
+        "instanceTypes: [g6.xlarge, g5.xlarge]", "instanceTypes: [m5.large]")
+    (program / "Pulumi.broken.yaml").write_text(broken)
+    code = preview.main(["broken", "--root", str(program), "--out", str(tmp_path / "out")])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "cluster.gpuNodeGroups[0].instanceTypes[0]: 'm5.large' is not an NVIDIA GPU" in error
+    assert not (tmp_path / "out").exists()  # nothing planned, nothing written
+
+
+def test_unknown_stack_exits_non_zero(tmp_path, capsys):
+    assert preview.main(["nosuchstack", "--out", str(tmp_path)]) == 2
+    assert "Pulumi.nosuchstack.yaml" in capsys.readouterr().err
