@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_kubernetes as k8s
 
 from . import iam
+from .helm import pinned_release
 from .node_group import NODE_GROUP_LABEL
 from .options import child_options
 from .pod_identity import pod_identity_role
@@ -102,16 +102,13 @@ class ClusterAutoscaler(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.release = k8s.helm.v3.Release(
+        self.release = pinned_release(
             name,
-            name="cluster-autoscaler",
-            chart=CLUSTER_AUTOSCALER.chart,
-            version=CLUSTER_AUTOSCALER.version,
-            repository_opts={"repo": CLUSTER_AUTOSCALER.repository},
+            CLUSTER_AUTOSCALER,
+            release_name="cluster-autoscaler",
             namespace=NAMESPACE,
             values=autoscaler_values(cluster_name=cluster_name, region=region,
                                      kubernetes_version=kubernetes_version),
-            atomic=True,
             # Credentials are injected at pod creation: the association must exist first.
             opts=child_options(self, opts, depends_on=[association]),
         )

@@ -121,18 +121,7 @@ class Network(pulumi.ComponentResource):
         for index, (zone, public_cidr, private_cidr) in enumerate(
             zip(zones, settings.public_cidrs, settings.private_cidrs, strict=True)
         ):
-            public_subnet = aws.ec2.Subnet(
-                f"{name}-public-{zone}",
-                vpc_id=vpc.id,
-                cidr_block=public_cidr,
-                availability_zone=zone,
-                # Nothing launched here needs a public IP by default: ALBs and NAT gateways
-                # get theirs explicitly.
-                map_public_ip_on_launch=False,
-                tags={**self._tags, "Name": f"{cluster_name}-public-{zone}",
-                      **subnet_tags(public=True, cluster_name=cluster_name, ownership="owned")},
-                opts=vpc_child,
-            )
+            public_subnet = self._subnet("public", zone, public_cidr, vpc, cluster_name, vpc_child)
             aws.ec2.RouteTableAssociation(
                 f"{name}-public-{zone}", subnet_id=public_subnet.id,
                 route_table_id=public_routes.id, opts=pulumi.ResourceOptions(parent=public_subnet),
@@ -153,16 +142,8 @@ class Network(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=public_subnet, depends_on=[gateway]),
                 ))
 
-            private_subnet = aws.ec2.Subnet(
-                f"{name}-private-{zone}",
-                vpc_id=vpc.id,
-                cidr_block=private_cidr,
-                availability_zone=zone,
-                map_public_ip_on_launch=False,
-                tags={**self._tags, "Name": f"{cluster_name}-private-{zone}",
-                      **subnet_tags(public=False, cluster_name=cluster_name, ownership="owned")},
-                opts=vpc_child,
-            )
+            private_subnet = self._subnet("private", zone, private_cidr, vpc, cluster_name,
+                                          vpc_child)
             nat = nat_gateways[index] if settings.nat_gateways == "perAz" else nat_gateways[0]
             private_routes = aws.ec2.RouteTable(
                 f"{name}-private-{zone}",
@@ -189,3 +170,19 @@ class Network(pulumi.ComponentResource):
         self.vpc_id = vpc.id
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s, _ in private_subnets])
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
+
+    def _subnet(self, kind: str, zone: str, cidr: str, vpc: aws.ec2.Vpc, cluster_name: str,
+                opts: pulumi.ResourceOptions) -> aws.ec2.Subnet:
+        return aws.ec2.Subnet(
+            f"{self._name}-{kind}-{zone}",
+            vpc_id=vpc.id,
+            cidr_block=cidr,
+            availability_zone=zone,
+            # Nothing launched in either kind needs a public IP by default: ALBs and NAT
+            # gateways get theirs explicitly.
+            map_public_ip_on_launch=False,
+            tags={**self._tags, "Name": f"{cluster_name}-{kind}-{zone}",
+                  **subnet_tags(public=kind == "public", cluster_name=cluster_name,
+                                ownership="owned")},
+            opts=opts,
+        )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pulumi
-import pulumi_kubernetes as k8s
 
+from .helm import pinned_release
 from .node_group import GPU_NODE_GROUP_LABEL, GPU_RESOURCE
 from .options import child_options
 from .versions import NVIDIA_DEVICE_PLUGIN
@@ -42,15 +42,12 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
     def __init__(self, name: str, *, gpu_node_groups: list[str],
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:cluster:NvidiaDevicePlugin", name, None, opts)
-        self.release = k8s.helm.v3.Release(
+        self.release = pinned_release(
             name,
-            name="nvidia-device-plugin",
-            chart=NVIDIA_DEVICE_PLUGIN.chart,
-            version=NVIDIA_DEVICE_PLUGIN.version,
-            repository_opts={"repo": NVIDIA_DEVICE_PLUGIN.repository},
+            NVIDIA_DEVICE_PLUGIN,
+            release_name="nvidia-device-plugin",
             namespace="kube-system",
             values=device_plugin_values(gpu_node_groups),
-            atomic=True,
             opts=child_options(self, opts),
         )
         self.register_outputs({"release": self.release.name})

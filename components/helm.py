@@ -1,0 +1,28 @@
+"""Helm releases of the charts pinned in versions.py."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .versions import HelmChart
+
+
+def pinned_release(name: str, chart: HelmChart, *, release_name: str, namespace: str,
+                   values: dict, opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+    """A Helm release of `chart` at its pinned version.
+
+    `atomic`: a failed install or upgrade is rolled back instead of leaving a half-applied
+    release that blocks the next `pulumi up`.
+    """
+    return k8s.helm.v3.Release(
+        name,
+        name=release_name,
+        chart=chart.chart,
+        version=chart.version,
+        repository_opts={"repo": chart.repository},
+        namespace=namespace,
+        values=values,
+        atomic=True,
+        opts=opts,
+    )
