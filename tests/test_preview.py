@@ -57,3 +57,13 @@ def test_config_error_exits_non_zero_with_the_settings_message(tmp_path, capsys)
 def test_unknown_stack_exits_non_zero(tmp_path, capsys):
     assert preview.main(["nosuchstack", "--out", str(tmp_path)]) == 2
     assert "Pulumi.nosuchstack.yaml" in capsys.readouterr().err
+
+
+def test_misspelt_top_level_key_in_a_stack_file_is_reported(tmp_path, capsys):
+    program = tmp_path / "program"
+    shutil.copytree(ROOT, program, ignore=shutil.ignore_patterns(".venv", "build", ".git"))
+    dev = (program / "Pulumi.dev.yaml").read_text()
+    (program / "Pulumi.typo.yaml").write_text(
+        dev.replace("anythingllm:tags:", "anythingllm:tagz:"))
+    assert preview.main(["typo", "--root", str(program), "--out", str(tmp_path / "out")]) == 2
+    assert "- tagz: unknown key" in capsys.readouterr().err
