@@ -14,6 +14,7 @@ def child_options(component: pulumi.Resource, opts: pulumi.ResourceOptions | Non
     that must (node groups waiting for the CNI add-ons, Helm releases waiting for nodes)
     take the component's `depends_on` through this helper.
     """
-    inherited = list(opts._depends_on_list()) if opts is not None and opts.depends_on else []
+    declared = opts.depends_on if opts is not None else None
+    inherited = [] if declared is None else list(declared) if isinstance(declared, list) else [declared]
     depends_on = [*inherited, *extra.pop("depends_on", [])]
     return pulumi.ResourceOptions(parent=component, depends_on=depends_on or None, **extra)
