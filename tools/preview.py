@@ -32,7 +32,7 @@ def is_kubernetes_object(resource: Registration) -> bool:
 
 
 def render_tree(plan: Plan) -> str:
-    """The resource tree, children under their parent, in registration order."""
+    """The resource tree, children under their parent, siblings sorted by type and name."""
     children: dict[str | None, list[Registration]] = {}
     known = {resource.urn for resource in plan.resources}
     for resource in plan.resources:
@@ -113,10 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         plan = run_stack(root, args.stack)
-    except SettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as error:
+    except (SettingsError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     elapsed = time.perf_counter() - started
