@@ -67,3 +67,12 @@ def test_misspelt_top_level_key_in_a_stack_file_is_reported(tmp_path, capsys):
         dev.replace("anythingllm:tags:", "anythingllm:tagz:"))
     assert preview.main(["typo", "--root", str(program), "--out", str(tmp_path / "out")]) == 2
     assert "- tagz: unknown key" in capsys.readouterr().err
+
+
+def test_plan_json_is_sorted_and_identical_across_runs(tmp_path):
+    preview.main(["prod", "--out", str(tmp_path / "a")])
+    preview.main(["prod", "--out", str(tmp_path / "b")])
+    first = (tmp_path / "a" / "prod" / "plan.json").read_text()
+    assert first == (tmp_path / "b" / "prod" / "plan.json").read_text()
+    urns = [r["urn"] for r in json.loads(first)["resources"]]
+    assert urns == sorted(urns)
