@@ -222,10 +222,13 @@ class RecordingMonitor(mocks.MockMonitor):
             custom=bool(request.custom),
             provider=_strip_id(request.provider),
             inputs=inputs,
-            secret_paths=secret_paths,
-            dependencies=list(request.dependencies),
+            secret_paths=sorted(secret_paths),
+            # Sets in meaning, sent in the order inputs resolved: sorted so that two runs of
+            # the same program record the same plan.
+            dependencies=sorted(request.dependencies),
             property_dependencies={
-                key: list(deps.urns) for key, deps in request.propertyDependencies.items()
+                key: sorted(deps.urns)
+                for key, deps in sorted(request.propertyDependencies.items())
             },
             protect=bool(request.protect),
             retain_on_delete=bool(request.retainOnDelete),
