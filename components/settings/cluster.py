@@ -1,0 +1,200 @@
+"""Cluster settings: the EKS control plane, its access and logging, and the node groups."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ..instance_types import GPU_FAMILIES, GPU_INSTANCE_TYPES, instance_family
+from .base import (
+    CONTROL_PLANE_LOG_TYPES,
+    GROUP_NAME,
+    INSTANCE_TYPE,
+    LOG_RETENTION_DAYS,
+    MIN_GPU_DISK_GIB,
+    RFC1918,
+    ROLE_ARN,
+    ConfigProblem,
+    _cidr,
+    _Model,
+    _within,
+)
+
+
+class ScalingSettings(_Model):
+    min_size: int = Field(ge=0, le=450)
+    desired_size: int = Field(ge=0, le=450)
+    max_size: int = Field(ge=1, le=450)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScalingSettings:
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ConfigProblem(
+                "desiredSize",
+                f"minSize <= desiredSize <= maxSize must hold; got {self.min_size} <= "
+                f"{self.desired_size} <= {self.max_size}",
+            )
+        return self
+
+
+def _instance_type_list(value: list[str], key: str = "") -> list[str]:
+    for index, instance_type in enumerate(value):
+        if not INSTANCE_TYPE.match(instance_type):
+            raise ConfigProblem(f"[{index}]", f"{instance_type!r} is not an EC2 instance type")
+    if len(set(value)) != len(value):
+        raise ConfigProblem(key, f"{value} lists an instance type twice")
+    return value
+
+
+class SystemNodeGroupSettings(ScalingSettings):
+    """On-demand nodes for cluster add-ons, controllers and the (CPU) application pods."""
+
+    instance_types: list[str] = Field(default_factory=lambda: ["m6i.large"], min_length=1)
+    ami_type: Literal["AL2023_x86_64_STANDARD", "BOTTLEROCKET_x86_64"] = "AL2023_x86_64_STANDARD"
+    disk_size_gib: int = Field(default=50, ge=20, le=16384)
+    min_size: int = Field(default=2, ge=1, le=450)
+    desired_size: int = Field(default=2, ge=1, le=450)
+    max_size: int = Field(default=4, ge=1, le=450)
+
+    @field_validator("instance_types")
+    @classmethod
+    def _types(cls, value: list[str]) -> list[str]:
+        _instance_type_list(value)
+        for index, instance_type in enumerate(value):
+            if instance_family(instance_type) in GPU_FAMILIES:
+                raise ConfigProblem(
+                    f"[{index}]", f"{instance_type!r} is a GPU type; the system node group runs "
+                    "add-ons and CPU workloads, declare GPU capacity in gpuNodeGroups",
+                )
+        return value
+
+
+class GpuNodeGroupSettings(ScalingSettings):
+    """A managed node group of NVIDIA GPU nodes, tainted so only GPU workloads land there."""
+
+    name: str
+    instance_types: list[str] = Field(min_length=1)
+    ami_type: Literal["AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA"] = "AL2023_x86_64_NVIDIA"
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    disk_size_gib: int = Field(default=200, ge=MIN_GPU_DISK_GIB, le=16384)
+    min_size: int = Field(default=0, ge=0, le=450)
+    desired_size: int = Field(default=0, ge=0, le=450)
+    max_size: int = Field(default=2, ge=1, le=450)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not GROUP_NAME.match(value):
+            raise ConfigProblem(
+                "", f"{value!r} is not allowed; use 1-20 lowercase letters, digits and '-', "
+                "starting with a letter (it becomes a node label value and part of AWS names)",
+            )
+        return value
+
+    @field_validator("instance_types")
+    @classmethod
+    def _types(cls, value: list[str]) -> list[str]:
+        _instance_type_list(value)
+        for index, instance_type in enumerate(value):
+            if instance_type not in GPU_INSTANCE_TYPES:
+                family = instance_family(instance_type)
+                allowed = ", ".join(GPU_FAMILIES)
+                detail = (
+                    f"sizes of {family}: {', '.join(sorted(GPU_FAMILIES[family]))}"
+                    if family in GPU_FAMILIES else f"allowed families: {allowed}"
+                )
+                raise ConfigProblem(
+                    f"[{index}]", f"{instance_type!r} is not an NVIDIA GPU instance type "
+                    f"({detail})",
+                )
+        counts = {GPU_INSTANCE_TYPES[t].gpus for t in value}
+        if len(counts) > 1:
+            # The autoscaler builds one node template per group: mixed GPU counts would make
+            # its scale-up decisions (and pods' GPU limits) wrong for some nodes.
+            raise ConfigProblem(
+                "", f"{value} mix GPU counts {sorted(counts)}; a group's types must have the "
+                "same number of GPUs",
+            )
+        return value
+
+    @property
+    def gpus_per_node(self) -> int:
+        return GPU_INSTANCE_TYPES[self.instance_types[0]].gpus
+
+
+class ClusterSettings(_Model):
+    """EKS control plane, its access and logging, and the node groups."""
+
+    kubernetes_version: str
+    support_type: Literal["STANDARD", "EXTENDED"] = "STANDARD"
+    admin_role_arns: list[str] = Field(min_length=1)
+    public_access_cidrs: list[str] = Field(default_factory=list)
+    service_ipv4_cidr: str = "172.20.0.0/16"
+    log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = (
+        Field(default_factory=lambda: list(CONTROL_PLANE_LOG_TYPES))
+    )
+    log_retention_days: int = 30
+    deletion_protection: bool | None = None
+    addon_versions: dict[
+        Literal["vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent"], str
+    ] = Field(default_factory=dict)
+    system_node_group: SystemNodeGroupSettings = Field(default_factory=SystemNodeGroupSettings)
+    gpu_node_groups: list[GpuNodeGroupSettings] = Field(default_factory=list)
+
+    @field_validator("kubernetes_version", mode="before")
+    @classmethod
+    def _version_string(cls, value: Any) -> Any:
+        if isinstance(value, float):
+            # YAML reads 1.30 as the float 1.3: refuse rather than guess.
+            raise ConfigProblem("", f"{value!r} is a number; quote it, e.g. \"1.35\"")
+        return value
+
+    @field_validator("admin_role_arns")
+    @classmethod
+    def _role_arns(cls, value: list[str]) -> list[str]:
+        for index, arn in enumerate(value):
+            if not ROLE_ARN.match(arn):
+                raise ConfigProblem(
+                    f"[{index}]", f"{arn!r} is not an IAM role ARN "
+                    "(arn:aws:iam::<12-digit account>:role/<name>)",
+                )
+        return value
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _public_cidrs(cls, value: list[str]) -> list[str]:
+        for index, cidr in enumerate(value):
+            _cidr(cidr, f"[{index}]")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ConfigProblem("", f"{value} is not a CloudWatch retention; allowed {LOG_RETENTION_DAYS}")
+        return value
+
+    @field_validator("service_ipv4_cidr")
+    @classmethod
+    def _service_cidr(cls, value: str) -> str:
+        network = _cidr(value, "")
+        if not any(_within(network, block) for block in RFC1918) or not 12 <= network.prefixlen <= 24:
+            raise ConfigProblem(
+                "", f"{value!r} must be inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 "
+                "with a prefix between /12 and /24 (EKS API rule)",
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _groups(self) -> ClusterSettings:
+        names = [group.name for group in self.gpu_node_groups]
+        for index, name in enumerate(names):
+            if names.index(name) != index:
+                raise ConfigProblem(f"gpuNodeGroups[{index}].name", f"{name!r} is used twice")
+        return self
+
+    @property
+    def gpu_node_group_by_name(self) -> dict[str, GpuNodeGroupSettings]:
+        return {group.name: group for group in self.gpu_node_groups}
+
