@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 
 from . import iam
 from .cluster_autoscaler import ClusterAutoscaler
+from .kms import encryption_key
 from .network import Network
 from .node_group import GPU_TAINT, ManagedNodeGroup, gpu_labels, system_labels
 from .nvidia_device_plugin import NvidiaDevicePlugin
@@ -83,6 +84,7 @@ class Cluster(pulumi.ComponentResource):
     Attributes:
         cluster_name, endpoint, oidc_issuer, cluster_security_group_id, node_role_arn
         (Outputs); provider (the kubernetes.Provider); node_groups (name -> ManagedNodeGroup);
+        compute_ready (the node groups and coredns: what in-cluster workloads wait for);
         kubeconfig (secret Output).
     """
 
@@ -105,17 +107,13 @@ class Cluster(pulumi.ComponentResource):
         partition = aws.get_partition_output().partition
         account_id = aws.get_caller_identity_output().account_id
 
-        secrets_key = aws.kms.Key(
+        secrets_key = encryption_key(
             f"{name}-secrets",
             description=f"Envelope encryption of Kubernetes Secrets in EKS cluster {cluster_name}",
-            enable_key_rotation=True,
-            deletion_window_in_days=30 if deletion_protection else 7,
+            alias=f"{cluster_name}-eks-secrets",
+            retain=deletion_protection,
             tags=tags,
-            opts=child,
-        )
-        aws.kms.Alias(
-            f"{name}-secrets", name=f"alias/{cluster_name}-eks-secrets",
-            target_key_id=secrets_key.key_id, opts=pulumi.ResourceOptions(parent=secrets_key),
+            parent=self,
         )
         # Created before the cluster: otherwise EKS creates it with never-expiring retention.
         log_group = aws.cloudwatch.LogGroup(
@@ -240,8 +238,10 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=admin_access),
         )
 
+        # What an in-cluster workload must wait for: nodes to run on and cluster DNS.
+        self.compute_ready: list[pulumi.Resource] = [*node_groups, *post_compute]
         in_cluster = pulumi.ResourceOptions(
-            parent=self, provider=self.provider, depends_on=[*node_groups, *post_compute],
+            parent=self, provider=self.provider, depends_on=self.compute_ready,
         )
         al2023_gpu_groups = [g.name for g in settings.gpu_node_groups
                              if g.ami_type == "AL2023_x86_64_NVIDIA"]

@@ -49,6 +49,7 @@ class Network(pulumi.ComponentResource):
     Attributes:
         vpc_id, private_subnet_ids, public_subnet_ids: Outputs the cluster and data services
         take. Node groups and data services use only the private subnets.
+        zone_count: the number of private subnets (one per AZ), a plain int.
     """
 
     def __init__(
@@ -64,6 +65,8 @@ class Network(pulumi.ComponentResource):
         super().__init__("anythingllm:network:Network", name, None, opts)
         self._name = name
         self._tags = tags
+        # Known before deployment, so consumers can create one resource per private subnet.
+        self.zone_count = settings.zone_count
         child = pulumi.ResourceOptions(parent=self)
         if settings.existing is not None:
             self._tag_existing(settings, cluster_name, child)

@@ -48,3 +48,9 @@ CLUSTER_AUTOSCALER_IMAGE_TAGS: dict[str, str] = {
     "1.34": "v1.34.1",
     "1.35": "v1.35.2",
 }
+
+# psql and pg_isready for the database bootstrap Job (PostgreSQL's official image). Its
+# client works with every server version this code accepts (16 and 17). The image's
+# `postgres` user has UID/GID 999, so the Job runs as that user.
+POSTGRES_CLIENT_IMAGE = "docker.io/library/postgres:17.6"
+POSTGRES_CLIENT_UID = 999

@@ -94,7 +94,12 @@ def test_prod_is_multi_az_with_nat_per_az_and_protected(stack_plans):
     nats = plan.of_type("aws:ec2/natGateway:NatGateway")
     assert len(nats) == len(zones)
     assert plan.one(CLUSTER).inputs["deletionProtection"] is True
-    assert plan.one("aws:kms/key:Key").inputs["deletionWindowInDays"] == 30
+    keys = plan.of_type("aws:kms/key:Key")
+    assert len(keys) == 4  # EKS secrets, EFS, RDS, ElastiCache
+    for key in keys:
+        assert key.inputs["deletionWindowInDays"] == 30, key.name
+        assert key.inputs["enableKeyRotation"] is True, key.name
+        assert key.protect, key.name
     provider = plan.one("pulumi:providers:kubernetes")
     assert provider.inputs.get("deleteUnreachable") == "false"
 

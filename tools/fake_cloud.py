@@ -28,6 +28,9 @@ _ID_PREFIXES = {
     "aws:ec2/securityGroup:SecurityGroup": "sg",
     "aws:ec2/launchTemplate:LaunchTemplate": "lt",
     "aws:ec2/vpcEndpoint:VpcEndpoint": "vpce",
+    "aws:efs/fileSystem:FileSystem": "fs",
+    "aws:efs/mountTarget:MountTarget": "fsmt",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "sgr",
 }
 # Services whose ARNs have no region (IAM) or a different resource path.
 _GLOBAL_SERVICES = {"iam"}
@@ -96,6 +99,21 @@ class FakeCloud(Mocks):
             return {"keyId": _digest(key, 32)}
         if typ == "aws:ec2/launchTemplate:LaunchTemplate":
             return {"latestVersion": 1, "defaultVersion": 1}
+        if typ == "aws:rds/instance:Instance":
+            host = f"{physical}.c{_digest(key, 12)}.{self.region}.rds.amazonaws.com"
+            return {"address": host, "endpoint": f"{host}:{int(inputs.get('port', 5432))}"}
+        if typ == "aws:elasticache/replicationGroup:ReplicationGroup":
+            group = inputs.get("replicationGroupId", physical)
+            suffix = f"{_digest(key, 6)}.cache.amazonaws.com"
+            return {"primaryEndpointAddress": f"master.{group}.{suffix}",
+                    "readerEndpointAddress": f"replica.{group}.{suffix}",
+                    "configurationEndpointAddress": f"clustercfg.{group}.{suffix}"}
+        if typ == "random:index/randomPassword:RandomPassword":
+            # Deterministic, never a real secret: enough characters of the requested length.
+            length = int(inputs.get("length", 16))
+            return {"result": (_digest(key, 64) * 4)[:length]}
+        if typ == "random:index/randomId:RandomId":
+            return {"hex": _digest(key, 2 * int(inputs.get("byteLength", 4)))}
         if typ == "aws:iam/role:Role":
             return {"arn": f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/{physical}",
                     "uniqueId": f"AROA{_digest(key, 16).upper()}"}

@@ -8,6 +8,7 @@ This package is the only reader of `pulumi.Config`. Structured values live in
       anythingllm:environment: dev
       anythingllm:network: {vpcCidr: 10.40.0.0/16, availabilityZones: [...]}
       anythingllm:cluster: {kubernetesVersion: "1.35", gpuNodeGroups: [...]}
+      anythingllm:database: {engineVersion: "17", instanceClass: db.m7g.large}
 
 Every model forbids unknown keys. Every error names the key path (for example
 `cluster.gpuNodeGroups[0].instanceType`), the bad value and what is allowed, and is raised
@@ -17,6 +18,7 @@ by `load_settings` before `__main__.py` registers a single resource.
 
 from .base import PROJECT_NAMESPACE, ConfigProblem, SettingsError
 from .cluster import ClusterSettings, GpuNodeGroupSettings, ScalingSettings, SystemNodeGroupSettings
+from .data import CacheSettings, DatabaseSettings, StorageSettings
 from .loading import (
     check_kubernetes_version,
     load_settings,
@@ -28,14 +30,17 @@ from .stack import StackSettings
 
 __all__ = [
     "PROJECT_NAMESPACE",
+    "CacheSettings",
     "ClusterSettings",
     "ConfigProblem",
+    "DatabaseSettings",
     "ExistingNetworkSettings",
     "GpuNodeGroupSettings",
     "NetworkSettings",
     "ScalingSettings",
     "SettingsError",
     "StackSettings",
+    "StorageSettings",
     "SystemNodeGroupSettings",
     "check_kubernetes_version",
     "load_settings",

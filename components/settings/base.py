@@ -65,3 +65,61 @@ def _cidr(value: str, key: str) -> ipaddress.IPv4Network:
 def _within(inner: ipaddress.IPv4Network, outer: ipaddress.IPv4Network) -> bool:
     return inner.subnet_of(outer)
 
+
+
+# --------------------------------------------------------------------------- time windows
+# AWS writes maintenance windows as `ddd:hh24:mi-ddd:hh24:mi` (weekly, UTC) and backup or
+# snapshot windows as `hh24:mi-hh24:mi` (daily, UTC).
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAILY_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+WEEKLY_WINDOW = re.compile(
+    r"^(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):([0-5]\d)-"
+    r"(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):([0-5]\d)$"
+)
+WEEK_MINUTES = 7 * 24 * 60
+
+
+def daily_window(value: str, *, minimum_minutes: int) -> tuple[int, int]:
+    """(start, length) in minutes of a daily `hh24:mi-hh24:mi` window; it may cross midnight."""
+    match = DAILY_WINDOW.match(value)
+    if match is None:
+        raise ConfigProblem("", f"{value!r} is not a daily window; use hh24:mi-hh24:mi in UTC, "
+                                "e.g. 03:00-04:00")
+    start = int(match[1]) * 60 + int(match[2])
+    end = int(match[3]) * 60 + int(match[4])
+    length = (end - start) % (24 * 60)
+    if length < minimum_minutes:
+        raise ConfigProblem("", f"{value!r} lasts {length} minutes; AWS requires at least "
+                                f"{minimum_minutes}")
+    return start, length
+
+
+def weekly_window(value: str, *, minimum_minutes: int) -> tuple[int, int]:
+    """(start, length) in minutes of the week of a `ddd:hh24:mi-ddd:hh24:mi` window."""
+    match = WEEKLY_WINDOW.match(value)
+    if match is None:
+        raise ConfigProblem("", f"{value!r} is not a weekly window; use ddd:hh24:mi-ddd:hh24:mi "
+                                "in UTC, e.g. sun:04:30-sun:05:30")
+    start = DAYS.index(match[1]) * 1440 + int(match[2]) * 60 + int(match[3])
+    end = DAYS.index(match[4]) * 1440 + int(match[5]) * 60 + int(match[6])
+    length = (end - start) % WEEK_MINUTES
+    if length < minimum_minutes:
+        raise ConfigProblem("", f"{value!r} lasts {length} minutes; AWS requires at least "
+                                f"{minimum_minutes}")
+    if length > 24 * 60:
+        raise ConfigProblem("", f"{value!r} lasts {length} minutes; AWS allows at most 24 hours")
+    return start, length
+
+
+def daily_overlaps_weekly(daily: tuple[int, int], weekly: tuple[int, int]) -> bool:
+    """Whether a window that repeats every day intersects a window that repeats every week."""
+    weekly_start, weekly_length = weekly
+    daily_start, daily_length = daily
+    for day in range(8):  # one extra day: the weekly window may wrap into next week
+        start = day * 1440 + daily_start
+        for offset in (0, WEEK_MINUTES):
+            other = weekly_start + offset
+            if start < other + weekly_length and other < start + daily_length:
+                return True
+    return False

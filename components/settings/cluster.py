@@ -137,7 +137,8 @@ class ClusterSettings(_Model):
     log_retention_days: int = 30
     deletion_protection: bool | None = None
     addon_versions: dict[
-        Literal["vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent"], str
+        Literal["vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-efs-csi-driver"],
+        str,
     ] = Field(default_factory=dict)
     system_node_group: SystemNodeGroupSettings = Field(default_factory=SystemNodeGroupSettings)
     gpu_node_groups: list[GpuNodeGroupSettings] = Field(default_factory=list)

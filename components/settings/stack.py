@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ..rds_ca import RDS_CA_IDENTIFIER, vendored_regions
 from .base import REGION_NAME, TAG_KEY, ConfigProblem, _Model
 from .cluster import ClusterSettings
+from .data import (
+    BURSTABLE_CACHE,
+    BURSTABLE_DB,
+    CacheSettings,
+    DatabaseSettings,
+    StorageSettings,
+    with_environment_defaults,
+)
 from .network import NetworkSettings
+
+PROD_MIN_BACKUP_RETENTION_DAYS = 14
+DATA_SECTIONS = ("storage", "database", "cache")
 
 
 class StackSettings(_Model):
-    """The whole stack: identity, environment, network and cluster."""
+    """The whole stack: identity, environment, network, cluster and the data services."""
 
     project: str
     stack: str
@@ -22,12 +34,30 @@ class StackSettings(_Model):
     tags: dict[str, str] = Field(default_factory=dict)
     network: NetworkSettings
     cluster: ClusterSettings
+    storage: StorageSettings
+    database: DatabaseSettings
+    cache: CacheSettings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _environment_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        environment = data.get("environment")
+        return {**data, **{section: with_environment_defaults(section, environment, data.get(section))
+                           for section in DATA_SECTIONS}}
 
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
         if not REGION_NAME.match(value):
             raise ConfigProblem("", f"{value!r} is not an AWS region name (e.g. us-east-1)")
+        if value not in vendored_regions():
+            raise ConfigProblem(
+                "", f"{value!r} has no vendored RDS root certificate ({RDS_CA_IDENTIFIER}), so "
+                "database clients could not verify the server; supported regions: "
+                f"{', '.join(vendored_regions())} (see components/data/README.md to add one)",
+            )
         return value
 
     @field_validator("tags")
@@ -101,3 +131,38 @@ class StackSettings(_Model):
             )
         return self
 
+
+    @model_validator(mode="after")
+    def _data_durability(self) -> StackSettings:
+        storage, database, cache = self.storage, self.database, self.cache
+        if self.is_prod:
+            rules = [
+                (not storage.backups, "storage.backups", "cannot be false in prod"),
+                (not database.multi_az, "database.multiAz",
+                 "cannot be false in prod: a single-AZ instance is down for the whole AZ outage"),
+                (database.backup_retention_days < PROD_MIN_BACKUP_RETENTION_DAYS,
+                 "database.backupRetentionDays",
+                 f"{database.backup_retention_days} is below {PROD_MIN_BACKUP_RETENTION_DAYS}, "
+                 f"the minimum in prod (allowed {PROD_MIN_BACKUP_RETENTION_DAYS}..35)"),
+                (not database.deletion_protection, "database.deletionProtection",
+                 "cannot be false in prod"),
+                (bool(BURSTABLE_DB.match(database.instance_class)), "database.instanceClass",
+                 f"{database.instance_class!r} is burstable; prod needs a fixed-performance class "
+                 "(e.g. db.m7g.large or db.r7g.large)"),
+                (cache.replicas < 1, "cache.replicas",
+                 f"{cache.replicas} leaves no replica to fail over to; prod needs at least 1"),
+                (cache.snapshot_retention_days < 1, "cache.snapshotRetentionDays",
+                 "cannot be 0 in prod; allowed 1..35"),
+                (bool(BURSTABLE_CACHE.match(cache.node_type)), "cache.nodeType",
+                 f"{cache.node_type!r} is burstable; prod needs a fixed-performance type "
+                 "(e.g. cache.m7g.large or cache.r7g.large)"),
+            ]
+            for failed, key, message in rules:
+                if failed:
+                    raise ConfigProblem(key, message)
+        if self.environment == "staging" and database.deletion_protection:
+            raise ConfigProblem(
+                "database.deletionProtection",
+                "cannot be true for staging: throwaway stacks must destroy in one run",
+            )
+        return self

@@ -1,0 +1,351 @@
+"""Database: RDS for PostgreSQL with pgvector, bootstrapped for its consumers."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from .cluster import Cluster
+from .db_bootstrap import (
+    MASTER_USERNAME,
+    POSTGRES_PORT,
+    RDS_CA_FILE,
+    RDS_CA_KEY,
+    RDS_CA_MOUNT_PATH,
+    SCRIPT_MOUNT_PATH,
+    DatabaseConsumer,
+    bootstrap_job_name,
+    bootstrap_shell,
+    bootstrap_sql,
+    connection_secret_data,
+)
+from .kms import encryption_key
+from .namespaces import DATA_BOOTSTRAP, WorkloadNamespaces
+from .naming import physical_name
+from .network import Network
+from .node_group import system_labels
+from .rds_ca import RDS_CA_IDENTIFIER, root_certificate
+from .security_groups import cluster_only_security_group
+from .settings import DatabaseSettings
+from .versions import POSTGRES_CLIENT_IMAGE, POSTGRES_CLIENT_UID
+
+RDS_IDENTIFIER_MAX = 63
+LOG_EXPORTS = ("postgresql", "upgrade")
+CA_CONFIG_MAP = "rds-ca"
+CREDENTIALS_SECRET = "db-bootstrap-credentials"
+BOOTSTRAP_SERVICE_ACCOUNT = "db-bootstrap"
+# Generated passwords are letters and digits only: they go into URLs and psql variables
+# unescaped by some clients; 40 of them carry about 238 bits.
+PASSWORD_LENGTH = 40
+# A Job that runs longer than this failed: waiting for DNS plus the SQL take well under it.
+BOOTSTRAP_DEADLINE_SECONDS = 900
+
+
+def parameter_group_parameters() -> list[dict[str, str]]:
+    """Server parameters: refuse every connection that is not TLS."""
+    return [{"name": "rds.force_ssl", "value": "1", "apply_method": "immediate"}]
+
+
+def bootstrap_pod_spec(*, consumers: list[DatabaseConsumer], host: str, script_config_map: str,
+                       ) -> dict:
+    """Pod of the bootstrap Job: psql as an unprivileged user, read-only, on the system nodes."""
+    secret_env = [
+        {"name": variable, "value_from": {"secret_key_ref": {"name": CREDENTIALS_SECRET,
+                                                             "key": variable}}}
+        for variable in ["PGPASSWORD", *[c.password_variable for c in consumers]]
+    ]
+    return {
+        "service_account_name": BOOTSTRAP_SERVICE_ACCOUNT,
+        "automount_service_account_token": False,
+        "restart_policy": "Never",
+        "node_selector": system_labels(),
+        "security_context": {
+            "run_as_non_root": True,
+            "run_as_user": POSTGRES_CLIENT_UID,
+            "run_as_group": POSTGRES_CLIENT_UID,
+            "seccomp_profile": {"type": "RuntimeDefault"},
+        },
+        "containers": [{
+            "name": "bootstrap",
+            "image": POSTGRES_CLIENT_IMAGE,
+            "command": ["sh", f"{SCRIPT_MOUNT_PATH}/bootstrap.sh"],
+            "env": [
+                {"name": "PGHOST", "value": host},
+                {"name": "PGPORT", "value": str(POSTGRES_PORT)},
+                {"name": "PGDATABASE", "value": "postgres"},
+                {"name": "PGUSER", "value": MASTER_USERNAME},
+                {"name": "PGSSLMODE", "value": "verify-full"},
+                {"name": "PGSSLROOTCERT", "value": RDS_CA_FILE},
+                {"name": "PGCONNECT_TIMEOUT", "value": "10"},
+                {"name": "HOME", "value": "/tmp"},
+                *secret_env,
+            ],
+            "security_context": {
+                "allow_privilege_escalation": False,
+                "read_only_root_filesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "resources": {
+                "requests": {"cpu": "50m", "memory": "64Mi"},
+                "limits": {"cpu": "500m", "memory": "256Mi"},
+            },
+            "volume_mounts": [
+                {"name": "script", "mount_path": SCRIPT_MOUNT_PATH, "read_only": True},
+                {"name": "rds-ca", "mount_path": RDS_CA_MOUNT_PATH, "read_only": True},
+                {"name": "tmp", "mount_path": "/tmp"},
+            ],
+        }],
+        "volumes": [
+            {"name": "script", "config_map": {"name": script_config_map}},
+            {"name": "rds-ca", "config_map": {"name": CA_CONFIG_MAP}},
+            {"name": "tmp", "empty_dir": {"size_limit": "16Mi"}},
+        ],
+    }
+
+
+class Database(pulumi.ComponentResource):
+    """RDS for PostgreSQL reachable only from the cluster, with a role and a database per consumer.
+
+    Creates:
+      - a KMS key (rotation on) for storage and Performance Insights;
+      - a DB subnet group over the private subnets and a security group admitting 5432/tcp
+        only from the cluster security group;
+      - a parameter group (`rds.force_ssl=1`) of the configured major version's family;
+      - log groups with retention for the exported `postgresql` and `upgrade` logs, created
+        before the instance (otherwise RDS creates them without expiry);
+      - the master password (pulumi-random, a secret) and the instance: gp3 storage encrypted
+        with the key and autoscaling to `maxAllocatedStorageGib`, private, Multi-AZ,
+        backups, windows and Performance Insights from config, the `rds-ca-rsa2048-g1`
+        certificate authority, minor upgrades on, no paid RDS Extended Support, and in prod
+        deletion protection, a final snapshot, automated backups kept after deletion and
+        `protect`;
+      - in the cluster: the `rds-ca` ConfigMap (the region's RDS root) in `data-bootstrap`
+        and in every consumer's namespace, the master credentials Secret and a service
+        account without token in `data-bootstrap`, the bootstrap script ConfigMap and Job
+        (see db_bootstrap.py), and per consumer a generated password and a connection Secret
+        `<consumer>-database` in its namespace, created only after the Job has succeeded.
+
+    Args:
+        name: logical name prefix.
+        settings: the stack's `database` settings.
+        cluster_name: physical EKS cluster name (the instance identifier derives from it).
+        region: AWS region (selects the RDS root certificate).
+        network: the Network (private subnets).
+        cluster: the Cluster (security group, provider, system nodes for the Job).
+        namespaces: the WorkloadNamespaces (bootstrap and consumer namespaces).
+        consumers: who gets a role and a database.
+        retain: prod durability (final snapshot, kept backups, protect).
+        tags: common tags.
+
+    Attributes:
+        address (Output, the instance host name); port; connection_secrets (consumer name ->
+        Secret); bootstrap_job; instance.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: DatabaseSettings,
+        *,
+        cluster_name: str,
+        region: str,
+        network: Network,
+        cluster: Cluster,
+        namespaces: WorkloadNamespaces,
+        consumers: list[DatabaseConsumer],
+        retain: bool,
+        tags: dict[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("anythingllm:database:Database", name, None, opts)
+        identifier = physical_name(cluster_name, "postgres", max_length=RDS_IDENTIFIER_MAX)
+        child = pulumi.ResourceOptions(parent=self)
+
+        key = encryption_key(
+            f"{name}-rds", description=f"RDS PostgreSQL of {cluster_name}",
+            alias=f"{cluster_name}-rds", retain=retain, tags=tags, parent=self,
+        )
+        subnet_group = aws.rds.SubnetGroup(
+            name, description=f"Private subnets of {cluster_name}",
+            subnet_ids=network.private_subnet_ids, tags=tags, opts=child,
+        )
+        security_group = cluster_only_security_group(
+            f"{name}-postgres", description=f"PostgreSQL of {cluster_name}",
+            vpc_id=network.vpc_id, port=POSTGRES_PORT,
+            cluster_security_group_id=cluster.cluster_security_group_id, tags=tags, parent=self,
+        )
+        parameter_group = aws.rds.ParameterGroup(
+            name, family=settings.parameter_group_family,
+            description=f"PostgreSQL {settings.major_version} of {cluster_name}: TLS only",
+            parameters=parameter_group_parameters(), tags=tags, opts=child,
+        )
+        log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{name}-{export}", name=f"/aws/rds/instance/{identifier}/{export}",
+                retention_in_days=settings.log_retention_days, tags=tags, opts=child,
+            )
+            for export in LOG_EXPORTS
+        ]
+        master_password = random.RandomPassword(
+            f"{name}-master", length=PASSWORD_LENGTH, special=False, opts=child,
+        )
+        final_snapshot = None
+        if retain:
+            suffix = random.RandomId(f"{name}-final-snapshot", byte_length=4, opts=child)
+            final_snapshot = suffix.hex.apply(lambda hex_: f"{identifier}-final-{hex_}")
+
+        self.instance = aws.rds.Instance(
+            name,
+            identifier=identifier,
+            engine="postgres",
+            engine_version=settings.engine_version,
+            instance_class=settings.instance_class,
+            allocated_storage=settings.allocated_storage_gib,
+            max_allocated_storage=settings.max_allocated_storage_gib or 0,
+            storage_type="gp3",
+            storage_encrypted=True,
+            kms_key_id=key.arn,
+            db_subnet_group_name=subnet_group.name,
+            vpc_security_group_ids=[security_group.id],
+            parameter_group_name=parameter_group.name,
+            publicly_accessible=False,
+            network_type="IPV4",
+            multi_az=settings.multi_az,
+            port=POSTGRES_PORT,
+            username=MASTER_USERNAME,
+            password=master_password.result,
+            iam_database_authentication_enabled=False,
+            ca_cert_identifier=RDS_CA_IDENTIFIER,
+            backup_retention_period=settings.backup_retention_days,
+            backup_window=settings.backup_window,
+            maintenance_window=settings.maintenance_window,
+            copy_tags_to_snapshot=True,
+            delete_automated_backups=not retain,
+            deletion_protection=settings.deletion_protection,
+            skip_final_snapshot=not retain,
+            final_snapshot_identifier=final_snapshot,
+            performance_insights_enabled=settings.performance_insights,
+            performance_insights_kms_key_id=key.arn if settings.performance_insights else None,
+            performance_insights_retention_period=7 if settings.performance_insights else None,
+            enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
+            auto_minor_version_upgrade=True,
+            # Major upgrades happen only when engineVersion changes in the stack file, which a
+            # reviewer sees in the preview diff; without this flag such a change cannot apply.
+            allow_major_version_upgrade=True,
+            # Prod changes wait for the maintenance window; elsewhere they apply at once.
+            apply_immediately=not retain,
+            # At the end of standard support, upgrade instead of paying for Extended Support.
+            engine_lifecycle_support="open-source-rds-extended-support-disabled",
+            tags={**tags, "Name": identifier},
+            opts=pulumi.ResourceOptions(parent=self, protect=retain, depends_on=log_groups),
+        )
+        self.address = self.instance.address
+        self.port = POSTGRES_PORT
+
+        self._bootstrap(name, region=region, cluster=cluster, namespaces=namespaces,
+                        consumers=consumers, master_password=master_password)
+        self.register_outputs({"address": self.address})
+
+    def _bootstrap(self, name: str, *, region: str, cluster: Cluster,
+                   namespaces: WorkloadNamespaces, consumers: list[DatabaseConsumer],
+                   master_password: random.RandomPassword) -> None:
+        provider = cluster.provider
+        ca_pem = root_certificate(region)
+        ca_maps: dict[str, k8s.core.v1.ConfigMap] = {}
+        for namespace in sorted({DATA_BOOTSTRAP.name, *[c.namespace for c in consumers]}):
+            ca_maps[namespace] = k8s.core.v1.ConfigMap(
+                f"{name}-rds-ca-{namespace}",
+                metadata={"name": CA_CONFIG_MAP,
+                          "namespace": namespaces.by_name[namespace].metadata.name},
+                data={RDS_CA_KEY: ca_pem},
+                opts=pulumi.ResourceOptions(parent=self, provider=provider),
+            )
+
+        passwords = {
+            consumer.name: random.RandomPassword(
+                f"{name}-{consumer.name}", length=PASSWORD_LENGTH, special=False,
+                opts=pulumi.ResourceOptions(parent=self))
+            for consumer in consumers
+        }
+        bootstrap_namespace = namespaces.by_name[DATA_BOOTSTRAP.name].metadata.name
+        in_bootstrap = pulumi.ResourceOptions(parent=self, provider=provider)
+        credentials = k8s.core.v1.Secret(
+            f"{name}-bootstrap-credentials",
+            metadata={"name": CREDENTIALS_SECRET, "namespace": bootstrap_namespace},
+            type="Opaque",
+            string_data={
+                "PGPASSWORD": master_password.result,
+                **{c.password_variable: passwords[c.name].result for c in consumers},
+            },
+            opts=in_bootstrap,
+        )
+        service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-bootstrap",
+            metadata={"name": BOOTSTRAP_SERVICE_ACCOUNT, "namespace": bootstrap_namespace},
+            automount_service_account_token=False,
+            opts=in_bootstrap,
+        )
+        sql, shell = bootstrap_sql(consumers), bootstrap_shell()
+        job_name = bootstrap_job_name(sql, shell, POSTGRES_CLIENT_IMAGE, ca_pem)
+        script = k8s.core.v1.ConfigMap(
+            f"{name}-bootstrap-script",
+            metadata={"name": job_name, "namespace": bootstrap_namespace},
+            data={"bootstrap.sql": sql, "bootstrap.sh": shell},
+            opts=in_bootstrap,
+        )
+        self.bootstrap_job = k8s.batch.v1.Job(
+            f"{name}-bootstrap",
+            metadata={
+                "name": job_name,
+                "namespace": bootstrap_namespace,
+                "labels": {"app.kubernetes.io/name": "db-bootstrap",
+                           "app.kubernetes.io/part-of": "anythingllm"},
+                # A failed run is replaced by the next `pulumi up` instead of awaited forever.
+                "annotations": {"pulumi.com/replaceUnready": "true"},
+            },
+            spec={
+                "backoff_limit": 4,
+                "active_deadline_seconds": BOOTSTRAP_DEADLINE_SECONDS,
+                # No ttlSecondsAfterFinished: a Job deleted by Kubernetes would be re-created
+                # by the next `pulumi up`.
+                "template": {
+                    "metadata": {"labels": {"app.kubernetes.io/name": "db-bootstrap"}},
+                    "spec": self.instance.address.apply(lambda host: bootstrap_pod_spec(
+                        consumers=consumers, host=host, script_config_map=job_name)),
+                },
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=provider,
+                # Nodes must exist to run it; the instance is already a dependency via its address.
+                depends_on=[credentials, service_account, script, ca_maps[DATA_BOOTSTRAP.name],
+                            *cluster.compute_ready],
+                custom_timeouts=pulumi.CustomTimeouts(
+                    create=f"{BOOTSTRAP_DEADLINE_SECONDS + 300}s",
+                    update=f"{BOOTSTRAP_DEADLINE_SECONDS + 300}s"),
+            ),
+        )
+
+        self.connection_secrets: dict[str, k8s.core.v1.Secret] = {}
+        for consumer in consumers:
+            data = pulumi.Output.all(passwords[consumer.name].result, self.instance.address).apply(
+                lambda args, consumer=consumer: connection_secret_data(
+                    consumer, password=args[0], host=args[1]))
+            self.connection_secrets[consumer.name] = k8s.core.v1.Secret(
+                f"{name}-{consumer.name}-connection",
+                metadata={
+                    "name": consumer.secret_name,
+                    "namespace": namespaces.by_name[consumer.namespace].metadata.name,
+                    "annotations": {"anythingllm.io/rds-ca-config-map": CA_CONFIG_MAP,
+                                    "anythingllm.io/rds-ca-mount-path": RDS_CA_MOUNT_PATH},
+                },
+                type="Opaque",
+                string_data=pulumi.Output.secret(data),
+                # Consumers that mount this Secret start only once their role and database
+                # exist: the Secret appears after the Job has succeeded.
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=provider,
+                    depends_on=[self.bootstrap_job, ca_maps[consumer.namespace]],
+                ),
+            )

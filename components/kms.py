@@ -1,0 +1,29 @@
+"""Customer-managed KMS keys, one per data service, so each can be audited and revoked alone."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+
+def encryption_key(name: str, *, description: str, alias: str, retain: bool,
+                   tags: dict[str, str], parent: pulumi.Resource) -> aws.kms.Key:
+    """A symmetric key with yearly rotation and its alias `alias/<alias>`.
+
+    `retain` (prod) gives the longest deletion window and `protect`s the key: deleting a key
+    makes every snapshot and backup encrypted with it unreadable, so it must outlive an
+    accidental `pulumi destroy`.
+    """
+    key = aws.kms.Key(
+        name,
+        description=description,
+        enable_key_rotation=True,
+        deletion_window_in_days=30 if retain else 7,
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=parent, protect=retain),
+    )
+    aws.kms.Alias(
+        name, name=f"alias/{alias}", target_key_id=key.key_id,
+        opts=pulumi.ResourceOptions(parent=key),
+    )
+    return key
