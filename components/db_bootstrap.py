@@ -120,7 +120,7 @@ until pg_isready --quiet --timeout=5; do
   fi
   sleep 5
 done
-exec psql --no-psqlrc --set=ON_ERROR_STOP=1 --file={SCRIPT_MOUNT_PATH}/bootstrap.sql
+exec psql --no-psqlrc --set=ON_ERROR_STOP=1 --file="$(dirname "$0")/bootstrap.sql"
 """
 
 

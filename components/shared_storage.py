@@ -186,7 +186,9 @@ class SharedStorage(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=retain),
         )
         self.file_system_id = file_system.id
-        in_fs = pulumi.ResourceOptions(parent=file_system)
+        # Children of the component, not of the file system: they would inherit its
+        # `protect`, and mount targets and policies are cheap to re-create.
+        in_fs = pulumi.ResourceOptions(parent=self)
         aws.efs.BackupPolicy(
             name, file_system_id=file_system.id,
             backup_policy={"status": "ENABLED" if settings.backups else "DISABLED"}, opts=in_fs,

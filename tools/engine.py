@@ -349,11 +349,18 @@ def rpc_ready(value: Any) -> Any:
     return value
 
 
-def run_stack(program_dir: Path | str, stack: str, *, preview: bool = False) -> Plan:
-    """Run `<program_dir>/__main__.py` with `Pulumi.<stack>.yaml`, as `pulumi preview` would."""
+def run_stack(program_dir: Path | str, stack: str, *, preview: bool = False,
+              config_from: str | None = None, config: dict[str, Any] | None = None) -> Plan:
+    """Run `<program_dir>/__main__.py` with `Pulumi.<stack>.yaml`, as `pulumi preview` would.
+
+    `config_from` names another stack whose file to use, as a throwaway stack created from a
+    template (`staging-<branch>` from `Pulumi.staging.yaml`) would; `config` replaces the
+    file altogether (fully qualified keys, as in a stack file).
+    """
     program_dir = Path(program_dir).resolve()
     project = read_project_name(program_dir)
-    config = read_stack_config(program_dir, stack)
+    if config is None:
+        config = read_stack_config(program_dir, config_from or stack)
     main = program_dir / "__main__.py"
 
     def program() -> None:

@@ -50,7 +50,8 @@ class FakeCloud(Mocks):
         key = f"{args.typ}::{args.name}"
         inputs = dict(args.inputs)
         prefix = _ID_PREFIXES.get(args.typ)
-        physical = inputs.get("name") or f"{args.name}-{_digest(key, 7)}"
+        physical = (inputs.get("name") or inputs.get("identifier")
+                    or f"{args.name}-{_digest(key, 7)}")
         resource_id = f"{prefix}-{_digest(key, 17)}" if prefix else str(physical)
         state: dict[str, Any] = {**inputs, **self._outputs(args.typ, args.name, inputs, physical)}
         if args.typ.startswith("aws:"):

@@ -9,7 +9,6 @@ explicit unsafe value in prod is an error, never silently raised.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, Literal
 
@@ -120,7 +119,7 @@ class DatabaseSettings(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> DatabaseSettings:
         maximum = self.max_allocated_storage_gib
-        minimum = math.ceil(self.allocated_storage_gib * 1.1)
+        minimum = -(-self.allocated_storage_gib * 11 // 10)  # ceil(1.1 x), in integers
         if maximum is not None and maximum < minimum:
             raise ConfigProblem(
                 "maxAllocatedStorageGib",
