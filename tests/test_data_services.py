@@ -288,7 +288,7 @@ def test_cache_is_cluster_mode_disabled_with_tls_and_auth(stack_plans, stack):
     assert inputs["parameterGroupName"] == "default.valkey8"
     assert len(inputs["replicationGroupId"]) <= 40
     prod = stack == "prod"
-    assert inputs["numCacheClusters"] == (2 if prod else 1)
+    assert inputs["numCacheClusters"] == (3 if prod else 1)  # prod: a replica in every AZ
     assert inputs["automaticFailoverEnabled"] is prod
     assert inputs["multiAzEnabled"] is prod
     assert inputs["snapshotRetentionLimit"] == (7 if prod else 0)
