@@ -48,8 +48,8 @@ def parameter_group_parameters() -> list[dict[str, str]]:
     return [{"name": "rds.force_ssl", "value": "1", "apply_method": "immediate"}]
 
 
-def bootstrap_pod_spec(*, consumers: list[DatabaseConsumer], host: str, script_config_map: str,
-                       ) -> dict:
+def bootstrap_pod_spec(*, consumers: list[DatabaseConsumer], host: str,
+                       script_config_map: str) -> dict:
     """Pod of the bootstrap Job: psql as an unprivileged user, read-only, on the system nodes."""
     secret_env = [
         {"name": variable, "value_from": {"secret_key_ref": {"name": CREDENTIALS_SECRET,
