@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from components.settings import StackSettings, parse_settings
+from components.settings import SettingsError, StackSettings, parse_settings
 from tools.engine import Plan, run, run_stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +42,15 @@ def base_config(environment: str = "dev") -> dict[str, Any]:
 
 def settings_from(config: dict[str, Any], *, stack: str = "test") -> StackSettings:
     return parse_settings(copy.deepcopy(config), project="anythingllm", stack=stack, today=TODAY)
+
+
+def expect_settings_error(config: dict[str, Any], path: str, reason: str) -> None:
+    """Loading `config` fails, naming the key `path` and saying `reason`."""
+    with pytest.raises(SettingsError) as caught:
+        settings_from(config)
+    message = str(caught.value)
+    assert f"  - {path}: " in message, message
+    assert reason in message, message
 
 
 def namespaced(config: dict[str, Any]) -> dict[str, Any]:

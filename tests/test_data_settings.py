@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 
-from components.settings import SettingsError
 from components.settings.base import daily_overlaps_weekly, daily_window, weekly_window
-from tests.conftest import base_config, settings_from
+from tests.conftest import base_config, expect_settings_error, settings_from
 from tests.test_settings import _prod, _set
 
 
@@ -99,11 +98,7 @@ BAD_INPUTS = [
 def test_bad_data_input_names_key_and_reason(mutate, path, reason):
     config = base_config()
     mutate(config)
-    with pytest.raises(SettingsError) as error:
-        settings_from(config)
-    message = str(error.value)
-    assert f"  - {path}: " in message, message
-    assert reason in message, message
+    expect_settings_error(config, path, reason)
 
 
 def test_dev_defaults_are_cheap_and_destroyable():

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from components.settings import ConfigProblem, SettingsError, check_kubernetes_version
-from tests.conftest import ROOT, STACKS, TODAY, base_config, settings_from
+from tests.conftest import ROOT, STACKS, TODAY, base_config, expect_settings_error, settings_from
 from tools.engine import read_stack_config
 
 
@@ -142,11 +142,7 @@ BAD_INPUTS = [
 def test_bad_input_names_key_and_reason(mutate, path, reason):
     config = base_config()
     mutate(config)
-    with pytest.raises(SettingsError) as caught:
-        settings_from(config)
-    message = str(caught.value)
-    assert f"- {path}:" in message, message
-    assert reason in message, message
+    expect_settings_error(config, path, reason)
 
 
 def test_there_are_at_least_twenty_distinct_bad_inputs():

@@ -62,6 +62,13 @@ def _cidr(value: str, key: str) -> ipaddress.IPv4Network:
         raise ConfigProblem(key, f"{value!r} is not a valid IPv4 CIDR block ({exc})") from None
 
 
+def log_retention(value: int) -> int:
+    """`value` if CloudWatch Logs accepts it as a retention period, else a ConfigProblem."""
+    if value not in LOG_RETENTION_DAYS:
+        raise ConfigProblem("", f"{value} is not a CloudWatch retention; allowed {LOG_RETENTION_DAYS}")
+    return value
+
+
 def _within(inner: ipaddress.IPv4Network, outer: ipaddress.IPv4Network) -> bool:
     return inner.subnet_of(outer)
 

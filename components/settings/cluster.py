@@ -11,7 +11,6 @@ from .base import (
     CONTROL_PLANE_LOG_TYPES,
     GROUP_NAME,
     INSTANCE_TYPE,
-    LOG_RETENTION_DAYS,
     MIN_GPU_DISK_GIB,
     RFC1918,
     ROLE_ARN,
@@ -19,6 +18,7 @@ from .base import (
     _cidr,
     _Model,
     _within,
+    log_retention,
 )
 
 
@@ -172,9 +172,7 @@ class ClusterSettings(_Model):
     @field_validator("log_retention_days")
     @classmethod
     def _retention(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            raise ConfigProblem("", f"{value} is not a CloudWatch retention; allowed {LOG_RETENTION_DAYS}")
-        return value
+        return log_retention(value)
 
     @field_validator("service_ipv4_cidr")
     @classmethod

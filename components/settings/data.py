@@ -15,11 +15,11 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from .base import (
-    LOG_RETENTION_DAYS,
     ConfigProblem,
     _Model,
     daily_overlaps_weekly,
     daily_window,
+    log_retention,
     weekly_window,
 )
 
@@ -112,9 +112,7 @@ class DatabaseSettings(_Model):
     @field_validator("log_retention_days")
     @classmethod
     def _retention(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            raise ConfigProblem("", f"{value} is not a CloudWatch retention; allowed {LOG_RETENTION_DAYS}")
-        return value
+        return log_retention(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> DatabaseSettings:
@@ -133,14 +131,8 @@ class DatabaseSettings(_Model):
                 f"is not available on {self.instance_class}; use db.t4g.medium or larger, or "
                 "set performanceInsights: false",
             )
-        backup = _window(daily_window, self.backup_window, "backupWindow", 30)
-        maintenance = _window(weekly_window, self.maintenance_window, "maintenanceWindow", 30)
-        if daily_overlaps_weekly(backup, maintenance):
-            raise ConfigProblem(
-                "backupWindow",
-                f"{self.backup_window!r} overlaps maintenanceWindow {self.maintenance_window!r}; "
-                "RDS requires them to be disjoint",
-            )
+        _disjoint_windows("backupWindow", self.backup_window, self.maintenance_window,
+                          minimum_minutes=30, service="RDS")
         return self
 
     @property
@@ -193,14 +185,8 @@ class CacheSettings(_Model):
                 "shards", f"{self.shards} needs clusterMode: enabled; with cluster mode disabled "
                 "there is exactly one shard (a primary and its replicas)",
             )
-        snapshot = _window(daily_window, self.snapshot_window, "snapshotWindow", 60)
-        maintenance = _window(weekly_window, self.maintenance_window, "maintenanceWindow", 60)
-        if daily_overlaps_weekly(snapshot, maintenance):
-            raise ConfigProblem(
-                "snapshotWindow",
-                f"{self.snapshot_window!r} overlaps maintenanceWindow {self.maintenance_window!r}; "
-                "ElastiCache requires them to be disjoint",
-            )
+        _disjoint_windows("snapshotWindow", self.snapshot_window, self.maintenance_window,
+                          minimum_minutes=60, service="ElastiCache")
         return self
 
     @property
@@ -224,8 +210,19 @@ class CacheSettings(_Model):
         return self.replicas >= 1
 
 
-def _window(parse, value: str, key: str, minimum: int) -> tuple[int, int]:
+def _disjoint_windows(daily_key: str, daily: str, maintenance: str, *, minimum_minutes: int,
+                      service: str) -> None:
+    """Both windows well-formed and long enough, and the daily one clear of maintenance."""
     try:
-        return parse(value, minimum_minutes=minimum)
+        daily_range = daily_window(daily, minimum_minutes=minimum_minutes)
     except ConfigProblem as problem:
-        raise ConfigProblem(key, problem.message) from None
+        raise ConfigProblem(daily_key, problem.message) from None
+    try:
+        weekly_range = weekly_window(maintenance, minimum_minutes=minimum_minutes)
+    except ConfigProblem as problem:
+        raise ConfigProblem("maintenanceWindow", problem.message) from None
+    if daily_overlaps_weekly(daily_range, weekly_range):
+        raise ConfigProblem(
+            daily_key, f"{daily!r} overlaps maintenanceWindow {maintenance!r}; {service} "
+            "requires them to be disjoint",
+        )
