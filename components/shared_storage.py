@@ -188,14 +188,14 @@ class SharedStorage(pulumi.ComponentResource):
         self.file_system_id = file_system.id
         # Children of the component, not of the file system: they would inherit its
         # `protect`, and mount targets and policies are cheap to re-create.
-        in_fs = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self)
         aws.efs.BackupPolicy(
             name, file_system_id=file_system.id,
-            backup_policy={"status": "ENABLED" if settings.backups else "DISABLED"}, opts=in_fs,
+            backup_policy={"status": "ENABLED" if settings.backups else "DISABLED"}, opts=child,
         )
         aws.efs.FileSystemPolicy(
             name, file_system_id=file_system.id,
-            policy=file_system.arn.apply(lambda arn: json.dumps(tls_only_policy(arn))), opts=in_fs,
+            policy=file_system.arn.apply(lambda arn: json.dumps(tls_only_policy(arn))), opts=child,
         )
         security_group = cluster_only_security_group(
             f"{name}-nfs", description=f"EFS mount targets of {cluster_name}",
@@ -208,7 +208,7 @@ class SharedStorage(pulumi.ComponentResource):
                 file_system_id=file_system.id,
                 subnet_id=network.private_subnet_ids.apply(lambda ids, index=index: ids[index]),
                 security_groups=[security_group.id],
-                opts=in_fs,
+                opts=child,
             )
             for index in range(network.zone_count)
         ]

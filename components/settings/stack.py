@@ -131,7 +131,6 @@ class StackSettings(_Model):
             )
         return self
 
-
     @model_validator(mode="after")
     def _data_durability(self) -> StackSettings:
         storage, database, cache = self.storage, self.database, self.cache
