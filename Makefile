@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: preview test lint venv clean
 
@@ -15,15 +16,21 @@ $(STAMP): requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $(STAMP)
 
-venv: $(STAMP)
+# Test tools (LiteLLM, kubernetes-validate, a test PostgreSQL) are large: only `make test`
+# and `make lint` install them, `make preview` needs the program's dependencies alone.
+$(TEST_STAMP): $(STAMP) requirements-test.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	touch $(TEST_STAMP)
+
+venv: $(TEST_STAMP)
 
 preview: $(STAMP)
 	$(BIN)/python -m tools.preview $(STACK)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 
 clean:

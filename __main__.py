@@ -2,15 +2,19 @@
 
 import pulumi
 
+from components.anythingllm import AnythingLlm
 from components.cache import CONNECTION_SECRET, Cache
 from components.cluster import Cluster
 from components.database import Database
 from components.db_bootstrap import DatabaseConsumer
+from components.ingress import LOAD_BALANCER_NAME_MAX, Ingress
+from components.llm_gateway import LlmGateway
+from components.model_serving import ModelServing
 from components.namespaces import APP, GATEWAY, WorkloadNamespaces
-from components.naming import cluster_name, common_tags
+from components.naming import cluster_name, common_tags, physical_name
 from components.network import Network
 from components.settings import load_settings
-from components.shared_storage import SharedStorage
+from components.shared_storage import DOCUMENTS, MODEL_CACHE, SharedStorage
 
 settings = load_settings()
 tags = common_tags(project=settings.project, stack=settings.stack,
@@ -51,6 +55,35 @@ database = Database(
 cache = Cache("cache", settings.cache, cluster_name=name, network=network, cluster=cluster,
               namespaces=namespaces, retain=retain, tags=tags)
 
+# The request path: ALB -> AnythingLLM -> LiteLLM -> vLLM.
+ingress = Ingress(
+    "ingress", settings.ingress, cluster=cluster, cluster_name=name,
+    load_balancer_name=physical_name(settings.project, settings.stack, max_length=LOAD_BALANCER_NAME_MAX),
+    vpc_id=network.vpc_id, region=settings.region, tags=tags,
+)
+hugging_face_token = (pulumi.Output.secret(settings.hugging_face_token.get_secret_value())
+                      if settings.hugging_face_token is not None else None)
+models = ModelServing(
+    "models", settings.model_serving, gpu_node_groups=settings.cluster.gpu_node_group_by_name,
+    namespaces=namespaces, model_cache_claim=storage.claims[MODEL_CACHE.name],
+    hugging_face_token=hugging_face_token, provider=cluster.provider,
+    compute_ready=cluster.compute_ready,
+)
+gateway = LlmGateway(
+    "gateway", settings.gateway, models=settings.model_serving.models, api_bases=models.api_bases,
+    namespaces=namespaces, database_secret=database.connection_secrets["litellm"],
+    redis_secret=cache.connection_secret, model_key_secret=models.api_key_secret,
+    provider=cluster.provider, compute_ready=cluster.compute_ready, retain=retain,
+)
+app = AnythingLlm(
+    "anythingllm", settings.app, ingress_settings=settings.ingress,
+    chat_model=settings.chat_model, embedding_model=settings.model_serving.embedding_model,
+    gateway_url=gateway.url, gateway_client_secret=gateway.client_secret, namespaces=namespaces,
+    database_secret=database.connection_secrets["anythingllm"], bootstrap_job=database.bootstrap_job,
+    storage_claim=storage.claims[DOCUMENTS.name], ingress=ingress, provider=cluster.provider,
+    compute_ready=cluster.compute_ready, retain=retain,
+)
+
 pulumi.export("environment", settings.environment)
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
@@ -62,6 +95,9 @@ pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("fileSystemId", storage.file_system_id)
 pulumi.export("databaseAddress", database.address)
 pulumi.export("cacheAddress", cache.host)
+pulumi.export("url", app.url)
+pulumi.export("albHostname", app.hostname)
+pulumi.export("models", {model.name: model.model for model in settings.model_serving.models})
 pulumi.export("connectionSecrets", {
     **{consumer.name: f"{consumer.namespace}/{consumer.secret_name}"
        for consumer in database_consumers},

@@ -21,8 +21,9 @@ CLUSTER_ADMIN_POLICY = "cluster-access-policy/AmazonEKSClusterAdminPolicy"
 # Installed before any node exists: nodes need networking (vpc-cni, kube-proxy) to become
 # Ready, and vpc-cni takes its AWS credentials from the Pod Identity agent.
 PRE_COMPUTE_ADDONS = ("eks-pod-identity-agent", "kube-proxy", "vpc-cni")
-# CoreDNS is a Deployment: it only becomes healthy once nodes can run it.
-POST_COMPUTE_ADDONS = ("coredns",)
+# Deployments: they only become healthy once nodes can run them. metrics-server (an EKS
+# community add-on) feeds the HorizontalPodAutoscalers of the workloads.
+POST_COMPUTE_ADDONS = ("coredns", "metrics-server")
 
 
 def vpc_cni_configuration() -> dict:
@@ -61,7 +62,7 @@ class Cluster(pulumi.ComponentResource):
         deletion protection from config;
       - an access entry plus `AmazonEKSClusterAdminPolicy` association per admin role ARN;
       - managed add-ons vpc-cni (network policy on, credentials through Pod Identity),
-        kube-proxy and eks-pod-identity-agent before the nodes, coredns after them;
+        kube-proxy and eks-pod-identity-agent before the nodes, coredns and metrics-server after them;
       - the node IAM role (worker node and ECR pull-only policies);
       - the on-demand system node group and one GPU node group per config entry (tainted
         `nvidia.com/gpu=true:NoSchedule`, labelled `nvidia.com/gpu.present=true` and with

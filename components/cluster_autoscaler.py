@@ -100,7 +100,9 @@ class ClusterAutoscaler(pulumi.ComponentResource):
             service_account=SERVICE_ACCOUNT,
             role_arn=role.arn,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
+            # `cluster_name` is plain text: the association waits for the cluster (and its
+            # nodes) through the component's own dependencies.
+            opts=child_options(self, opts),
         )
         self.release = pinned_release(
             name,

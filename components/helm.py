@@ -9,7 +9,7 @@ from .versions import HelmChart
 
 
 def pinned_release(name: str, chart: HelmChart, *, release_name: str, namespace: str,
-                   values: dict, opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+                   values: pulumi.Input[dict], opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
     """A Helm release of `chart` at its pinned version.
 
     `atomic`: a failed install or upgrade is rolled back instead of leaving a half-applied

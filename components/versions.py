@@ -54,3 +54,29 @@ CLUSTER_AUTOSCALER_IMAGE_TAGS: dict[str, str] = {
 # `postgres` user has UID/GID 999, so the Job runs as that user.
 POSTGRES_CLIENT_IMAGE = "docker.io/library/postgres:17.6"
 POSTGRES_CLIENT_UID = 999
+
+# AWS Load Balancer Controller: chart 3.5.0 = controller v3.5.0. Its IAM policy is the
+# upstream docs/install/iam_policy.json of the same tag, vendored in components/data/.
+AWS_LOAD_BALANCER_CONTROLLER = HelmChart(
+    chart="aws-load-balancer-controller",
+    version="3.5.0",
+    repository="https://aws.github.io/eks-charts",
+)
+AWS_LOAD_BALANCER_CONTROLLER_APP_VERSION = "v3.5.0"
+
+# AnythingLLM's PostgreSQL build (Docker Hub only; the `pg` branch publishes `pg-<release>`).
+# The plain `<release>` image keeps SQLite on the shared volume and cannot be replicated.
+ANYTHINGLLM_IMAGE = "docker.io/mintplexlabs/anythingllm:pg-1.16.0"
+ANYTHINGLLM_UID = 1000  # user `anythingllm` of the image
+
+# LiteLLM proxy with Prisma for its own database. Since the 2026 releases the Prisma engines
+# are baked at a fixed path, so the image runs as any non-root uid. Tags are `v<version>`
+# (the older `main-v<version>-stable` scheme is gone). requirements-test.txt pins the
+# `litellm` package at the same version; tests load the rendered config with its models.
+LITELLM_VERSION = "1.106.2"
+LITELLM_IMAGE = f"ghcr.io/berriai/litellm-database:v{LITELLM_VERSION}"
+LITELLM_UID = 1000
+
+# vLLM OpenAI-compatible server. Its CUDA 13 build needs NVIDIA driver >= 580, which the
+# AL2023 NVIDIA AMIs ship.
+VLLM_IMAGE = "docker.io/vllm/vllm-openai:v0.32.0"

@@ -17,8 +17,15 @@ STACKS = sorted(path.name.split(".")[1] for path in ROOT.glob("Pulumi.*.yaml"))
 TODAY = dt.date(2026, 11, 23)  # fixed, so version-support tests do not drift with the clock
 
 
+CERTIFICATE_ARN = "arn:aws:acm:eu-west-1:111122223333:certificate/00000000-0000-4000-8000-000000000000"
+WAF_ACL_ARN = ("arn:aws:wafv2:eu-west-1:111122223333:regional/webacl/chat/"
+               "00000000-0000-4000-8000-000000000001")
+
+
 def base_config(environment: str = "dev") -> dict[str, Any]:
     """A minimal valid stack config (keys without the project namespace)."""
+    ingress = ({"certificateArn": CERTIFICATE_ARN, "wafAclArn": WAF_ACL_ARN} if environment == "prod"
+               else {"scheme": "internet-facing", "inboundCidrs": ["198.51.100.0/24"]})
     return {
         "aws:region": "eu-west-1",
         "environment": environment,
@@ -37,6 +44,13 @@ def base_config(environment: str = "dev") -> dict[str, Any]:
                 "minSize": 0, "desiredSize": 0, "maxSize": 2,
             }],
         },
+        "ingress": ingress,
+        "modelServing": {"models": [
+            {"name": "chat", "model": "Qwen/Qwen2.5-7B-Instruct", "kind": "chat",
+             "nodeGroup": "inference", "maxModelLen": 32768},
+            {"name": "embed", "model": "BAAI/bge-m3", "kind": "embedding",
+             "nodeGroup": "inference", "maxModelLen": 8192, "dimensions": 1024},
+        ]},
     }
 
 

@@ -97,7 +97,7 @@ def test_admin_roles_get_access_entries_with_cluster_admin_policy(plan):
 
 def test_addons_are_explicit_and_ordered_around_the_nodes(plan):
     addons = {a.inputs["addonName"]: a for a in plan.of_type(ADDON)}
-    assert set(addons) == {"vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent"}
+    assert set(addons) == {"vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "metrics-server"}
     for addon in addons.values():
         assert addon.inputs["resolveConflictsOnCreate"] == "OVERWRITE"
     cni = addons["vpc-cni"]
@@ -108,6 +108,7 @@ def test_addons_are_explicit_and_ordered_around_the_nodes(plan):
         for name in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent"):
             assert plan.waits_for(group, addons[name]), (group.name, name)
         assert plan.waits_for(addons["coredns"], group)
+        assert plan.waits_for(addons["metrics-server"], group)
 
 
 def test_vpc_cni_role_is_scoped_to_aws_node(plan):

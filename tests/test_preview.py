@@ -26,7 +26,8 @@ def test_dev_preview_writes_plan_and_manifests(tmp_path, capsys):
     assert groups == {"cluster-system", "cluster-gpu-inference"}
     assert plan["outputs"]["kubeconfig"] == "[secret]"
     helm = {p.name for p in (tmp_path / "dev" / "manifests" / "helm").iterdir()}
-    assert helm == {"cluster-autoscaler.yaml", "nvidia-device-plugin.yaml"}
+    assert helm == {"cluster-autoscaler.yaml", "nvidia-device-plugin.yaml",
+                    "aws-load-balancer-controller.yaml"}
     release = yaml.safe_load((tmp_path / "dev" / "manifests" / "helm" /
                               "cluster-autoscaler.yaml").read_text())
     assert release["values"]["autoDiscovery"]["clusterName"] == "anythingllm-dev"

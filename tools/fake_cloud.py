@@ -70,6 +70,10 @@ class FakeCloud(Mocks):
             return {"partition": PARTITION, "dnsSuffix": "amazonaws.com", "id": PARTITION}
         if args.token == "aws:index/getRegion:getRegion":
             return {"name": self.region, "region": self.region, "id": self.region}
+        if args.token == "aws:lb/getHostedZoneId:getHostedZoneId":
+            # The canonical hosted zone of ALBs in the region (us-east-1's real one).
+            zone = "Z35SXDOTRQ7X7K" if self.region == "us-east-1" else f"Z{_digest(self.region, 12).upper()}"
+            return {"id": zone, "loadBalancerType": args.args.get("loadBalancerType", "application")}
         raise NotImplementedError(f"the offline engine has no answer for invoke {args.token!r}")
 
     def _arn(self, type_token: str, physical: str) -> str:
@@ -109,6 +113,14 @@ class FakeCloud(Mocks):
             return {"primaryEndpointAddress": f"master.{group}.{suffix}",
                     "readerEndpointAddress": f"replica.{group}.{suffix}",
                     "configurationEndpointAddress": f"clustercfg.{group}.{suffix}"}
+        if typ == "kubernetes:networking.k8s.io/v1:Ingress":
+            # What the AWS Load Balancer Controller writes once the ALB exists.
+            annotations = (inputs.get("metadata") or {}).get("annotations") or {}
+            lb_name = annotations.get("alb.ingress.kubernetes.io/load-balancer-name", physical)
+            scheme = annotations.get("alb.ingress.kubernetes.io/scheme", "internal")
+            prefix = "internal-" if scheme == "internal" else ""
+            host = f"{prefix}{lb_name}-{int(_digest(key, 8), 16) % 10**10}.{self.region}.elb.amazonaws.com"
+            return {"status": {"loadBalancer": {"ingress": [{"hostname": host}]}}}
         if typ == "random:index/randomPassword:RandomPassword":
             # Deterministic, never a real secret: enough characters of the requested length.
             length = int(inputs.get("length", 16))

@@ -9,6 +9,7 @@ This package is the only reader of `pulumi.Config`. Structured values live in
       anythingllm:network: {vpcCidr: 10.40.0.0/16, availabilityZones: [...]}
       anythingllm:cluster: {kubernetesVersion: "1.35", gpuNodeGroups: [...]}
       anythingllm:database: {engineVersion: "17", instanceClass: db.m7g.large}
+      anythingllm:modelServing: {models: [{name: qwen2-5-7b-instruct, kind: chat, ...}]}
 
 Every model forbids unknown keys. Every error names the key path (for example
 `cluster.gpuNodeGroups[0].instanceType`), the bad value and what is allowed, and is raised
@@ -26,17 +27,31 @@ from .loading import (
     read_raw_config,
 )
 from .network import ExistingNetworkSettings, NetworkSettings
+from .serving import (
+    AppSettings,
+    GatewaySettings,
+    IngressSettings,
+    ModelServingSettings,
+    ModelSettings,
+    ResourceSettings,
+)
 from .stack import StackSettings
 
 __all__ = [
     "PROJECT_NAMESPACE",
+    "AppSettings",
     "CacheSettings",
     "ClusterSettings",
     "ConfigProblem",
     "DatabaseSettings",
     "ExistingNetworkSettings",
+    "GatewaySettings",
     "GpuNodeGroupSettings",
+    "IngressSettings",
+    "ModelServingSettings",
+    "ModelSettings",
     "NetworkSettings",
+    "ResourceSettings",
     "ScalingSettings",
     "SettingsError",
     "StackSettings",

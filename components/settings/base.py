@@ -69,9 +69,21 @@ def log_retention(value: int) -> int:
     return value
 
 
+def with_environment_defaults(defaults: dict[str, dict[str, dict]], section: str,
+                              environment: object, value: object) -> object:
+    """`value` (a section of the raw config) with `defaults[environment][section]` filled in."""
+    table = defaults.get(environment) if isinstance(environment, str) else None
+    if table is None:
+        return value  # the environment itself is invalid and is reported on its own
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        return value  # reported by the model as "not a mapping"
+    return {**table.get(section, {}), **value}
+
+
 def _within(inner: ipaddress.IPv4Network, outer: ipaddress.IPv4Network) -> bool:
     return inner.subnet_of(outer)
-
 
 
 # --------------------------------------------------------------------------- time windows

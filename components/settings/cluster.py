@@ -137,7 +137,8 @@ class ClusterSettings(_Model):
     log_retention_days: int = 30
     deletion_protection: bool | None = None
     addon_versions: dict[
-        Literal["vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-efs-csi-driver"],
+        Literal["vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-efs-csi-driver",
+                "metrics-server"],
         str,
     ] = Field(default_factory=dict)
     system_node_group: SystemNodeGroupSettings = Field(default_factory=SystemNodeGroupSettings)

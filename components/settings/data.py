@@ -56,18 +56,6 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
 ENVIRONMENT_DEFAULTS["staging"] = ENVIRONMENT_DEFAULTS["dev"]
 
 
-def with_environment_defaults(section: str, environment: Any, value: Any) -> Any:
-    """`value` (a section of the raw config) with the environment's defaults filled in."""
-    defaults = ENVIRONMENT_DEFAULTS.get(environment) if isinstance(environment, str) else None
-    if defaults is None:
-        return value  # the environment itself is invalid and is reported on its own
-    if value is None:
-        value = {}
-    if not isinstance(value, dict):
-        return value  # reported by the model as "not a mapping"
-    return {**defaults[section], **value}
-
-
 class StorageSettings(_Model):
     """EFS shared storage for documents and the model-weight cache."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -63,18 +63,32 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{path}: {error['msg']} (got {json.dumps(error.get('input'), default=str)})"
 
 
+# Config keys that hold credentials: accepted only as Pulumi secrets, so that they are
+# encrypted in the stack file and stay secret in state.
+SECRET_KEYS = ("huggingFaceToken",)
+
+
 def parse_settings(
     raw: Mapping[str, Any],
     *,
     project: str,
     stack: str,
     today: dt.date | None = None,
+    secret_keys: Collection[str] = (),
 ) -> StackSettings:
     """Validate the stack configuration `raw` (keys without namespace) into StackSettings.
 
     `raw` maps the project's config keys (`network`, `cluster`, ...) plus `aws:region` to
-    their values. Raises SettingsError listing every problem, with its key path.
+    their values; `secret_keys` names the keys that were set as secrets. Raises
+    SettingsError listing every problem, with its key path.
     """
+    plaintext = [key for key in SECRET_KEYS if key in raw and key not in secret_keys]
+    if plaintext:
+        raise SettingsError(_report(stack, [
+            f"{key}: must be a secret; set it with `pulumi config set --secret "
+            f"{PROJECT_NAMESPACE}:{key}` so it is encrypted in Pulumi.{stack}.yaml and in state"
+            for key in plaintext
+        ]))
     data = {key: value for key, value in raw.items() if key != "aws:region"}
     data.update(project=project, stack=stack, region=raw.get("aws:region"))
     try:
@@ -94,6 +108,21 @@ def _report(stack: str, problems: list[str]) -> str:
     return f"invalid configuration in Pulumi.{stack}.yaml:\n{lines}"
 
 
+def read_secret_keys() -> set[str]:
+    """The project's config keys (without namespace) that were set as secrets."""
+    from pulumi.runtime import config as runtime_config
+
+    prefix = f"{PROJECT_NAMESPACE}:"
+    return {key[len(prefix):] for key in _config_keys()
+            if key.startswith(prefix) and runtime_config.is_config_secret(key)}
+
+
+def _config_keys() -> set[str]:
+    from pulumi.runtime import config as runtime_config
+
+    return {*runtime_config.get_config_env(), *runtime_config.CONFIG.get()}
+
+
 def read_raw_config() -> dict[str, Any]:
     """Every config value of this project's namespace plus `aws:region`, JSON decoded.
 
@@ -104,7 +133,7 @@ def read_raw_config() -> dict[str, Any]:
     from pulumi.runtime import config as runtime_config
 
     values: dict[str, Any] = {}
-    all_keys = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    all_keys = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}  # key -> value
     prefix = f"{PROJECT_NAMESPACE}:"
     for full_key, value in all_keys.items():
         if full_key.startswith(prefix):
@@ -133,5 +162,6 @@ def load_settings() -> StackSettings:
 
     return parse_settings(
         read_raw_config(), project=pulumi.get_project(), stack=pulumi.get_stack(),
+        secret_keys=read_secret_keys(),
     )
 

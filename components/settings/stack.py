@@ -5,23 +5,34 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ..rds_ca import RDS_CA_IDENTIFIER, vendored_regions
-from .base import REGION_NAME, TAG_KEY, ConfigProblem, _Model
+from .base import REGION_NAME, TAG_KEY, ConfigProblem, _Model, with_environment_defaults
 from .cluster import ClusterSettings
 from .data import (
     BURSTABLE_CACHE,
     BURSTABLE_DB,
+    ENVIRONMENT_DEFAULTS,
     CacheSettings,
     DatabaseSettings,
     StorageSettings,
-    with_environment_defaults,
 )
 from .network import NetworkSettings
+from .serving import (
+    SERVING_ENVIRONMENT_DEFAULTS,
+    AppSettings,
+    GatewaySettings,
+    IngressSettings,
+    ModelServingSettings,
+)
 
 PROD_MIN_BACKUP_RETENTION_DAYS = 14
-DATA_SECTIONS = ("storage", "database", "cache")
+PROD_MIN_APP_REPLICAS = 3
+DEFAULTED_SECTIONS = {
+    environment: {**ENVIRONMENT_DEFAULTS[environment], **SERVING_ENVIRONMENT_DEFAULTS[environment]}
+    for environment in ENVIRONMENT_DEFAULTS
+}
 
 
 class StackSettings(_Model):
@@ -37,6 +48,12 @@ class StackSettings(_Model):
     storage: StorageSettings
     database: DatabaseSettings
     cache: CacheSettings
+    ingress: IngressSettings
+    app: AppSettings
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    model_serving: ModelServingSettings
+    # Read from a secret config value only (`pulumi config set --secret`); see loading.py.
+    hugging_face_token: SecretStr | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -44,8 +61,10 @@ class StackSettings(_Model):
         if not isinstance(data, dict):
             return data
         environment = data.get("environment")
-        return {**data, **{section: with_environment_defaults(section, environment, data.get(section))
-                           for section in DATA_SECTIONS}}
+        sections = {name for table in DEFAULTED_SECTIONS.values() for name in table}
+        return {**data, **{section: with_environment_defaults(DEFAULTED_SECTIONS, section, environment,
+                                                              data.get(section))
+                           for section in sorted(sections)}}
 
     @field_validator("region")
     @classmethod
@@ -165,3 +184,59 @@ class StackSettings(_Model):
                 "cannot be true for staging: throwaway stacks must destroy in one run",
             )
         return self
+
+    @model_validator(mode="after")
+    def _serving(self) -> StackSettings:
+        groups = self.cluster.gpu_node_group_by_name
+        gpus_wanted: dict[str, int] = {}
+        for index, model in enumerate(self.model_serving.models):
+            key = f"modelServing.models[{index}]"
+            group = groups.get(model.node_group)
+            if group is None:
+                raise ConfigProblem(
+                    f"{key}.nodeGroup", f"{model.node_group!r} is not a GPU node group; "
+                    f"declared: {sorted(groups) or 'none (add cluster.gpuNodeGroups)'}",
+                )
+            if model.gpus > group.gpus_per_node:
+                raise ConfigProblem(
+                    f"{key}.gpus", f"{model.gpus} GPUs (tensor parallel) do not fit on one node of "
+                    f"{group.name!r} ({group.instance_types[0]}: {group.gpus_per_node} GPU)",
+                )
+            gpus_wanted[group.name] = gpus_wanted.get(group.name, 0) + model.gpus * model.replicas
+        for index, group in enumerate(self.cluster.gpu_node_groups):
+            capacity = group.max_size * group.gpus_per_node
+            if gpus_wanted.get(group.name, 0) > capacity:
+                raise ConfigProblem(
+                    f"cluster.gpuNodeGroups[{index}].maxSize",
+                    f"{group.max_size} nodes give {capacity} GPUs, but the models placed on "
+                    f"{group.name!r} need {gpus_wanted[group.name]} (gpus x replicas)",
+                )
+        chat_names = [model.name for model in self.model_serving.chat_models]
+        if self.app.chat_model is not None and self.app.chat_model not in chat_names:
+            raise ConfigProblem("app.chatModel", f"{self.app.chat_model!r} is not a chat model; "
+                                                 f"chat models: {chat_names}")
+        if self.is_prod:
+            ingress = self.ingress
+            rules = [
+                (self.app.replicas < PROD_MIN_APP_REPLICAS, "app.replicas",
+                 f"{self.app.replicas} is below {PROD_MIN_APP_REPLICAS}, the minimum in prod "
+                 "(one per availability zone)"),
+                (not ingress.deletion_protection, "ingress.deletionProtection", "cannot be false in prod"),
+                (ingress.certificate_arn is None, "ingress.certificateArn",
+                 "is required in prod: chat traffic and session cookies only over HTTPS"),
+                (ingress.scheme == "internet-facing" and ingress.waf_acl_arn is None,
+                 "ingress.wafAclArn", "is required in prod for an internet-facing ALB"),
+            ]
+            for failed, key, message in rules:
+                if failed:
+                    raise ConfigProblem(key, message)
+        if self.environment == "staging" and self.ingress.deletion_protection:
+            raise ConfigProblem("ingress.deletionProtection",
+                                "cannot be true for staging: throwaway stacks must destroy in one run")
+        return self
+
+    @property
+    def chat_model(self):
+        """The model AnythingLLM chats with: `app.chatModel`, else the first chat model."""
+        name = self.app.chat_model or self.model_serving.chat_models[0].name
+        return self.model_serving.by_name(name)

@@ -1,0 +1,279 @@
+"""AnythingLlm: the replicated AnythingLLM service behind the ALB."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from .database import CA_CONFIG_MAP
+from .db_bootstrap import RDS_CA_MOUNT_PATH
+from .ingress import Ingress
+from .llm_gateway import CLIENT_SECRET
+from .namespaces import APP, WorkloadNamespaces
+from .node_group import system_labels
+from .settings import AppSettings, IngressSettings, ModelSettings
+from .shared_storage import DOCUMENTS
+from .versions import ANYTHINGLLM_IMAGE, ANYTHINGLLM_UID
+from .workloads import (
+    container_security_context,
+    cpu_autoscaler,
+    disruption_budget,
+    http_probe,
+    http_service,
+    image_version,
+    pod_security_context,
+    rolling_update,
+    secret_env,
+    selector_labels,
+    spread_constraints,
+    workload_labels,
+)
+
+APP_NAME = "anythingllm"
+SERVER_PORT = 3001  # UI and API; the collector's 8888 is internal and never exposed
+STORAGE_DIR = "/app/server/storage"  # exactly this: the collector derives its hotdir from it
+COMKEY_DIR = f"{STORAGE_DIR}/comkey"
+SECRETS = "anythingllm-secrets"
+SECRET_KEYS = ("JWT_SECRET", "SIG_KEY", "SIG_SALT")
+SECRET_LENGTH = 64
+SERVICE_ACCOUNT = "anythingllm"
+# Seconds a leaving pod keeps serving after the ALB stops sending it new requests, on top of
+# the deregistration delay; PID 1 of the image is bash, which does not pass SIGTERM on, so
+# the pod is killed at the end of its grace period whatever happens.
+PRE_STOP_MARGIN_SECONDS = 15
+GRACE_MARGIN_SECONDS = 15
+# `prisma migrate deploy` runs at every start before the server listens: up to 10 minutes.
+STARTUP_PROBE_FAILURES = 60
+INGRESS_TIMEOUT = "20m"  # the controller provisions the ALB (a few minutes) before it has a name
+
+
+def pre_stop_seconds(ingress: IngressSettings) -> int:
+    """Longer than the ALB's deregistration delay: the pod outlives every in-flight stream the
+    ALB still lets finish."""
+    return ingress.deregistration_delay_seconds + PRE_STOP_MARGIN_SECONDS
+
+
+def termination_grace_seconds(ingress: IngressSettings) -> int:
+    return pre_stop_seconds(ingress) + GRACE_MARGIN_SECONDS
+
+
+def app_environment(*, chat_model: ModelSettings, embedding_model: ModelSettings,
+                    gateway_url: str, database_secret: pulumi.Input[str]) -> list[dict]:
+    """AnythingLLM's settings as environment: a setting changed in the UI would change one
+    pod's process only, so everything that must agree across replicas is declared here."""
+    return [
+        {"name": "SERVER_PORT", "value": str(SERVER_PORT)},
+        {"name": "STORAGE_DIR", "value": STORAGE_DIR},
+        {"name": "DISABLE_TELEMETRY", "value": "true"},
+        secret_env("DATABASE_URL", database_secret),
+        {"name": "VECTOR_DB", "value": "pgvector"},
+        *[secret_env(key, SECRETS) for key in SECRET_KEYS],
+        {"name": "LLM_PROVIDER", "value": "litellm"},
+        {"name": "LITE_LLM_BASE_PATH", "value": gateway_url},
+        {"name": "LITE_LLM_MODEL_PREF", "value": chat_model.name},
+        {"name": "LITE_LLM_MODEL_TOKEN_LIMIT", "value": str(chat_model.max_model_len)},
+        secret_env("LITE_LLM_API_KEY", CLIENT_SECRET),
+        {"name": "EMBEDDING_ENGINE", "value": "litellm"},
+        {"name": "EMBEDDING_MODEL_PREF", "value": embedding_model.name},
+        # Characters per chunk; a token is at least one character, so the model's token
+        # window is a safe ceiling.
+        {"name": "EMBEDDING_MODEL_MAX_CHUNK_LENGTH", "value": str(embedding_model.max_model_len)},
+        # Chromium (web scraping) without its setuid sandbox, instead of CAP_SYS_ADMIN.
+        {"name": "ANYTHINGLLM_CHROMIUM_ARGS", "value": "--no-sandbox,--disable-setuid-sandbox"},
+    ]
+
+
+def app_container(settings: AppSettings, ingress: IngressSettings, environment: list[dict]) -> dict:
+    return {
+        "name": APP_NAME,
+        "image": ANYTHINGLLM_IMAGE,
+        "image_pull_policy": "IfNotPresent",
+        "env": environment,
+        "ports": [{"name": "http", "container_port": SERVER_PORT, "protocol": "TCP"}],
+        "resources": settings.resources.as_kubernetes(),
+        "startup_probe": http_probe("/api/ping", "http", period=10, failures=STARTUP_PROBE_FAILURES),
+        "readiness_probe": http_probe("/api/ping", "http", period=10, failures=3),
+        "liveness_probe": http_probe("/api/ping", "http", period=20, failures=3),
+        "lifecycle": {"pre_stop": {"sleep": {"seconds": pre_stop_seconds(ingress)}}},
+        "volume_mounts": [
+            {"name": "storage", "mount_path": STORAGE_DIR},
+            # Every pod writes its own IPC key pair at boot; on the shared volume pods starting
+            # together would overwrite each other's.
+            {"name": "comkey", "mount_path": COMKEY_DIR},
+            {"name": "rds-ca", "mount_path": RDS_CA_MOUNT_PATH, "read_only": True},
+        ],
+        # The image writes /app/server/.env, Prisma's client and the collector's hotdir at
+        # run time, so the root filesystem cannot be read-only.
+        "security_context": container_security_context(read_only_root=False),
+    }
+
+
+def app_pod_spec(settings: AppSettings, ingress: IngressSettings, *, environment: list[dict],
+                 labels: dict[str, str]) -> dict:
+    return {
+        "service_account_name": SERVICE_ACCOUNT,
+        "automount_service_account_token": False,
+        "enable_service_links": False,
+        "node_selector": system_labels(),
+        "security_context": pod_security_context(uid=ANYTHINGLLM_UID, fs_group=ANYTHINGLLM_UID),
+        "topology_spread_constraints": spread_constraints(labels),
+        "termination_grace_period_seconds": termination_grace_seconds(ingress),
+        "containers": [app_container(settings, ingress, environment)],
+        "volumes": [
+            {"name": "storage", "persistent_volume_claim": {"claim_name": DOCUMENTS.name}},
+            {"name": "comkey", "empty_dir": {"size_limit": "16Mi"}},
+            {"name": "rds-ca", "config_map": {"name": CA_CONFIG_MAP}},
+        ],
+    }
+
+
+def ingress_spec(*, host: str | None) -> dict:
+    rule: dict = {"http": {"paths": [{
+        "path": "/", "path_type": "Prefix",
+        "backend": {"service": {"name": APP_NAME, "port": {"name": "http"}}},
+    }]}}
+    if host is not None:
+        rule["host"] = host
+    return {"ingress_class_name": "alb", "rules": [rule]}
+
+
+class AnythingLlm(pulumi.ComponentResource):
+    """AnythingLLM (PostgreSQL build) replicated behind the ALB.
+
+    Creates in `anythingllm` (a namespace with ALB pod readiness gates, see namespaces.py):
+    JWT_SECRET, SIG_KEY and SIG_SALT generated once (`protect`ed in prod) in Secret
+    `anythingllm-secrets`, shared by every replica; a ServiceAccount without token; the
+    Deployment (UID/GID 1000, no capabilities, RuntimeDefault seccomp; STORAGE_DIR on the
+    EFS claim with a per-pod emptyDir over comkey/; the RDS CA mounted; LLM and embedder on
+    the gateway; startup, readiness and liveness on /api/ping:3001; spread over zones and
+    nodes; rolling updates with no pod unavailable; preStop longer than the deregistration
+    delay); Service `anythingllm` (port 3001 only); a PodDisruptionBudget; a CPU
+    HorizontalPodAutoscaler; the ALB Ingress (annotations from the Ingress component,
+    waiting until the ALB has a DNS name); and optionally a Route 53 alias record.
+
+    Args:
+        name: logical name prefix.
+        settings, ingress_settings: the stack's `app` and `ingress` settings.
+        chat_model, embedding_model: the models AnythingLLM uses through the gateway.
+        gateway_url: the LiteLLM base URL; gateway_client_secret: the Secret with its key.
+        namespaces: the workload namespaces.
+        database_secret: the `anythingllm-database` connection Secret (exists only once the
+            bootstrap Job created the role and database); bootstrap_job: that Job.
+        storage_claim: the EFS claim of STORAGE_DIR.
+        ingress: the Ingress component (controller release and annotations).
+        provider, compute_ready: the cluster's kubernetes provider and what pods wait for.
+        retain: protect the generated secrets (prod).
+
+    Attributes:
+        hostname: the ALB's DNS name (Output); url: where users go.
+    """
+
+    def __init__(self, name: str, settings: AppSettings, *, ingress_settings: IngressSettings,
+                 chat_model: ModelSettings, embedding_model: ModelSettings, gateway_url: str,
+                 gateway_client_secret: k8s.core.v1.Secret, namespaces: WorkloadNamespaces,
+                 database_secret: k8s.core.v1.Secret, bootstrap_job: pulumi.Resource,
+                 storage_claim: pulumi.Resource, ingress: Ingress, provider: k8s.Provider,
+                 compute_ready: list[pulumi.Resource], retain: bool,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("anythingllm:serving:AnythingLlm", name, None, opts)
+        namespace = namespaces.by_name[APP.name].metadata.name
+        in_cluster = pulumi.ResourceOptions(parent=self, provider=provider)
+        keep = pulumi.ResourceOptions(parent=self, protect=retain)
+        generated = {
+            key: random.RandomPassword(f"{name}-{key.lower().replace('_', '-')}", length=SECRET_LENGTH,
+                                       special=False, opts=keep)
+            for key in SECRET_KEYS
+        }
+        secrets = k8s.core.v1.Secret(
+            f"{name}-secrets",
+            metadata={"name": SECRETS, "namespace": namespace},
+            type="Opaque",
+            string_data={key: password.result for key, password in generated.items()},
+            opts=in_cluster,
+        )
+        service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-app",
+            metadata={"name": SERVICE_ACCOUNT, "namespace": namespace},
+            automount_service_account_token=False,
+            opts=in_cluster,
+        )
+        labels = workload_labels(APP_NAME, "server", image_version(ANYTHINGLLM_IMAGE))
+        selector = selector_labels(APP_NAME, "server")
+        environment = app_environment(chat_model=chat_model, embedding_model=embedding_model,
+                                      gateway_url=gateway_url,
+                                      database_secret=database_secret.metadata.name)
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-app",
+            metadata={
+                "name": APP_NAME, "namespace": namespace, "labels": labels,
+                # Vectors already stored have this size; changing the embedder means re-embedding.
+                "annotations": {"anythingllm.io/embedding-model": embedding_model.name,
+                                "anythingllm.io/embedding-dimensions": str(embedding_model.dimensions)},
+            },
+            spec={
+                # No `replicas`: the HorizontalPodAutoscaler owns it (min = settings.replicas).
+                "strategy": rolling_update(),
+                "selector": {"match_labels": selector},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": app_pod_spec(settings, ingress_settings, environment=environment,
+                                         labels=selector),
+                },
+            },
+            # The database (role, database, `vector`) must exist before migrations run; the
+            # controller's webhook must run so new pods get their ALB readiness gate.
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=provider,
+                depends_on=[*compute_ready, secrets, service_account, database_secret, bootstrap_job,
+                            storage_claim, gateway_client_secret, ingress.release],
+            ),
+        )
+        service = http_service(f"{name}-app", namespace=namespace, labels=labels, selector=selector,
+                               port=SERVER_PORT, opts=in_cluster)
+        disruption_budget(f"{name}-app", namespace=namespace, labels=labels, selector=selector,
+                          opts=in_cluster)
+        cpu_autoscaler(f"{name}-app", namespace=namespace, labels=labels, deployment=APP_NAME,
+                       min_replicas=settings.replicas, max_replicas=settings.replica_ceiling,
+                       cpu_utilization=settings.target_cpu_utilization,
+                       opts=pulumi.ResourceOptions(parent=self, provider=provider,
+                                                   depends_on=[self.deployment]))
+        dns = ingress_settings.dns
+        self.ingress = k8s.networking.v1.Ingress(
+            f"{name}-ingress",
+            metadata={
+                "name": APP_NAME,
+                "namespace": namespace,
+                "labels": labels,
+                "annotations": {
+                    **ingress.annotations,
+                    # pulumi-kubernetes' default Ingress await does not fit this controller;
+                    # wait for the one field that matters: the ALB's DNS name.
+                    "pulumi.com/waitFor": "jsonpath={.status.loadBalancer.ingress[0].hostname}",
+                },
+            },
+            spec=ingress_spec(host=dns.name if dns is not None else None),
+            # Depends on the controller release: created after it, and deleted (with the ALB)
+            # before it on destroy.
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=provider, depends_on=[ingress.release, service, self.deployment],
+                custom_timeouts=pulumi.CustomTimeouts(create=INGRESS_TIMEOUT, update=INGRESS_TIMEOUT),
+            ),
+        )
+        self.hostname = self.ingress.status.apply(
+            lambda status: status.load_balancer.ingress[0].hostname)
+        if dns is not None:
+            zone = aws.lb.get_hosted_zone_id_output(load_balancer_type="application")
+            aws.route53.Record(
+                f"{name}-dns",
+                zone_id=dns.hosted_zone_id,
+                name=dns.name,
+                type="A",
+                aliases=[{"name": self.hostname, "zone_id": zone.id, "evaluate_target_health": True}],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        scheme = "https" if ingress_settings.https else "http"
+        self.url = (pulumi.Output.from_input(f"{scheme}://{dns.name}") if dns is not None
+                    else self.hostname.apply(lambda host: f"{scheme}://{host}"))
+        self.register_outputs({"url": self.url})

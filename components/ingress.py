@@ -1,0 +1,200 @@
+"""Ingress: the AWS Load Balancer Controller, and the ALB annotations built from settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+from .cluster import Cluster
+from .helm import pinned_release
+from .node_group import system_labels
+from .pod_identity import pod_identity_role
+from .settings import IngressSettings
+from .versions import AWS_LOAD_BALANCER_CONTROLLER
+
+NAMESPACE = "kube-system"
+SERVICE_ACCOUNT = "aws-load-balancer-controller"
+INGRESS_CLASS = "alb"
+ANNOTATION_PREFIX = "alb.ingress.kubernetes.io/"
+# AnythingLLM answers `{"online":true}` here without touching the database; every unknown
+# path returns the SPA with 200, so this is the only meaningful health check.
+HEALTH_CHECK_PATH = "/api/ping"
+IAM_POLICY_FILE = Path(__file__).parent / "data" / "aws-load-balancer-controller-iam-policy.json"
+# Longest ALB name AWS accepts; the controller uses it as given.
+LOAD_BALANCER_NAME_MAX = 32
+
+
+def controller_iam_policy() -> str:
+    """The upstream IAM policy of the pinned controller version (see components/data/README.md)."""
+    return IAM_POLICY_FILE.read_text()
+
+
+def _attributes(pairs: list[tuple[str, object]]) -> str:
+    # The controller's stringMap syntax: k=v pairs joined by commas, booleans lowercase.
+    def text(value: object) -> str:
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    return ",".join(f"{key}={text(value)}" for key, value in pairs)
+
+
+def alb_annotations(settings: IngressSettings, *, load_balancer_name: str) -> dict[str, str]:
+    """The `alb.ingress.kubernetes.io/*` annotations of the AnythingLLM Ingress.
+
+    - `target-type: ip`: pods are targets, which sticky sessions and pod readiness gates need.
+    - Target group: `lb_cookie` stickiness (embedding progress, agent attachments and their
+      SSE/WebSocket live in one pod's memory), least outstanding requests (answers take
+      seconds to minutes, round robin would pile streams on one pod), and the deregistration
+      delay in-flight streams get when a pod leaves.
+    - Load balancer: the idle timeout (>= 300 s for the agent WebSocket), dropping invalid
+      header fields, deletion protection, optional access logs.
+    - HTTPS with the ACM certificate and a redirect from HTTP when a certificate is set.
+    The stack's tags reach the ALB through the controller's `defaultTags`.
+    """
+    health = settings.health_check
+    target_group = _attributes([
+        ("stickiness.enabled", True),
+        ("stickiness.type", "lb_cookie"),
+        ("stickiness.lb_cookie.duration_seconds", settings.sticky_session_seconds),
+        ("load_balancing.algorithm.type", "least_outstanding_requests"),
+        ("deregistration_delay.timeout_seconds", settings.deregistration_delay_seconds),
+    ])
+    load_balancer_pairs: list[tuple[str, object]] = [
+        ("idle_timeout.timeout_seconds", settings.idle_timeout_seconds),
+        ("routing.http.drop_invalid_header_fields.enabled", True),
+        ("deletion_protection.enabled", settings.deletion_protection),
+    ]
+    if settings.access_logs is not None:
+        load_balancer_pairs += [("access_logs.s3.enabled", True),
+                                ("access_logs.s3.bucket", settings.access_logs.bucket)]
+        if settings.access_logs.prefix:
+            load_balancer_pairs.append(("access_logs.s3.prefix", settings.access_logs.prefix))
+    annotations = {
+        "load-balancer-name": load_balancer_name,
+        "scheme": settings.scheme,
+        "target-type": "ip",
+        "inbound-cidrs": ",".join(settings.inbound_cidrs),
+        "healthcheck-protocol": "HTTP",
+        "healthcheck-port": "traffic-port",
+        "healthcheck-path": HEALTH_CHECK_PATH,
+        "healthcheck-interval-seconds": str(health.interval_seconds),
+        "healthcheck-timeout-seconds": str(health.timeout_seconds),
+        "healthy-threshold-count": str(health.healthy_threshold),
+        "unhealthy-threshold-count": str(health.unhealthy_threshold),
+        "success-codes": health.success_codes,
+        "target-group-attributes": target_group,
+        "load-balancer-attributes": _attributes(load_balancer_pairs),
+    }
+    if settings.https:
+        annotations.update({
+            "listen-ports": json.dumps([{"HTTP": 80}, {"HTTPS": 443}]),
+            "certificate-arn": settings.certificate_arn,
+            "ssl-policy": settings.ssl_policy,
+            "ssl-redirect": "443",
+        })
+    else:
+        annotations["listen-ports"] = json.dumps([{"HTTP": 80}])
+    if settings.waf_acl_arn is not None:
+        annotations["wafv2-acl-arn"] = settings.waf_acl_arn
+    return {f"{ANNOTATION_PREFIX}{key}": value for key, value in annotations.items()}
+
+
+def controller_values(*, cluster_name: str, region: str, vpc_id: str, tags: dict[str, str]) -> dict:
+    """Helm values of the controller release."""
+    return {
+        "clusterName": cluster_name,
+        "region": region,
+        "vpcId": vpc_id,
+        "replicaCount": 2,
+        "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
+        # Reuse the webhook certificate the chart generated on install; otherwise every
+        # `pulumi up` re-renders a new CA and restarts the controller.
+        "keepTLSSecret": True,
+        "ingressClass": INGRESS_CLASS,
+        "createIngressClassResource": True,
+        # Only the Ingresses of this stack: Services of type LoadBalancer keep their default
+        # (and a controller outage cannot block Service creation cluster-wide).
+        "enableServiceMutatorWebhook": False,
+        # Every ALB, target group and security group it creates carries the stack's tags.
+        "defaultTags": tags,
+        "podDisruptionBudget": {"maxUnavailable": 1},
+        "nodeSelector": system_labels(),
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                      "limits": {"cpu": "500m", "memory": "512Mi"}},
+        "securityContext": {"readOnlyRootFilesystem": True, "runAsNonRoot": True,
+                            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "podSecurityContext": {"fsGroup": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
+    }
+
+
+class Ingress(pulumi.ComponentResource):
+    """The AWS Load Balancer Controller and the annotations of the ALB it builds.
+
+    Creates: a Pod Identity role trusted only by kube-system/aws-load-balancer-controller of
+    this cluster, with the vendored upstream IAM policy inline; its Pod Identity association;
+    and the controller's Helm release (chart pinned in versions.py, two replicas on the
+    system nodes, webhook certificate kept across upgrades, the `alb` IngressClass, the
+    stack's tags on every AWS resource it creates).
+
+    The Ingress object itself belongs to the workload it routes to (AnythingLlm); it must
+    depend on `release`, so that `pulumi destroy` deletes the Ingress, and with it the ALB,
+    target groups and security groups, while the controller still runs. An Ingress left
+    behind keeps the controller's finalizer and the VPC cannot be deleted.
+
+    Args:
+        name: logical name prefix.
+        settings: the stack's `ingress` settings.
+        cluster: the Cluster component (cluster name, provider, compute to wait for).
+        cluster_name: physical EKS cluster name.
+        load_balancer_name: the ALB's name (<= 32 characters, see naming.physical_name).
+        vpc_id: the VPC the controller manages load balancers in.
+        region: AWS region.
+        tags: common tags.
+
+    Attributes:
+        release: the controller's Helm release.
+        annotations: the Ingress annotations (`alb_annotations`).
+        ingress_class: the IngressClass name to put in `spec.ingressClassName`.
+    """
+
+    def __init__(self, name: str, settings: IngressSettings, *, cluster: Cluster, cluster_name: str,
+                 load_balancer_name: str, vpc_id: pulumi.Input[str], region: str,
+                 tags: dict[str, str], opts: pulumi.ResourceOptions | None = None):
+        super().__init__("anythingllm:ingress:Ingress", name, None, opts)
+        role = pod_identity_role(
+            f"{name}-controller",
+            account_id=aws.get_caller_identity_output().account_id,
+            cluster_name=cluster_name,
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
+            partition=aws.get_partition_output().partition,
+            inline_policy=controller_iam_policy(),
+            tags=tags,
+            parent=self,
+        )
+        association = aws.eks.PodIdentityAssociation(
+            f"{name}-controller",
+            cluster_name=cluster.cluster_name,
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
+            role_arn=role.arn,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        values = pulumi.Output.from_input(vpc_id).apply(lambda vpc: controller_values(
+            cluster_name=cluster_name, region=region, vpc_id=vpc, tags=tags))
+        self.release = pinned_release(
+            f"{name}-controller",
+            AWS_LOAD_BALANCER_CONTROLLER,
+            release_name="aws-load-balancer-controller",
+            namespace=NAMESPACE,
+            values=values,
+            # Runs on the nodes; credentials are injected at pod creation, so the association
+            # must exist first.
+            opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider,
+                                        depends_on=[*cluster.compute_ready, association]),
+        )
+        self.ingress_class = INGRESS_CLASS
+        self.annotations = alb_annotations(settings, load_balancer_name=load_balancer_name)
+        self.register_outputs({"release": self.release.name})

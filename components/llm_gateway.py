@@ -1,0 +1,245 @@
+"""LlmGateway: the LiteLLM proxy in front of the vLLM servers, sharing its state in Redis."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from .cache import CONNECTION_SECRET as REDIS_SECRET
+from .database import CA_CONFIG_MAP
+from .db_bootstrap import RDS_CA_MOUNT_PATH
+from .litellm_config import litellm_config, render
+from .model_serving import API_KEY_SECRET, GATEWAY_APP
+from .namespaces import APP, GATEWAY, WorkloadNamespaces
+from .node_group import system_labels
+from .settings import GatewaySettings, ModelSettings
+from .versions import LITELLM_IMAGE, LITELLM_UID
+from .workloads import (
+    container_security_context,
+    cpu_autoscaler,
+    disruption_budget,
+    http_probe,
+    http_service,
+    image_version,
+    pod_security_context,
+    rolling_update,
+    secret_env,
+    selector_labels,
+    spread_constraints,
+    workload_labels,
+)
+
+GATEWAY_PORT = 4000
+CONFIG_MAP = "litellm-config"
+SECRETS = "litellm-secrets"
+CLIENT_SECRET = "llm-gateway-client"  # in the AnythingLLM namespace
+SERVICE_ACCOUNT = "litellm"
+CONFIG_PATH = "/etc/litellm"
+KEY_LENGTH = 48
+# Writable paths of a read-only container: LiteLLM copies its admin UI and logo to
+# /var/lib/litellm when LITELLM_NON_ROOT is set; Prisma and Python use /tmp.
+WRITABLE_PATHS = {"tmp": "/tmp", "litellm-state": "/var/lib/litellm"}
+APP_NAME = "anythingllm"
+
+
+def gateway_url() -> str:
+    """The base URL AnythingLLM's OpenAI client uses (LiteLLM serves /chat/completions and
+    /embeddings at its root)."""
+    return f"http://{GATEWAY_APP}.{GATEWAY.name}.svc.cluster.local:{GATEWAY_PORT}"
+
+
+def config_digest(config_text: str) -> str:
+    return hashlib.sha256(config_text.encode()).hexdigest()[:16]
+
+
+def gateway_container(settings: GatewaySettings, *, database_secret: pulumi.Input[str]) -> dict:
+    return {
+        "name": "litellm",
+        "image": LITELLM_IMAGE,
+        "image_pull_policy": "IfNotPresent",
+        # One worker per pod: replicas, not workers, are the unit of scale and of failure.
+        "args": ["--config", f"{CONFIG_PATH}/config.yaml", "--port", str(GATEWAY_PORT),
+                 "--num_workers", "1"],
+        "env": [
+            {"name": "LITELLM_MODE", "value": "PRODUCTION"},
+            {"name": "LITELLM_LOG", "value": "INFO"},
+            {"name": "LITELLM_NON_ROOT", "value": "true"},
+            {"name": "HOME", "value": "/tmp"},
+            {"name": "LITELLM_LOCAL_MODEL_COST_MAP", "value": "True"},
+            secret_env("LITELLM_MASTER_KEY", SECRETS),
+            secret_env("LITELLM_SALT_KEY", SECRETS),
+            secret_env("DATABASE_URL", database_secret),
+            secret_env("VLLM_API_KEY", API_KEY_SECRET),
+            *[secret_env(variable, REDIS_SECRET)
+              for variable in ("REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_SSL")],
+        ],
+        "ports": [{"name": "http", "container_port": GATEWAY_PORT, "protocol": "TCP"}],
+        "resources": settings.resources.as_kubernetes(),
+        # Prisma migrations run before the server listens.
+        "startup_probe": http_probe("/health/readiness", "http", period=10, failures=30),
+        # Neither checks the models (that is /health, which needs the key and calls every model).
+        "readiness_probe": http_probe("/health/readiness", "http", period=10, failures=3),
+        "liveness_probe": http_probe("/health/liveliness", "http", period=20, failures=3),
+        "volume_mounts": [
+            {"name": "config", "mount_path": CONFIG_PATH, "read_only": True},
+            {"name": "rds-ca", "mount_path": RDS_CA_MOUNT_PATH, "read_only": True},
+            *[{"name": volume, "mount_path": path} for volume, path in WRITABLE_PATHS.items()],
+        ],
+        "security_context": container_security_context(read_only_root=True),
+    }
+
+
+def gateway_pod_spec(settings: GatewaySettings, *, labels: dict[str, str],
+                     database_secret: pulumi.Input[str]) -> dict:
+    return {
+        "service_account_name": SERVICE_ACCOUNT,
+        "automount_service_account_token": False,
+        "enable_service_links": False,
+        "node_selector": system_labels(),
+        "security_context": pod_security_context(uid=LITELLM_UID, fs_group=LITELLM_UID),
+        "topology_spread_constraints": spread_constraints(labels),
+        # Streams through the gateway end with their client's (AnythingLLM's) request.
+        "termination_grace_period_seconds": settings.request_timeout_seconds,
+        "containers": [gateway_container(settings, database_secret=database_secret)],
+        "volumes": [
+            {"name": "config", "config_map": {"name": CONFIG_MAP}},
+            {"name": "rds-ca", "config_map": {"name": CA_CONFIG_MAP}},
+            *[{"name": volume, "empty_dir": {"size_limit": "256Mi"}} for volume in WRITABLE_PATHS],
+        ],
+    }
+
+
+def clients_only_policy_spec() -> dict:
+    """The gateway accepts TCP 4000 from AnythingLLM's pods only."""
+    return {
+        "pod_selector": {"match_labels": {"app.kubernetes.io/name": GATEWAY_APP}},
+        "policy_types": ["Ingress"],
+        "ingress": [{
+            "from": [{
+                "namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": APP.name}},
+                "pod_selector": {"match_labels": {"app.kubernetes.io/name": APP_NAME}},
+            }],
+            "ports": [{"protocol": "TCP", "port": GATEWAY_PORT}],
+        }],
+    }
+
+
+class LlmGateway(pulumi.ComponentResource):
+    """LiteLLM: one OpenAI-compatible endpoint for every model, with shared limits and cache.
+
+    Creates in `llm-gateway`: the master key (`sk-` + 48 characters) and the salt key
+    (generated once, `protect`ed in prod: changing it makes stored credentials unreadable) in
+    Secret `litellm-secrets`; ConfigMap `litellm-config` (see litellm_config.py); a
+    ServiceAccount without token; the Deployment (pinned `litellm-database` image, one worker
+    per pod, non-root and read-only, probes on /health/liveliness and /health/readiness,
+    spread over zones, restarted when the config changes); Service `litellm`; a
+    PodDisruptionBudget; a CPU HorizontalPodAutoscaler (replicas..maxReplicas); a
+    NetworkPolicy admitting only AnythingLLM. In `anythingllm`: Secret `llm-gateway-client`
+    with the key AnythingLLM presents (`LITE_LLM_API_KEY`).
+
+    Args:
+        name: logical name prefix.
+        settings: the stack's `gateway` settings.
+        models: the model servers and their base URLs (ModelServing.api_bases).
+        namespaces: the workload namespaces.
+        database_secret: the `litellm-database` connection Secret (Database component).
+        redis_secret: the `llm-gateway-redis` Secret (Cache component).
+        model_key_secret: the `vllm-api-key` Secret in `llm-gateway` (ModelServing).
+        provider, compute_ready: the cluster's kubernetes provider and what pods wait for.
+        retain: protect the salt key (prod).
+
+    Attributes:
+        url: the base URL clients use; client_secret: the Secret AnythingLLM reads its key from;
+        deployment.
+    """
+
+    def __init__(self, name: str, settings: GatewaySettings, *, models: list[ModelSettings],
+                 api_bases: dict[str, str], namespaces: WorkloadNamespaces,
+                 database_secret: k8s.core.v1.Secret, redis_secret: k8s.core.v1.Secret,
+                 model_key_secret: k8s.core.v1.Secret, provider: k8s.Provider,
+                 compute_ready: list[pulumi.Resource], retain: bool,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("anythingllm:serving:LlmGateway", name, None, opts)
+        namespace = namespaces.by_name[GATEWAY.name].metadata.name
+        in_cluster = pulumi.ResourceOptions(parent=self, provider=provider)
+        master_key = random.RandomPassword(f"{name}-master-key", length=KEY_LENGTH, special=False,
+                                           opts=pulumi.ResourceOptions(parent=self))
+        salt_key = random.RandomPassword(f"{name}-salt-key", length=KEY_LENGTH, special=False,
+                                         opts=pulumi.ResourceOptions(parent=self, protect=retain))
+        master = pulumi.Output.concat("sk-", master_key.result)
+        secrets = k8s.core.v1.Secret(
+            f"{name}-secrets",
+            metadata={"name": SECRETS, "namespace": namespace},
+            type="Opaque",
+            string_data={"LITELLM_MASTER_KEY": master, "LITELLM_SALT_KEY": salt_key.result},
+            opts=in_cluster,
+        )
+        # AnythingLLM is the gateway's only client and presents the master key: LiteLLM
+        # declares no other static key in its config, and the gateway is reachable from
+        # AnythingLLM's pods alone (NetworkPolicy below).
+        self.client_secret = k8s.core.v1.Secret(
+            f"{name}-client",
+            metadata={"name": CLIENT_SECRET, "namespace": namespaces.by_name[APP.name].metadata.name},
+            type="Opaque",
+            string_data={"LITE_LLM_API_KEY": master},
+            opts=in_cluster,
+        )
+        config_text = render(litellm_config(models, api_bases, settings))
+        config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config",
+            metadata={"name": CONFIG_MAP, "namespace": namespace},
+            data={"config.yaml": config_text},
+            opts=in_cluster,
+        )
+        service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-litellm",
+            metadata={"name": SERVICE_ACCOUNT, "namespace": namespace},
+            automount_service_account_token=False,
+            opts=in_cluster,
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-clients-only",
+            metadata={"name": "allow-anythingllm-only", "namespace": namespace},
+            spec=clients_only_policy_spec(),
+            opts=in_cluster,
+        )
+        labels = workload_labels(GATEWAY_APP, "llm-gateway", image_version(LITELLM_IMAGE))
+        selector = selector_labels(GATEWAY_APP, "llm-gateway")
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-litellm",
+            metadata={"name": GATEWAY_APP, "namespace": namespace, "labels": labels},
+            spec={
+                # No `replicas`: the HorizontalPodAutoscaler owns it (min = settings.replicas).
+                "strategy": rolling_update(),
+                "selector": {"match_labels": selector},
+                "template": {
+                    "metadata": {
+                        "labels": labels,
+                        # A config change restarts the pods (a ConfigMap alone does not).
+                        "annotations": {"anythingllm.io/config-digest": config_digest(config_text)},
+                    },
+                    "spec": gateway_pod_spec(settings, labels=selector,
+                                             database_secret=database_secret.metadata.name),
+                },
+            },
+            # Its database, Redis and the model key must exist before the first pod starts.
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=provider,
+                depends_on=[*compute_ready, secrets, config_map, service_account, database_secret,
+                            redis_secret, model_key_secret],
+            ),
+        )
+        http_service(f"{name}-litellm", namespace=namespace, labels=labels, selector=selector,
+                     port=GATEWAY_PORT, opts=in_cluster)
+        disruption_budget(f"{name}-litellm", namespace=namespace, labels=labels, selector=selector,
+                          opts=in_cluster)
+        cpu_autoscaler(f"{name}-litellm", namespace=namespace, labels=labels, deployment=GATEWAY_APP,
+                       min_replicas=settings.replicas, max_replicas=settings.replica_ceiling,
+                       cpu_utilization=settings.target_cpu_utilization,
+                       opts=pulumi.ResourceOptions(parent=self, provider=provider,
+                                                   depends_on=[self.deployment]))
+        self.url = gateway_url()
+        self.register_outputs({})

@@ -1,0 +1,256 @@
+"""ModelServing: vLLM model servers on the GPU node groups, reachable only from the gateway."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from .namespaces import GATEWAY, MODELS, WorkloadNamespaces
+from .node_group import GPU_NODE_GROUP_LABEL, GPU_RESOURCE, GPU_TAINT
+from .settings import GpuNodeGroupSettings, ModelServingSettings, ModelSettings
+from .shared_storage import MODEL_CACHE
+from .versions import VLLM_IMAGE
+from .workloads import (
+    container_security_context,
+    disruption_budget,
+    http_probe,
+    http_service,
+    image_version,
+    pod_security_context,
+    rolling_update,
+    secret_env,
+    selector_labels,
+    workload_labels,
+)
+
+VLLM_PORT = 8000
+API_KEY_SECRET = "vllm-api-key"
+HF_TOKEN_SECRET = "hugging-face-token"
+SERVICE_ACCOUNT = "vllm"
+# HF_HOME on the shared EFS claim: a model is downloaded once for every replica and restart.
+HF_HOME = "/root/.cache/huggingface"
+# Model download plus weight loading and CUDA graph capture: up to 20 minutes.
+STARTUP_PROBE_FAILURES = 120
+STARTUP_PROBE_PERIOD = 10
+GATEWAY_APP = "litellm"
+API_KEY_LENGTH = 48
+
+
+def service_name(model: ModelSettings) -> str:
+    return f"vllm-{model.name}"
+
+
+def api_base(model: ModelSettings) -> str:
+    """The OpenAI-compatible base URL of a model server (LiteLLM appends /chat/completions or
+    /embeddings to it)."""
+    return f"http://{service_name(model)}.{MODELS.name}.svc.cluster.local:{VLLM_PORT}/v1"
+
+
+def vllm_args(model: ModelSettings) -> list[str]:
+    """`vllm serve` arguments. The API key comes from VLLM_API_KEY, not the command line, so it
+    never shows in the pod spec."""
+    args = [
+        model.model,
+        "--served-model-name", model.name,
+        "--host", "0.0.0.0",
+        "--port", str(VLLM_PORT),
+        "--tensor-parallel-size", str(model.gpus),
+        "--max-model-len", str(model.max_model_len),
+        "--gpu-memory-utilization", str(model.gpu_memory_utilization),
+        # The kubelet probes /health every few seconds; keep them out of the access log.
+        "--disable-access-log-for-endpoints", "/health",
+    ]
+    if model.kind == "embedding":
+        args += ["--runner", "pooling"]
+    return args
+
+
+def rollout_strategy(model: ModelSettings, group: GpuNodeGroupSettings,
+                     models: list[ModelSettings]) -> dict:
+    """RollingUpdate (one extra pod, none unavailable) when the group has room for one more pod
+    of this model at its maximum size; otherwise Recreate, since a surge pod could never be
+    scheduled and the rollout would hang."""
+    used = sum(m.gpus * m.replicas for m in models if m.node_group == group.name)
+    spare = group.max_size * group.gpus_per_node - used
+    return rolling_update() if spare >= model.gpus else {"type": "Recreate"}
+
+
+def model_container(model: ModelSettings, *, with_hf_token: bool) -> dict:
+    env = [
+        {"name": "HF_HOME", "value": HF_HOME},
+        {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+        {"name": "DO_NOT_TRACK", "value": "1"},
+        secret_env("VLLM_API_KEY", API_KEY_SECRET),
+    ]
+    if with_hf_token:
+        env.append(secret_env("HF_TOKEN", HF_TOKEN_SECRET))
+    resources = model.resources.as_kubernetes()
+    resources["requests"][GPU_RESOURCE] = str(model.gpus)
+    resources["limits"][GPU_RESOURCE] = str(model.gpus)
+    return {
+        "name": "vllm",
+        "image": VLLM_IMAGE,
+        "image_pull_policy": "IfNotPresent",
+        "command": ["vllm", "serve"],
+        "args": vllm_args(model),
+        "env": env,
+        "ports": [{"name": "http", "container_port": VLLM_PORT, "protocol": "TCP"}],
+        "resources": resources,
+        # /health is outside the API key's guard (/v1/*).
+        "startup_probe": http_probe("/health", "http", period=STARTUP_PROBE_PERIOD,
+                                    failures=STARTUP_PROBE_FAILURES),
+        "readiness_probe": http_probe("/health", "http", period=10, failures=3),
+        "liveness_probe": http_probe("/health", "http", period=30, failures=5, timeout=10),
+        "volume_mounts": [
+            {"name": "shm", "mount_path": "/dev/shm"},
+            {"name": "model-cache", "mount_path": HF_HOME},
+        ],
+        # The image runs as root and writes caches under /root: no read-only root, but no
+        # capabilities and no privilege escalation (namespace Pod Security level: baseline).
+        "security_context": container_security_context(read_only_root=False),
+    }
+
+
+def model_pod_spec(model: ModelSettings, *, with_hf_token: bool) -> dict:
+    return {
+        "service_account_name": SERVICE_ACCOUNT,
+        "automount_service_account_token": False,
+        "enable_service_links": False,
+        "node_selector": {GPU_NODE_GROUP_LABEL: model.node_group},
+        "tolerations": [{"key": GPU_TAINT.key, "operator": "Exists", "effect": "NoSchedule"}],
+        "security_context": pod_security_context(uid=None),
+        "termination_grace_period_seconds": 120,
+        "containers": [model_container(model, with_hf_token=with_hf_token)],
+        "volumes": [
+            # NCCL and PyTorch workers exchange tensors through shared memory.
+            {"name": "shm", "empty_dir": {"medium": "Memory", "size_limit": model.shm_size}},
+            {"name": "model-cache", "persistent_volume_claim": {"claim_name": MODEL_CACHE.name}},
+        ],
+    }
+
+
+def gateway_only_policy_spec() -> dict:
+    """Every pod of the namespace accepts TCP 8000 from the LiteLLM pods and nothing else:
+    vLLM's API key guards only /v1, /v2 and /inference (`/invocations` serves the same models
+    without it), so reachability is the real boundary. (Kubelet probes
+    from the node are always allowed by the VPC CNI policy agent.)"""
+    return {
+        "pod_selector": {},
+        "policy_types": ["Ingress"],
+        "ingress": [{
+            "from": [{
+                "namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": GATEWAY.name}},
+                "pod_selector": {"match_labels": {"app.kubernetes.io/name": GATEWAY_APP}},
+            }],
+            "ports": [{"protocol": "TCP", "port": VLLM_PORT}],
+        }],
+    }
+
+
+class ModelServing(pulumi.ComponentResource):
+    """vLLM OpenAI-compatible servers, one Deployment and Service per configured model.
+
+    Creates in `model-serving`: a ServiceAccount without token, the generated API key (a
+    secret) as Secret `vllm-api-key` (also in `llm-gateway`, for the gateway), the optional
+    Hugging Face token Secret, and per model a Deployment (GPU node group's selector and
+    toleration, `nvidia.com/gpu` = tensor-parallel size, /dev/shm in memory, weights on the
+    shared `model-cache` claim, startup probe sized for model download and load, readiness
+    and liveness on /health), a Service `vllm-<name>`, and a PodDisruptionBudget when it has
+    more than one replica; plus a NetworkPolicy admitting only the gateway's pods.
+
+    Args:
+        name: logical name prefix.
+        settings: the stack's `modelServing` settings.
+        gpu_node_groups: the GPU node groups by name (placement, rollout room).
+        namespaces: the workload namespaces.
+        model_cache_claim: the shared EFS claim of the weights (waited for).
+        hugging_face_token: optional secret Output of the token for gated models.
+        provider: the cluster's kubernetes provider.
+        compute_ready: what pods wait for (the cluster's nodes and DNS).
+
+    Attributes:
+        api_bases: model name -> base URL for LiteLLM.
+        api_key_secret: the Secret in `llm-gateway` that holds VLLM_API_KEY.
+        deployments: model name -> Deployment.
+    """
+
+    def __init__(self, name: str, settings: ModelServingSettings, *,
+                 gpu_node_groups: dict[str, GpuNodeGroupSettings], namespaces: WorkloadNamespaces,
+                 model_cache_claim: pulumi.Resource, hugging_face_token: pulumi.Output[str] | None,
+                 provider: k8s.Provider, compute_ready: list[pulumi.Resource],
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("anythingllm:serving:ModelServing", name, None, opts)
+        namespace = namespaces.by_name[MODELS.name].metadata.name
+        in_cluster = pulumi.ResourceOptions(parent=self, provider=provider)
+        api_key = random.RandomPassword(f"{name}-api-key", length=API_KEY_LENGTH, special=False,
+                                        opts=pulumi.ResourceOptions(parent=self))
+        key_secrets = [
+            k8s.core.v1.Secret(
+                f"{name}-api-key-{spec.name}",
+                metadata={"name": API_KEY_SECRET, "namespace": namespaces.by_name[spec.name].metadata.name},
+                type="Opaque",
+                string_data={"VLLM_API_KEY": api_key.result},
+                opts=in_cluster,
+            )
+            for spec in (MODELS, GATEWAY)
+        ]
+        self.api_key_secret = key_secrets[1]
+        prerequisites: list[pulumi.Resource] = [key_secrets[0], model_cache_claim]
+        if hugging_face_token is not None:
+            prerequisites.append(k8s.core.v1.Secret(
+                f"{name}-hf-token",
+                metadata={"name": HF_TOKEN_SECRET, "namespace": namespace},
+                type="Opaque",
+                string_data={"HF_TOKEN": pulumi.Output.secret(hugging_face_token)},
+                opts=in_cluster,
+            ))
+        prerequisites.append(k8s.core.v1.ServiceAccount(
+            f"{name}-vllm",
+            metadata={"name": SERVICE_ACCOUNT, "namespace": namespace},
+            automount_service_account_token=False,
+            opts=in_cluster,
+        ))
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-gateway-only",
+            metadata={"name": "allow-llm-gateway-only", "namespace": namespace},
+            spec=gateway_only_policy_spec(),
+            opts=in_cluster,
+        )
+
+        self.api_bases: dict[str, str] = {}
+        self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
+        for model in settings.models:
+            group = gpu_node_groups[model.node_group]
+            labels = workload_labels(service_name(model), "model-server", image_version(VLLM_IMAGE))
+            selector = selector_labels(service_name(model), "model-server")
+            metadata = {"name": service_name(model), "namespace": namespace, "labels": labels,
+                        "annotations": {"anythingllm.io/model": model.model}}
+            self.deployments[model.name] = k8s.apps.v1.Deployment(
+                f"{name}-{model.name}",
+                metadata=metadata,
+                spec={
+                    "replicas": model.replicas,
+                    "strategy": rollout_strategy(model, group, settings.models),
+                    "selector": {"match_labels": selector},
+                    # A GPU node may take 10+ minutes to join and pull the image.
+                    "progress_deadline_seconds": 3600,
+                    "template": {
+                        "metadata": {"labels": {**labels, GPU_NODE_GROUP_LABEL: model.node_group}},
+                        "spec": model_pod_spec(model, with_hf_token=hugging_face_token is not None),
+                    },
+                },
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=provider, depends_on=[*compute_ready, *prerequisites],
+                    # The first rollout may wait for a GPU node to join and a model download.
+                    custom_timeouts=pulumi.CustomTimeouts(create="40m", update="40m"),
+                ),
+            )
+            http_service(f"{name}-{model.name}", namespace=namespace, labels=labels, selector=selector,
+                         port=VLLM_PORT, opts=in_cluster)
+            if model.replicas > 1:
+                disruption_budget(f"{name}-{model.name}", namespace=namespace, labels=labels,
+                                  selector=selector, opts=in_cluster)
+            self.api_bases[model.name] = api_base(model)
+        self.register_outputs({})
+

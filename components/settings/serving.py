@@ -1,0 +1,368 @@
+"""Settings of the serving path: the ALB ingress, AnythingLLM, the LiteLLM gateway, the vLLM models.
+
+As for the data services, fields whose safe value depends on the environment (replica counts,
+ALB deletion protection) have no default here: `SERVING_ENVIRONMENT_DEFAULTS` fills them in,
+and `StackSettings` checks the result against the environment's rules.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .base import ConfigProblem, _cidr, _Model
+
+SERVING_ENVIRONMENT_DEFAULTS: dict[str, dict[str, dict]] = {
+    "prod": {"ingress": {"deletionProtection": True}, "app": {"replicas": 3}},
+    "dev": {"ingress": {"deletionProtection": False}, "app": {"replicas": 2}},
+}
+SERVING_ENVIRONMENT_DEFAULTS["staging"] = SERVING_ENVIRONMENT_DEFAULTS["dev"]
+
+ACM_CERTIFICATE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
+WAFV2_ACL_ARN = re.compile(
+    r"^arn:aws(-cn|-us-gov)?:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/[\w-]{1,128}/[0-9a-f-]{36}$"
+)
+HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
+DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+S3_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]{0,200}$")
+SUCCESS_CODES = re.compile(r"^\d{3}(-\d{3})?(,\d{3}(-\d{3})?)*$")
+# TLS 1.2 and 1.3 only: the ELB policies whose name says so.
+SSL_POLICY = re.compile(r"^ELBSecurityPolicy-TLS13-1-[23]-[\w-]+$")
+# A model's name is its served name, a Service name (vllm-<name>) and a label value.
+MODEL_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,40}[a-z0-9])?$")
+HF_MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+CPU_QUANTITY = re.compile(r"^(\d+(\.\d{1,3})?|\d+m)$")
+MEMORY_QUANTITY = re.compile(r"^\d+(Mi|Gi)$")
+# pgvector's `vector` type holds at most 16000 dimensions.
+MAX_VECTOR_DIMENSIONS = 16000
+
+
+def cpu_millicores(value: str) -> int:
+    return int(value[:-1]) if value.endswith("m") else int(Decimal(value) * 1000)
+
+
+def memory_mib(value: str) -> int:
+    return int(value[:-2]) * (1024 if value.endswith("Gi") else 1)
+
+
+class ResourceSettings(_Model):
+    """Requests and limits of one container (Kubernetes quantities, e.g. `500m`, `2Gi`)."""
+
+    cpu: str
+    memory: str
+    cpu_limit: str
+    memory_limit: str
+
+    @field_validator("cpu", "cpu_limit")
+    @classmethod
+    def _cpu(cls, value: str) -> str:
+        if not CPU_QUANTITY.match(value) or cpu_millicores(value) <= 0:
+            raise ConfigProblem("", f"{value!r} is not a CPU quantity; use cores (`2`, `0.5`) or "
+                                    "millicores (`500m`)")
+        return value
+
+    @field_validator("memory", "memory_limit")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if not MEMORY_QUANTITY.match(value) or memory_mib(value) <= 0:
+            raise ConfigProblem("", f"{value!r} is not a memory quantity; use Mi or Gi, e.g. `2Gi`")
+        return value
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> ResourceSettings:
+        if cpu_millicores(self.cpu_limit) < cpu_millicores(self.cpu):
+            raise ConfigProblem("cpuLimit", f"{self.cpu_limit} is below the request {self.cpu}")
+        if memory_mib(self.memory_limit) < memory_mib(self.memory):
+            raise ConfigProblem("memoryLimit", f"{self.memory_limit} is below the request {self.memory}")
+        return self
+
+    def as_kubernetes(self) -> dict:
+        return {"requests": {"cpu": self.cpu, "memory": self.memory},
+                "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit}}
+
+
+class HealthCheckSettings(_Model):
+    """The ALB target group's health check of AnythingLLM (always `GET /api/ping`)."""
+
+    interval_seconds: int = Field(default=15, ge=5, le=300)
+    timeout_seconds: int = Field(default=5, ge=2, le=120)
+    healthy_threshold: int = Field(default=2, ge=2, le=10)
+    unhealthy_threshold: int = Field(default=3, ge=2, le=10)
+    success_codes: str = "200"
+
+    @field_validator("success_codes")
+    @classmethod
+    def _codes(cls, value: str) -> str:
+        if not SUCCESS_CODES.match(value):
+            raise ConfigProblem("", f"{value!r} is not an HTTP code list; use e.g. `200`, `200,204` "
+                                    "or `200-299`")
+        return value
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> HealthCheckSettings:
+        if self.timeout_seconds >= self.interval_seconds:
+            raise ConfigProblem(
+                "timeoutSeconds", f"{self.timeout_seconds} must be below intervalSeconds "
+                f"({self.interval_seconds}); ELB rejects a timeout that is not shorter",
+            )
+        return self
+
+
+class AccessLogSettings(_Model):
+    bucket: str
+    prefix: str = ""
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        if not S3_BUCKET.match(value):
+            raise ConfigProblem("", f"{value!r} is not an S3 bucket name")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not S3_PREFIX.match(value) or "AWSLogs" in value or value.startswith("/"):
+            raise ConfigProblem("", f"{value!r} is not an access-log prefix (no leading '/', and "
+                                    "ELB forbids `AWSLogs` in it)")
+        return value
+
+
+class DnsSettings(_Model):
+    """An alias A record for the ALB in a Route 53 hosted zone."""
+
+    hosted_zone_id: str
+    name: str
+
+    @field_validator("hosted_zone_id")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if not HOSTED_ZONE_ID.match(value):
+            raise ConfigProblem("", f"{value!r} is not a Route 53 hosted zone id (Z...)")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not DNS_NAME.match(value):
+            raise ConfigProblem("", f"{value!r} is not a lowercase DNS name, e.g. chat.example.com")
+        return value
+
+
+class IngressSettings(_Model):
+    """The ALB in front of AnythingLLM, as annotations of its Ingress."""
+
+    scheme: Literal["internet-facing", "internal"] = "internet-facing"
+    inbound_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
+    certificate_arn: str | None = None
+    ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    # AnythingLLM's agent WebSocket sends no pings and waits up to 300 s for the user.
+    idle_timeout_seconds: int = Field(default=600, ge=300, le=4000)
+    sticky_session_seconds: int = Field(default=86400, ge=1, le=604800)
+    # In-flight requests (streamed answers) get this long to finish when a pod leaves; pods
+    # stay up longer than this (preStop), so the ALB never cuts a stream a pod could finish.
+    deregistration_delay_seconds: int = Field(default=300, ge=0, le=3600)
+    health_check: HealthCheckSettings = Field(default_factory=HealthCheckSettings)
+    deletion_protection: bool
+    access_logs: AccessLogSettings | None = None
+    waf_acl_arn: str | None = None
+    dns: DnsSettings | None = None
+
+    @field_validator("inbound_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for index, cidr in enumerate(value):
+            _cidr(cidr, f"[{index}]")
+        return value
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _certificate(cls, value: str | None) -> str | None:
+        if value is not None and not ACM_CERTIFICATE_ARN.match(value):
+            raise ConfigProblem("", f"{value!r} is not an ACM certificate ARN "
+                                    "(arn:aws:acm:<region>:<account>:certificate/<uuid>)")
+        return value
+
+    @field_validator("ssl_policy")
+    @classmethod
+    def _ssl_policy(cls, value: str) -> str:
+        if not SSL_POLICY.match(value):
+            raise ConfigProblem("", f"{value!r} is not allowed; use a TLS 1.2+ policy such as "
+                                    "ELBSecurityPolicy-TLS13-1-2-2021-06")
+        return value
+
+    @field_validator("waf_acl_arn")
+    @classmethod
+    def _waf(cls, value: str | None) -> str | None:
+        if value is not None and not WAFV2_ACL_ARN.match(value):
+            raise ConfigProblem("", f"{value!r} is not a regional WAFv2 web ACL ARN "
+                                    "(arn:aws:wafv2:<region>:<account>:regional/webacl/<name>/<id>)")
+        return value
+
+    @model_validator(mode="after")
+    def _plaintext_only_for_known_networks(self) -> IngressSettings:
+        if (self.scheme == "internet-facing" and self.certificate_arn is None
+                and "0.0.0.0/0" in self.inbound_cidrs):
+            raise ConfigProblem(
+                "inboundCidrs", "an internet-facing ALB without certificateArn serves plain HTTP; "
+                "it may not be open to 0.0.0.0/0: set certificateArn, list the CIDRs allowed in, "
+                "or use scheme 'internal'",
+            )
+        if self.dns is not None and self.certificate_arn is None:
+            raise ConfigProblem("dns", "a DNS name needs certificateArn (HTTPS) for that name")
+        return self
+
+    @property
+    def https(self) -> bool:
+        return self.certificate_arn is not None
+
+
+class ModelSettings(_Model):
+    """One vLLM model server: a Deployment and a Service on one GPU node group."""
+
+    name: str
+    model: str
+    kind: Literal["chat", "embedding"]
+    node_group: str
+    gpus: Literal[1, 2, 4, 8] = 1
+    replicas: int = Field(default=1, ge=1, le=32)
+    max_model_len: int = Field(ge=512, le=1048576)
+    gpu_memory_utilization: float = Field(default=0.9, ge=0.5, le=0.95)
+    dimensions: int | None = Field(default=None, ge=1, le=MAX_VECTOR_DIMENSIONS)
+    shm_size: str = "2Gi"
+    resources: ResourceSettings = Field(default_factory=lambda: ResourceSettings(
+        cpu="3", memory="12Gi", cpu_limit="3", memory_limit="12Gi"))
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not MODEL_NAME.match(value):
+            raise ConfigProblem("", f"{value!r} is not allowed; use 1-42 lowercase letters, digits and "
+                                    "'-', starting with a letter (it is the served model name and part "
+                                    "of a Service name)")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        if not HF_MODEL_ID.match(value):
+            raise ConfigProblem("", f"{value!r} is not a Hugging Face model id (<org>/<model>)")
+        return value
+
+    @field_validator("shm_size")
+    @classmethod
+    def _shm(cls, value: str) -> str:
+        if not MEMORY_QUANTITY.match(value):
+            raise ConfigProblem("", f"{value!r} is not a memory quantity; use Mi or Gi, e.g. `2Gi`")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_rules(self) -> ModelSettings:
+        if self.kind == "embedding" and self.dimensions is None:
+            raise ConfigProblem("dimensions", "an embedding model must declare its vector dimensions "
+                                              "(the pgvector column is created with them)")
+        if self.kind == "chat" and self.dimensions is not None:
+            raise ConfigProblem("dimensions", "only embedding models have dimensions")
+        if memory_mib(self.shm_size) >= memory_mib(self.resources.memory_limit):
+            raise ConfigProblem("shmSize", f"{self.shm_size} must stay below resources.memoryLimit "
+                                           f"({self.resources.memory_limit}): /dev/shm counts against it")
+        return self
+
+
+class ModelServingSettings(_Model):
+    """The vLLM model servers. Exactly one embedding model; at least one chat model."""
+
+    models: list[ModelSettings] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _models(self) -> ModelServingSettings:
+        names = [model.name for model in self.models]
+        for index, name in enumerate(names):
+            if names.index(name) != index:
+                raise ConfigProblem(f"models[{index}].name", f"{name!r} is used twice")
+        if not self.chat_models:
+            raise ConfigProblem("models", "no model has kind 'chat'; AnythingLLM needs one")
+        embedding = [m.name for m in self.models if m.kind == "embedding"]
+        if len(embedding) != 1:
+            raise ConfigProblem("models", f"exactly one model must have kind 'embedding' "
+                                          f"(AnythingLLM uses one embedder); got {embedding}")
+        return self
+
+    @property
+    def chat_models(self) -> list[ModelSettings]:
+        return [model for model in self.models if model.kind == "chat"]
+
+    @property
+    def embedding_model(self) -> ModelSettings:
+        return next(model for model in self.models if model.kind == "embedding")
+
+    def by_name(self, name: str) -> ModelSettings:
+        return next(model for model in self.models if model.name == name)
+
+
+class AppSettings(_Model):
+    """AnythingLLM: replicas behind the ALB, autoscaled on CPU."""
+
+    replicas: int = Field(ge=2, le=50)
+    max_replicas: int | None = Field(default=None, ge=2, le=100)
+    target_cpu_utilization: int = Field(default=70, ge=20, le=95)
+    chat_model: str | None = None
+    resources: ResourceSettings = Field(default_factory=lambda: ResourceSettings(
+        cpu="500m", memory="2Gi", cpu_limit="2", memory_limit="4Gi"))
+
+    @field_validator("resources")
+    @classmethod
+    def _memory_floor(cls, value: ResourceSettings) -> ResourceSettings:
+        if memory_mib(value.memory) < 2048:
+            raise ConfigProblem("memory", f"{value.memory} is below 2Gi, the least AnythingLLM runs in")
+        return value
+
+    @model_validator(mode="after")
+    def _scaling(self) -> AppSettings:
+        if self.max_replicas is not None and self.max_replicas < self.replicas:
+            raise ConfigProblem("maxReplicas", f"{self.max_replicas} is below replicas ({self.replicas})")
+        return self
+
+    @property
+    def replica_ceiling(self) -> int:
+        return self.max_replicas if self.max_replicas is not None else 2 * self.replicas
+
+
+class GatewaySettings(_Model):
+    """The LiteLLM gateway: replicas (one worker each) sharing limits and cache in Redis."""
+
+    replicas: int = Field(default=2, ge=2, le=50)
+    max_replicas: int | None = Field(default=None, ge=2, le=100)
+    target_cpu_utilization: int = Field(default=70, ge=20, le=95)
+    cache_ttl_seconds: int = Field(default=600, ge=0, le=604800)
+    request_timeout_seconds: int = Field(default=600, ge=30, le=3600)
+    resources: ResourceSettings = Field(default_factory=lambda: ResourceSettings(
+        cpu="500m", memory="1Gi", cpu_limit="2", memory_limit="4Gi"))
+
+    @model_validator(mode="after")
+    def _scaling(self) -> GatewaySettings:
+        if self.max_replicas is not None and self.max_replicas < self.replicas:
+            raise ConfigProblem("maxReplicas", f"{self.max_replicas} is below replicas ({self.replicas})")
+        return self
+
+    @property
+    def replica_ceiling(self) -> int:
+        return self.max_replicas if self.max_replicas is not None else 2 * self.replicas
+
+
+__all__ = [
+    "SERVING_ENVIRONMENT_DEFAULTS",
+    "AccessLogSettings",
+    "AppSettings",
+    "DnsSettings",
+    "GatewaySettings",
+    "HealthCheckSettings",
+    "IngressSettings",
+    "ModelServingSettings",
+    "ModelSettings",
+    "ResourceSettings",
+]

@@ -1,0 +1,128 @@
+"""Pod-spec building blocks shared by the serving workloads (pure functions, no resources).
+
+AnythingLLM, LiteLLM and vLLM are built from the same pieces: labels, security contexts,
+probes, spreading, a PodDisruptionBudget and a CPU autoscaler, so that every workload is held
+to the same standard and a reviewer checks each piece once.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+PART_OF = "anythingllm"
+
+
+def workload_labels(name: str, component: str, version: str) -> dict[str, str]:
+    """Recommended labels; `selector_labels` is the stable subset a selector may use."""
+    return {**selector_labels(name, component), "app.kubernetes.io/version": version,
+            "app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/managed-by": "pulumi"}
+
+
+def selector_labels(name: str, component: str) -> dict[str, str]:
+    # No version here: a Deployment's selector is immutable and must match across upgrades.
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component}
+
+
+def image_version(image: str) -> str:
+    """The tag of a pinned image reference, used as `app.kubernetes.io/version` (<= 63 chars)."""
+    return image.rsplit(":", 1)[-1][:63]
+
+
+def pod_security_context(*, uid: int | None, fs_group: int | None = None) -> dict:
+    """Pod-level security context. `uid=None` keeps the image's user (vLLM runs as root)."""
+    context: dict = {"seccomp_profile": {"type": "RuntimeDefault"}}
+    if uid is not None:
+        context.update(run_as_non_root=True, run_as_user=uid, run_as_group=uid)
+    if fs_group is not None:
+        context.update(fs_group=fs_group, fs_group_change_policy="OnRootMismatch")
+    return context
+
+
+def container_security_context(*, read_only_root: bool) -> dict:
+    """No privilege escalation and no Linux capabilities at all."""
+    return {
+        "allow_privilege_escalation": False,
+        "privileged": False,
+        "read_only_root_filesystem": read_only_root,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def http_probe(path: str, port: str, *, period: int, failures: int, timeout: int = 5) -> dict:
+    return {"http_get": {"path": path, "port": port}, "period_seconds": period,
+            "timeout_seconds": timeout, "failure_threshold": failures, "success_threshold": 1}
+
+
+def spread_constraints(labels: dict[str, str]) -> list[dict]:
+    """Replicas spread evenly over zones (hard) and nodes (best effort).
+
+    `matchLabelKeys: [pod-template-hash]` counts only pods of the same ReplicaSet, so a
+    rolling update spreads the new pods instead of packing them beside the old ones.
+    """
+    selector = {"match_labels": labels}
+    return [
+        {"max_skew": 1, "topology_key": "topology.kubernetes.io/zone",
+         "when_unsatisfiable": "DoNotSchedule", "label_selector": selector,
+         "match_label_keys": ["pod-template-hash"]},
+        {"max_skew": 1, "topology_key": "kubernetes.io/hostname",
+         "when_unsatisfiable": "ScheduleAnyway", "label_selector": selector,
+         "match_label_keys": ["pod-template-hash"]},
+    ]
+
+
+def rolling_update(*, max_surge: int | str = 1) -> dict:
+    """Never fewer ready pods than desired during a rollout."""
+    return {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": max_surge}}
+
+
+def secret_env(variable: str, secret: pulumi.Input[str], key: str | None = None) -> dict:
+    """An environment variable read from a key of a Secret (by default, the variable's name)."""
+    return {"name": variable, "value_from": {"secret_key_ref": {"name": secret, "key": key or variable}}}
+
+
+def http_service(name: str, *, namespace: pulumi.Input[str], labels: dict[str, str],
+                 selector: dict[str, str], port: int, opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+    """A ClusterIP Service exposing the container port named `http` and nothing else."""
+    return k8s.core.v1.Service(
+        name,
+        metadata={"name": labels["app.kubernetes.io/name"], "namespace": namespace, "labels": labels},
+        spec={"type": "ClusterIP", "selector": selector,
+              "ports": [{"name": "http", "port": port, "target_port": "http", "protocol": "TCP"}]},
+        opts=opts,
+    )
+
+
+def disruption_budget(name: str, *, namespace: pulumi.Input[str], labels: dict[str, str],
+                      selector: dict[str, str],
+                      opts: pulumi.ResourceOptions) -> k8s.policy.v1.PodDisruptionBudget:
+    """At most one pod of the workload is evicted at a time (node drains, autoscaler scale-in)."""
+    return k8s.policy.v1.PodDisruptionBudget(
+        name,
+        metadata={"name": labels["app.kubernetes.io/name"], "namespace": namespace, "labels": labels},
+        spec={"max_unavailable": 1, "selector": {"match_labels": selector},
+              # Pods that never became ready may be evicted, or a broken rollout blocks drains.
+              "unhealthy_pod_eviction_policy": "AlwaysAllow"},
+        opts=opts,
+    )
+
+
+def cpu_autoscaler(name: str, *, namespace: pulumi.Input[str], labels: dict[str, str],
+                   deployment: str, min_replicas: int, max_replicas: int, cpu_utilization: int,
+                   opts: pulumi.ResourceOptions) -> k8s.autoscaling.v2.HorizontalPodAutoscaler:
+    """HPA on CPU. Scale-in is slow (one pod every two minutes after ten calm minutes): each
+    leaving pod drains its streams, so flapping would cut answers for nothing."""
+    return k8s.autoscaling.v2.HorizontalPodAutoscaler(
+        name,
+        metadata={"name": deployment, "namespace": namespace, "labels": labels},
+        spec={
+            "scale_target_ref": {"api_version": "apps/v1", "kind": "Deployment", "name": deployment},
+            "min_replicas": min_replicas,
+            "max_replicas": max_replicas,
+            "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "average_utilization": cpu_utilization}}}],
+            "behavior": {"scale_down": {"stabilization_window_seconds": 600,
+                                        "policies": [{"type": "Pods", "value": 1, "period_seconds": 120}]}},
+        },
+        opts=opts,
+    )
