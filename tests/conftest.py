@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from components.settings import SettingsError, StackSettings, parse_settings
-from tools.engine import Plan, run, run_stack
+from tools.engine import Plan, read_stack_config, run, run_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = sorted(path.name.split(".")[1] for path in ROOT.glob("Pulumi.*.yaml"))
@@ -65,6 +65,13 @@ def expect_settings_error(config: dict[str, Any], path: str, reason: str) -> Non
     message = str(caught.value)
     assert f"  - {path}: " in message, message
     assert reason in message, message
+
+
+def stack_settings(stack: str) -> StackSettings:
+    """The validated settings of `Pulumi.<stack>.yaml`."""
+    raw = {key.split(":", 1)[1] if key.startswith("anythingllm:") else key: value
+           for key, value in read_stack_config(ROOT, stack).items()}
+    return parse_settings(raw, project="anythingllm", stack=stack, today=TODAY)
 
 
 def namespaced(config: dict[str, Any]) -> dict[str, Any]:

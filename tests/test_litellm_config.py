@@ -1,0 +1,102 @@
+"""The rendered LiteLLM config loads with LiteLLM's own proxy models, key by key.
+
+`litellm` is pinned in requirements-test.txt at the gateway image's version. Its `ConfigYAML`
+ignores unknown keys, so the sections it keeps as free dicts are checked the way the proxy
+consumes them: router_settings keys must be `Router.__init__` arguments (the proxy drops the
+others with a warning), litellm_settings keys must be attributes of the `litellm` module (the
+proxy `setattr`s them), and cache_params must bind to `Cache.__init__`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import os
+
+import pytest
+import yaml
+
+from components.litellm_config import CACHE_NAMESPACE, litellm_config, render
+from components.model_serving import api_base
+from components.versions import LITELLM_IMAGE, LITELLM_VERSION
+from tests.conftest import STACKS
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download at import
+
+litellm = pytest.importorskip("litellm", reason="requirements-test.txt installs it")
+from litellm import Cache, Router  # noqa: E402
+from litellm.llms.hosted_vllm.embedding.transformation import HostedVLLMEmbeddingConfig  # noqa: E402
+from litellm.proxy._types import ConfigGeneralSettings, ConfigYAML  # noqa: E402
+from litellm.types.utils import ModelInfoBase  # noqa: E402
+
+
+def _config_of(plan) -> str:
+    config_map = next(r for r in plan.of_type("kubernetes:core/v1:ConfigMap")
+                      if r.inputs["metadata"]["name"] == "litellm-config")
+    return config_map.inputs["data"]["config.yaml"]
+
+
+def test_the_package_is_the_gateway_image_version():
+    assert importlib.metadata.version("litellm") == LITELLM_VERSION
+    assert LITELLM_IMAGE.endswith(f":v{LITELLM_VERSION}")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_rendered_config_loads_with_litellm_models(stack_plans, stack):
+    text = _config_of(stack_plans[stack])
+    raw = yaml.safe_load(text)
+    config = ConfigYAML.model_validate(yaml.safe_load(text))  # it fills in defaults in place
+    assert {m.model_name for m in config.model_list} == {e["model_name"] for e in raw["model_list"]}
+
+    # Every section key is one LiteLLM reads: a typo would be silently ignored by the proxy.
+    general_fields = set(ConfigGeneralSettings.model_fields)
+    assert set(raw["general_settings"]) <= general_fields
+    assert set(raw["router_settings"]) <= set(Router.get_valid_args())
+    for key in raw["litellm_settings"]:
+        assert key == "cache_params" or hasattr(litellm, key), key
+    inspect.signature(Cache.__init__).bind(None, **raw["litellm_settings"]["cache_params"])
+    for entry in raw["model_list"]:
+        # The keys LiteLLM's model-info lookup (litellm.types.utils.ModelInfoBase) knows.
+        assert set(entry["model_info"]) <= set(ModelInfoBase.__annotations__), entry["model_info"]
+
+    # No credential in the ConfigMap: every one is an environment reference.
+    general = raw["general_settings"]
+    assert general["master_key"] == "os.environ/LITELLM_MASTER_KEY"
+    assert general["database_url"] == "os.environ/DATABASE_URL"
+    assert raw["router_settings"]["redis_password"] == "os.environ/REDIS_PASSWORD"
+    cache = raw["litellm_settings"]["cache_params"]
+    assert cache["password"] == "os.environ/REDIS_PASSWORD" and cache["ssl"] is True
+    assert cache["type"] == "redis" and cache["namespace"] == CACHE_NAMESPACE
+    assert raw["litellm_settings"]["cache"] is True
+    for entry in raw["model_list"]:
+        assert entry["litellm_params"]["api_key"] == "os.environ/VLLM_API_KEY"
+        assert entry["litellm_params"]["model"] == f"hosted_vllm/{entry['model_name']}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_models_point_at_their_vllm_service(stack_plans, stack):
+    raw = yaml.safe_load(_config_of(stack_plans[stack]))
+    services = {r.inputs["metadata"]["name"] for r in stack_plans[stack].of_type("kubernetes:core/v1:Service")
+                if r.inputs["metadata"]["namespace"] == "model-serving"}
+    for entry in raw["model_list"]:
+        base = entry["litellm_params"]["api_base"]
+        assert base == f"http://vllm-{entry['model_name']}.model-serving.svc.cluster.local:8000/v1"
+        assert f"vllm-{entry['model_name']}" in services
+    embedding = next(e for e in raw["model_list"] if e["model_info"]["mode"] == "embedding")
+    # LiteLLM's hosted_vllm provider appends /embeddings: the URL must end in /v1.
+    url = HostedVLLMEmbeddingConfig().get_complete_url(
+        embedding["litellm_params"]["api_base"], None, embedding["model_name"], {}, {})
+    assert url.endswith(":8000/v1/embeddings")
+    assert embedding["model_info"]["output_vector_size"] == 1024
+
+
+def test_cache_off_when_ttl_is_zero():
+    from components.settings import GatewaySettings
+    from tests.conftest import base_config, settings_from
+
+    settings = settings_from(base_config())
+    models = settings.model_serving.models
+    config = litellm_config(models, {m.name: api_base(m) for m in models},
+                            GatewaySettings(cache_ttl_seconds=0))
+    assert config["litellm_settings"]["cache"] is False
+    assert yaml.safe_load(render(config)) == config

@@ -1,0 +1,337 @@
+"""The request path in every stack: ALB Ingress -> AnythingLLM -> LiteLLM -> vLLM."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from components.anythingllm import pre_stop_seconds, termination_grace_seconds
+from components.ingress import IAM_POLICY_FILE, alb_annotations
+from components.model_serving import rollout_strategy
+from components.versions import ANYTHINGLLM_IMAGE, LITELLM_IMAGE, VLLM_IMAGE
+from tests.conftest import STACKS, base_config, settings_from, stack_settings
+from tools.engine import Plan, Registration
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+PREFIX = "alb.ingress.kubernetes.io/"
+
+
+def _k8s(plan: Plan, type_token: str, name: str, namespace: str | None = None) -> Registration:
+    found = [r for r in plan.of_type(type_token) if r.inputs["metadata"]["name"] == name
+             and (namespace is None or r.inputs["metadata"].get("namespace") == namespace)]
+    assert len(found) == 1, (type_token, name, [r.name for r in found])
+    return found[0]
+
+
+def _controller(plan: Plan) -> Registration:
+    return next(r for r in plan.of_type(RELEASE) if r.inputs["name"] == "aws-load-balancer-controller")
+
+
+def _pod(deployment: Registration) -> dict:
+    return deployment.raw_inputs["spec"]["template"]["spec"]
+
+
+def _ref(secret: str, key: str) -> dict:
+    return {"secretKeyRef": {"name": secret, "key": key}}
+
+
+def _env(container: dict) -> dict[str, object]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+# --------------------------------------------------------------------------- ALB annotations
+
+
+def test_annotations_exact_strings_without_certificate():
+    settings = settings_from(base_config("dev"))
+    assert alb_annotations(settings.ingress, load_balancer_name="anythingllm-test") == {
+        PREFIX + "load-balancer-name": "anythingllm-test",
+        PREFIX + "scheme": "internet-facing",
+        PREFIX + "target-type": "ip",
+        PREFIX + "inbound-cidrs": "198.51.100.0/24",
+        PREFIX + "healthcheck-protocol": "HTTP",
+        PREFIX + "healthcheck-port": "traffic-port",
+        PREFIX + "healthcheck-path": "/api/ping",
+        PREFIX + "healthcheck-interval-seconds": "15",
+        PREFIX + "healthcheck-timeout-seconds": "5",
+        PREFIX + "healthy-threshold-count": "2",
+        PREFIX + "unhealthy-threshold-count": "3",
+        PREFIX + "success-codes": "200",
+        PREFIX + "target-group-attributes": (
+            "stickiness.enabled=true,stickiness.type=lb_cookie,"
+            "stickiness.lb_cookie.duration_seconds=86400,"
+            "load_balancing.algorithm.type=least_outstanding_requests,"
+            "deregistration_delay.timeout_seconds=300"),
+        PREFIX + "load-balancer-attributes": (
+            "idle_timeout.timeout_seconds=600,routing.http.drop_invalid_header_fields.enabled=true,"
+            "deletion_protection.enabled=false"),
+        PREFIX + "listen-ports": '[{"HTTP": 80}]',
+    }
+
+
+def test_annotations_exact_strings_with_tls_waf_and_logs():
+    config = base_config("prod")
+    config["ingress"].update(
+        stickySessionSeconds=3600, idleTimeoutSeconds=900, deregistrationDelaySeconds=60,
+        healthCheck={"intervalSeconds": 10, "timeoutSeconds": 4, "healthyThreshold": 3,
+                     "unhealthyThreshold": 4, "successCodes": "200-299"},
+        accessLogs={"bucket": "alb-logs", "prefix": "chat"},
+    )
+    settings = settings_from(config)
+    annotations = alb_annotations(settings.ingress, load_balancer_name="anythingllm-prod")
+    assert annotations[PREFIX + "target-group-attributes"] == (
+        "stickiness.enabled=true,stickiness.type=lb_cookie,stickiness.lb_cookie.duration_seconds=3600,"
+        "load_balancing.algorithm.type=least_outstanding_requests,deregistration_delay.timeout_seconds=60")
+    assert annotations[PREFIX + "load-balancer-attributes"] == (
+        "idle_timeout.timeout_seconds=900,routing.http.drop_invalid_header_fields.enabled=true,"
+        "deletion_protection.enabled=true,access_logs.s3.enabled=true,access_logs.s3.bucket=alb-logs,"
+        "access_logs.s3.prefix=chat")
+    assert annotations[PREFIX + "listen-ports"] == '[{"HTTP": 80}, {"HTTPS": 443}]'
+    assert annotations[PREFIX + "ssl-redirect"] == "443"
+    assert annotations[PREFIX + "certificate-arn"] == config["ingress"]["certificateArn"]
+    assert annotations[PREFIX + "ssl-policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert annotations[PREFIX + "wafv2-acl-arn"] == config["ingress"]["wafAclArn"]
+    assert annotations[PREFIX + "inbound-cidrs"] == "0.0.0.0/0"
+    assert (annotations[PREFIX + "healthcheck-interval-seconds"], annotations[PREFIX + "success-codes"],
+            annotations[PREFIX + "healthy-threshold-count"]) == ("10", "200-299", "3")
+
+
+# --------------------------------------------------------------------------- controller
+
+
+def test_controller_policy_is_the_pinned_upstream_file():
+    digest = hashlib.sha256(IAM_POLICY_FILE.read_bytes()).hexdigest()
+    assert digest == "16f232c9d9f79366fe949c4550ad517a202380058a9e48d45a4e215044a20a6a"
+    assert len(json.loads(IAM_POLICY_FILE.read_text())["Statement"]) == 16
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_controller_release(stack_plans, stack):
+    plan = stack_plans[stack]
+    release = _controller(plan)
+    values = release.inputs["values"]
+    assert (release.inputs["chart"], release.inputs["version"]) == ("aws-load-balancer-controller", "3.5.0")
+    assert release.inputs["repositoryOpts"]["repo"] == "https://aws.github.io/eks-charts"
+    assert values["clusterName"] == plan.outputs["clusterName"]
+    assert values["region"] == "us-east-1" and values["vpcId"] == plan.outputs["vpcId"]
+    assert values["keepTLSSecret"] is True
+    assert values["serviceAccount"]["name"] == "aws-load-balancer-controller"
+    assert values["defaultTags"]["anythingllm:stack"] == stack
+    role = plan.one("aws:iam/role:Role", "ingress-controller")
+    policy = plan.one("aws:iam/rolePolicy:RolePolicy", "ingress-controller")
+    assert json.loads(policy.inputs["policy"]) == json.loads(IAM_POLICY_FILE.read_text())
+    trust = json.loads(role.inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    association = plan.one("aws:eks/podIdentityAssociation:PodIdentityAssociation", "ingress-controller")
+    assert (association.inputs["namespace"], association.inputs["serviceAccount"]) == (
+        "kube-system", "aws-load-balancer-controller")
+    assert plan.waits_for(release, association)
+    for group in plan.of_type("aws:eks/nodeGroup:NodeGroup"):
+        assert plan.waits_for(release, group)
+
+
+# --------------------------------------------------------------------------- ordering
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_ingress_is_created_after_and_deleted_before_the_controller(stack_plans, stack):
+    plan = stack_plans[stack]
+    ingress, controller = _k8s(plan, INGRESS, "anythingllm"), _controller(plan)
+    # A direct edge, not only one through the Deployment: it must hold whatever else changes.
+    assert controller.urn in ingress.dependencies
+    assert plan.waits_for(ingress, controller)
+    assert plan.deleted_before(ingress, controller)
+    assert not plan.deleted_before(controller, ingress)
+    assert ingress.inputs["metadata"]["annotations"]["pulumi.com/waitFor"] == (
+        "jsonpath={.status.loadBalancer.ingress[0].hostname}")
+    assert ingress.inputs["spec"]["ingressClassName"] == "alb"
+    backend = ingress.inputs["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "anythingllm", "port": {"name": "http"}}
+    assert ingress.custom_timeouts["create"] == "20m"
+    annotations = ingress.inputs["metadata"]["annotations"]
+    assert annotations[PREFIX + "load-balancer-name"] == f"anythingllm-{stack}"
+    assert len(annotations[PREFIX + "load-balancer-name"]) <= 32
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_anythingllm_waits_for_the_database_bootstrap(stack_plans, stack):
+    plan = stack_plans[stack]
+    deployment = _k8s(plan, DEPLOYMENT, "anythingllm", "anythingllm")
+    job = plan.one("kubernetes:batch/v1:Job")
+    database_secret = _k8s(plan, "kubernetes:core/v1:Secret", "anythingllm-database")
+    assert plan.waits_for(deployment, job) and plan.waits_for(deployment, database_secret)
+    # Pods created before the controller's webhook runs would get no readiness gate.
+    assert plan.waits_for(deployment, _controller(plan))
+    gateway = _k8s(plan, DEPLOYMENT, "litellm", "llm-gateway")
+    assert plan.waits_for(gateway, job)
+    assert plan.waits_for(gateway, plan.one("aws:elasticache/replicationGroup:ReplicationGroup"))
+
+
+# --------------------------------------------------------------------------- AnythingLLM
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_anythingllm_deployment(stack_plans, stack):
+    plan = stack_plans[stack]
+    deployment = _k8s(plan, DEPLOYMENT, "anythingllm", "anythingllm")
+    pod = _pod(deployment)
+    (container,) = pod["containers"]
+    env = _env(container)
+    assert container["image"] == ANYTHINGLLM_IMAGE and ":pg-" in container["image"]
+    assert env["STORAGE_DIR"] == "/app/server/storage" and env["SERVER_PORT"] == "3001"
+    assert env["VECTOR_DB"] == "pgvector" and env["DISABLE_TELEMETRY"] == "true"
+    assert env["DATABASE_URL"] == _ref("anythingllm-database", "DATABASE_URL")
+    for key in ("JWT_SECRET", "SIG_KEY", "SIG_SALT"):
+        assert env[key] == _ref("anythingllm-secrets", key)
+    assert env["LLM_PROVIDER"] == "litellm" and env["EMBEDDING_ENGINE"] == "litellm"
+    assert env["LITE_LLM_BASE_PATH"] == "http://litellm.llm-gateway.svc.cluster.local:4000"
+    assert env["LITE_LLM_MODEL_PREF"] == "qwen2-5-7b-instruct" and env["EMBEDDING_MODEL_PREF"] == "bge-m3"
+    assert env["LITE_LLM_API_KEY"] == _ref("llm-gateway-client", "LITE_LLM_API_KEY")
+    assert env["ANYTHINGLLM_CHROMIUM_ARGS"] == "--no-sandbox,--disable-setuid-sandbox"
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
+        "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": {"type": "RuntimeDefault"}}
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False and security["capabilities"] == {"drop": ["ALL"]}
+    assert pod["automountServiceAccountToken"] is False
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/api/ping", "port": "http"}
+    assert container["startupProbe"]["failureThreshold"] * container["startupProbe"]["periodSeconds"] >= 600
+    assert container["ports"] == [{"name": "http", "containerPort": 3001, "protocol": "TCP"}]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    storage = volumes[mounts["/app/server/storage"]]
+    assert storage["persistentVolumeClaim"] == {"claimName": "anythingllm-storage"}
+    assert "emptyDir" in volumes[mounts["/app/server/storage/comkey"]]
+    assert volumes[mounts["/etc/rds-ca"]]["configMap"] == {"name": "rds-ca"}
+    # A leaving pod outlives the ALB's deregistration delay, and is killed only after that.
+    settings = stack_settings(stack)
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pre_stop == pre_stop_seconds(settings.ingress) > settings.ingress.deregistration_delay_seconds
+    assert pod["terminationGracePeriodSeconds"] == termination_grace_seconds(settings.ingress) > pre_stop
+    assert deployment.inputs["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert "replicas" not in deployment.inputs["spec"]  # owned by the autoscaler
+    spread = {c["topologyKey"]: c["whenUnsatisfiable"] for c in pod["topologySpreadConstraints"]}
+    assert spread == {"topology.kubernetes.io/zone": "DoNotSchedule",
+                      "kubernetes.io/hostname": "ScheduleAnyway"}
+    autoscaler = _k8s(plan, HPA, "anythingllm")
+    assert autoscaler.inputs["spec"]["minReplicas"] == settings.app.replicas >= (3 if stack == "prod" else 2)
+    assert autoscaler.inputs["spec"]["scaleTargetRef"]["name"] == "anythingllm"
+    assert _k8s(plan, PDB, "anythingllm").inputs["spec"]["maxUnavailable"] == 1
+    service = _k8s(plan, "kubernetes:core/v1:Service", "anythingllm", "anythingllm")
+    assert service.inputs["spec"]["ports"] == [{"name": "http", "port": 3001, "targetPort": "http",
+                                                "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_collector_port_is_never_exposed(stack_plans, stack):
+    plan = stack_plans[stack]
+    for resource in plan.resources:
+        if resource.type.startswith("kubernetes:") and resource.inputs.get("metadata", {}).get(
+                "namespace") == "anythingllm":
+            assert "8888" not in json.dumps(resource.inputs), resource.name
+
+
+# --------------------------------------------------------------------------- gateway
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gateway(stack_plans, stack):
+    plan = stack_plans[stack]
+    deployment = _k8s(plan, DEPLOYMENT, "litellm", "llm-gateway")
+    pod = _pod(deployment)
+    (container,) = pod["containers"]
+    env = _env(container)
+    assert container["image"] == LITELLM_IMAGE
+    assert container["args"][-2:] == ["--num_workers", "1"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/liveliness"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/readiness"
+    assert env["LITELLM_MODE"] == "PRODUCTION"
+    assert env["LITELLM_MASTER_KEY"] == _ref("litellm-secrets", "LITELLM_MASTER_KEY")
+    assert env["DATABASE_URL"] == _ref("litellm-database", "DATABASE_URL")
+    assert env["REDIS_SSL"] == _ref("llm-gateway-redis", "REDIS_SSL")
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    config = _k8s(plan, "kubernetes:core/v1:ConfigMap", "litellm-config").inputs["data"]["config.yaml"]
+    digest = deployment.inputs["spec"]["template"]["metadata"]["annotations"]["anythingllm.io/config-digest"]
+    assert digest == hashlib.sha256(config.encode()).hexdigest()[:16]
+    assert _k8s(plan, HPA, "litellm").inputs["spec"]["minReplicas"] >= 2
+    assert _k8s(plan, PDB, "litellm").inputs["spec"]["maxUnavailable"] == 1
+    master = _k8s(plan, "kubernetes:core/v1:Secret", "litellm-secrets").raw_inputs["stringData"]
+    assert master["LITELLM_MASTER_KEY"].startswith("sk-") and len(master["LITELLM_MASTER_KEY"]) == 51
+    policy = _k8s(plan, POLICY, "allow-anythingllm-only").inputs["spec"]
+    assert policy["ingress"] == [{"from": [{
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "anythingllm"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "anythingllm"}}}],
+        "ports": [{"protocol": "TCP", "port": 4000}]}]
+
+
+# --------------------------------------------------------------------------- models
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_model_servers_run_only_on_their_gpu_group(stack_plans, stack):
+    plan = stack_plans[stack]
+    settings = stack_settings(stack)
+    for model in settings.model_serving.models:
+        deployment = _k8s(plan, DEPLOYMENT, f"vllm-{model.name}", "model-serving")
+        pod = _pod(deployment)
+        (container,) = pod["containers"]
+        assert container["image"] == VLLM_IMAGE
+        assert pod["nodeSelector"] == {"anythingllm.io/gpu-node-group": model.node_group}
+        assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == str(model.gpus)
+        args = container["args"]
+        assert args[0] == model.model and args[args.index("--served-model-name") + 1] == model.name
+        assert args[args.index("--tensor-parallel-size") + 1] == str(model.gpus)
+        assert ("--runner" in args) == (model.kind == "embedding")
+        if model.kind == "embedding":
+            assert args[args.index("--runner") + 1] == "pooling"
+        assert _env(container)["VLLM_API_KEY"] == _ref("vllm-api-key", "VLLM_API_KEY")
+        assert "--api-key" not in args
+        startup = container["startupProbe"]
+        assert startup["httpGet"]["path"] == "/health"
+        assert startup["failureThreshold"] * startup["periodSeconds"] >= 600
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["shm"]["emptyDir"]["medium"] == "Memory"
+        assert volumes["model-cache"]["persistentVolumeClaim"] == {"claimName": "model-cache"}
+        assert deployment.inputs["spec"]["replicas"] == model.replicas
+    policy = _k8s(plan, POLICY, "allow-llm-gateway-only").inputs["spec"]
+    assert policy["podSelector"] == {} and policy["policyTypes"] == ["Ingress"]
+    assert policy["ingress"] == [{"from": [{
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "llm-gateway"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "litellm"}}}],
+        "ports": [{"protocol": "TCP", "port": 8000}]}]
+
+
+def test_rollout_surges_only_where_the_group_has_room():
+    dev, prod = stack_settings("dev"), stack_settings("prod")
+    groups = dev.cluster.gpu_node_group_by_name
+    # dev: two 1-GPU models on a group of at most 2 single-GPU nodes: no room for a third pod.
+    for model in dev.model_serving.models:
+        strategy = rollout_strategy(model, groups[model.node_group], dev.model_serving.models)
+        assert strategy == {"type": "Recreate"}
+    groups = prod.cluster.gpu_node_group_by_name
+    for model in prod.model_serving.models:
+        strategy = rollout_strategy(model, groups[model.node_group], prod.model_serving.models)
+        assert strategy == {"type": "RollingUpdate",
+                            "rolling_update": {"max_unavailable": 0, "max_surge": 1}}
+
+
+def test_prod_has_a_dns_alias_to_the_alb(stack_plans):
+    plan = stack_plans["prod"]
+    record = plan.one("aws:route53/record:Record")
+    assert (record.inputs["name"], record.inputs["type"]) == ("chat.example.com", "A")
+    (alias,) = record.inputs["aliases"]
+    assert alias["name"] == plan.outputs["albHostname"] and alias["evaluateTargetHealth"] is True
+    assert alias["zoneId"] == "Z35SXDOTRQ7X7K"
+    assert plan.outputs["url"] == "https://chat.example.com"
+    assert not stack_plans["dev"].of_type("aws:route53/record:Record")
+    assert stack_plans["dev"].outputs["url"].startswith("http://anythingllm-dev-")
