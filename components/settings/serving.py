@@ -304,12 +304,29 @@ class ModelServingSettings(_Model):
         return next(model for model in self.models if model.name == name)
 
 
-class AppSettings(_Model):
-    """AnythingLLM: replicas behind the ALB, autoscaled on CPU."""
+class _Autoscaled(_Model):
+    """Replicas behind a CPU HorizontalPodAutoscaler: `replicas` is its minimum."""
 
-    replicas: int = Field(ge=2, le=50)
+    replicas: int = Field(default=2, ge=2, le=50)
     max_replicas: int | None = Field(default=None, ge=2, le=100)
     target_cpu_utilization: int = Field(default=70, ge=20, le=95)
+
+    @model_validator(mode="after")
+    def _scaling(self) -> _Autoscaled:
+        if self.max_replicas is not None and self.max_replicas < self.replicas:
+            raise ConfigProblem("maxReplicas", f"{self.max_replicas} is below replicas ({self.replicas})")
+        return self
+
+    @property
+    def replica_ceiling(self) -> int:
+        return self.max_replicas if self.max_replicas is not None else 2 * self.replicas
+
+
+class AppSettings(_Autoscaled):
+    """AnythingLLM: replicas behind the ALB, autoscaled on CPU."""
+
+    # No default: the environment's (SERVING_ENVIRONMENT_DEFAULTS) applies.
+    replicas: int = Field(ge=2, le=50)
     chat_model: str | None = None
     resources: ResourceSettings = Field(default_factory=lambda: ResourceSettings(
         cpu="500m", memory="2Gi", cpu_limit="2", memory_limit="4Gi"))
@@ -321,37 +338,14 @@ class AppSettings(_Model):
             raise ConfigProblem("memory", f"{value.memory} is below 2Gi, the least AnythingLLM runs in")
         return value
 
-    @model_validator(mode="after")
-    def _scaling(self) -> AppSettings:
-        if self.max_replicas is not None and self.max_replicas < self.replicas:
-            raise ConfigProblem("maxReplicas", f"{self.max_replicas} is below replicas ({self.replicas})")
-        return self
 
-    @property
-    def replica_ceiling(self) -> int:
-        return self.max_replicas if self.max_replicas is not None else 2 * self.replicas
-
-
-class GatewaySettings(_Model):
+class GatewaySettings(_Autoscaled):
     """The LiteLLM gateway: replicas (one worker each) sharing limits and cache in Redis."""
 
-    replicas: int = Field(default=2, ge=2, le=50)
-    max_replicas: int | None = Field(default=None, ge=2, le=100)
-    target_cpu_utilization: int = Field(default=70, ge=20, le=95)
     cache_ttl_seconds: int = Field(default=600, ge=0, le=604800)
     request_timeout_seconds: int = Field(default=600, ge=30, le=3600)
     resources: ResourceSettings = Field(default_factory=lambda: ResourceSettings(
         cpu="500m", memory="1Gi", cpu_limit="2", memory_limit="4Gi"))
-
-    @model_validator(mode="after")
-    def _scaling(self) -> GatewaySettings:
-        if self.max_replicas is not None and self.max_replicas < self.replicas:
-            raise ConfigProblem("maxReplicas", f"{self.max_replicas} is below replicas ({self.replicas})")
-        return self
-
-    @property
-    def replica_ceiling(self) -> int:
-        return self.max_replicas if self.max_replicas is not None else 2 * self.replicas
 
 
 __all__ = [
