@@ -24,6 +24,7 @@ from .workloads import (
     http_probe,
     http_service,
     image_version,
+    ingress_only_from,
     pod_security_context,
     rolling_update,
     secret_env,
@@ -114,18 +115,8 @@ def gateway_pod_spec(settings: GatewaySettings, *, labels: dict[str, str],
 
 def clients_only_policy_spec() -> dict:
     """The gateway accepts TCP 4000 from AnythingLLM's pods only."""
-    return {
-        "pod_selector": {"match_labels": {"app.kubernetes.io/name": GATEWAY_APP}},
-        "policy_types": ["Ingress"],
-        "ingress": [{
-            "from": [{
-                "namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": APP.name}},
-                "pod_selector": {"match_labels": {"app.kubernetes.io/name": APP_NAME}},
-            }],
-            "ports": [{"protocol": "TCP", "port": GATEWAY_PORT}],
-        }],
-    }
-
+    return ingress_only_from(namespace=APP.name, app=APP_NAME, port=GATEWAY_PORT,
+                             pod_selector={"match_labels": {"app.kubernetes.io/name": GATEWAY_APP}})
 
 class LlmGateway(pulumi.ComponentResource):
     """LiteLLM: one OpenAI-compatible endpoint for every model, with shared limits and cache.

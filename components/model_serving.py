@@ -17,6 +17,7 @@ from .workloads import (
     http_probe,
     http_service,
     image_version,
+    ingress_only_from,
     pod_security_context,
     rolling_update,
     secret_env,
@@ -135,18 +136,7 @@ def gateway_only_policy_spec() -> dict:
     vLLM's API key guards only /v1, /v2 and /inference (`/invocations` serves the same models
     without it), so reachability is the real boundary. (Kubelet probes
     from the node are always allowed by the VPC CNI policy agent.)"""
-    return {
-        "pod_selector": {},
-        "policy_types": ["Ingress"],
-        "ingress": [{
-            "from": [{
-                "namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": GATEWAY.name}},
-                "pod_selector": {"match_labels": {"app.kubernetes.io/name": GATEWAY_APP}},
-            }],
-            "ports": [{"protocol": "TCP", "port": VLLM_PORT}],
-        }],
-    }
-
+    return ingress_only_from(namespace=GATEWAY.name, app=GATEWAY_APP, port=VLLM_PORT)
 
 class ModelServing(pulumi.ComponentResource):
     """vLLM OpenAI-compatible servers, one Deployment and Service per configured model.

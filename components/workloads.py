@@ -71,6 +71,23 @@ def spread_constraints(labels: dict[str, str]) -> list[dict]:
     ]
 
 
+def ingress_only_from(*, namespace: str, app: str, port: int,
+                      pod_selector: dict | None = None) -> dict:
+    """NetworkPolicy spec: the selected pods (default: all of the namespace) accept `port`/TCP
+    from the pods labelled `app.kubernetes.io/name=<app>` in `namespace`, and nothing else."""
+    return {
+        "pod_selector": pod_selector or {},
+        "policy_types": ["Ingress"],
+        "ingress": [{
+            "from": [{
+                "namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": namespace}},
+                "pod_selector": {"match_labels": {"app.kubernetes.io/name": app}},
+            }],
+            "ports": [{"protocol": "TCP", "port": port}],
+        }],
+    }
+
+
 def rolling_update(*, max_surge: int | str = 1) -> dict:
     """Never fewer ready pods than desired during a rollout."""
     return {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": max_surge}}
