@@ -2,7 +2,7 @@
 
 import pulumi
 
-from components.anythingllm import AnythingLlm
+from components.anythingllm import AnythingLlm, database_consumers, storage_claims
 from components.cache import CONNECTION_SECRET, Cache
 from components.cluster import Cluster
 from components.database import Database
@@ -10,11 +10,11 @@ from components.db_bootstrap import DatabaseConsumer
 from components.ingress import LOAD_BALANCER_NAME_MAX, Ingress
 from components.llm_gateway import LlmGateway
 from components.model_serving import ModelServing
-from components.namespaces import APP, GATEWAY, WorkloadNamespaces
+from components.namespaces import GATEWAY, WorkloadNamespaces
 from components.naming import cluster_name, common_tags, physical_name
 from components.network import Network
 from components.settings import load_settings
-from components.shared_storage import DOCUMENTS, MODEL_CACHE, SharedStorage
+from components.shared_storage import MODEL_CACHE, SharedStorage
 
 settings = load_settings()
 tags = common_tags(project=settings.project, stack=settings.stack,
@@ -37,15 +37,17 @@ cluster = Cluster(
     tags=tags,
 )
 namespaces = WorkloadNamespaces("namespaces", provider=cluster.provider)
+# An isolated canary gets its own storage directory and database (see anythingllm.py), so that
+# a schema migration of the new release cannot touch stable's.
 storage = SharedStorage(
     "storage", settings.storage, cluster_name=name, network=network, cluster=cluster,
     namespaces=namespaces, addon_version=settings.cluster.addon_versions.get("aws-efs-csi-driver"),
-    retain=retain, tags=tags,
+    retain=retain, tags=tags, claims=(*storage_claims(settings.app), MODEL_CACHE),
 )
 # AnythingLLM keeps its data and its vectors (pgvector) in one database; LiteLLM keeps keys,
 # budgets and spend logs in its own.
 database_consumers = [
-    DatabaseConsumer("anythingllm", namespace=APP.name, extensions=("vector",)),
+    *database_consumers(settings.app),
     DatabaseConsumer("litellm", namespace=GATEWAY.name),
 ]
 database = Database(
@@ -79,8 +81,8 @@ app = AnythingLlm(
     "anythingllm", settings.app, ingress_settings=settings.ingress,
     chat_model=settings.chat_model, embedding_model=settings.model_serving.embedding_model,
     gateway_url=gateway.url, gateway_client_secret=gateway.client_secret, namespaces=namespaces,
-    database_secret=database.connection_secrets["anythingllm"], bootstrap_job=database.bootstrap_job,
-    storage_claim=storage.claims[DOCUMENTS.name], ingress=ingress, provider=cluster.provider,
+    database_secrets=database.connection_secrets, bootstrap_job=database.bootstrap_job,
+    storage_claims=storage.claims, ingress=ingress, provider=cluster.provider,
     compute_ready=cluster.compute_ready, retain=retain,
 )
 

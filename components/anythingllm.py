@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from .database import CA_CONFIG_MAP
-from .db_bootstrap import RDS_CA_MOUNT_PATH
-from .ingress import Ingress
+from .db_bootstrap import RDS_CA_MOUNT_PATH, DatabaseConsumer
+from .ingress import USE_ANNOTATION, Ingress, canary_routing
 from .llm_gateway import CLIENT_SECRET
 from .namespaces import APP, WorkloadNamespaces
 from .node_group import system_labels
 from .settings import AppSettings, IngressSettings, ModelSettings
-from .shared_storage import DOCUMENTS
-from .versions import ANYTHINGLLM_IMAGE, ANYTHINGLLM_UID
+from .shared_storage import CANARY_DOCUMENTS, DOCUMENTS, ClaimSpec
+from .versions import ANYTHINGLLM_REPOSITORY, ANYTHINGLLM_UID
 from .workloads import (
     container_security_context,
     cpu_autoscaler,
@@ -36,6 +38,12 @@ SERVER_PORT = 3001  # UI and API; the collector's 8888 is internal and never exp
 STORAGE_DIR = "/app/server/storage"  # exactly this: the collector derives its hotdir from it
 COMKEY_DIR = f"{STORAGE_DIR}/comkey"
 SECRETS = "anythingllm-secrets"
+CANARY_NAME = f"{APP_NAME}-canary"
+CANARY_SECRETS = "anythingllm-canary-secrets"
+APP_DATABASE = "anythingllm"  # the database consumer (role and database) of stable
+CANARY_DATABASE = "anythingllm_canary"
+# Tells the stable and the canary pods apart (in selectors, so the two never mix).
+TRACK_LABEL = "anythingllm.io/track"
 SECRET_KEYS = ("JWT_SECRET", "SIG_KEY", "SIG_SALT")
 SECRET_LENGTH = 64
 SERVICE_ACCOUNT = "anythingllm"
@@ -59,8 +67,78 @@ def termination_grace_seconds(ingress: IngressSettings) -> int:
     return pre_stop_seconds(ingress) + GRACE_MARGIN_SECONDS
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One AnythingLLM Deployment behind the ALB: `stable`, or the `canary`.
+
+    `name` names its Deployment, Service, PodDisruptionBudget and HorizontalPodAutoscaler;
+    `secrets` the Secret with JWT_SECRET/SIG_KEY/SIG_SALT; `database` the database consumer
+    whose connection Secret it uses; `storage_claim` the EFS claim of its STORAGE_DIR.
+    """
+
+    track: str
+    name: str
+    image_tag: str
+    secrets: str
+    database: str
+    storage_claim: str
+    min_replicas: int
+    max_replicas: int
+    target_cpu_utilization: int
+
+    @property
+    def image(self) -> str:
+        return f"{ANYTHINGLLM_REPOSITORY}:{self.image_tag}"
+
+    @property
+    def selector(self) -> dict[str, str]:
+        # The track keeps the two Deployments' (immutable) selectors, and so their Services,
+        # apart: a stable pod never serves the canary's target group and the other way round.
+        return {**selector_labels(APP_NAME, "server"), TRACK_LABEL: self.track}
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {**workload_labels(APP_NAME, "server", image_version(self.image)), TRACK_LABEL: self.track}
+
+
+def variants(settings: AppSettings) -> list[Variant]:
+    """Stable always; the canary when `app.canary` is set. An isolated canary has its own
+    secrets and storage (and its own database, see `canary_database_consumer`)."""
+    found = [Variant(track="stable", name=APP_NAME, image_tag=settings.image_tag, secrets=SECRETS,
+                     database=APP_DATABASE, storage_claim=DOCUMENTS.name, min_replicas=settings.replicas,
+                     max_replicas=settings.replica_ceiling,
+                     target_cpu_utilization=settings.target_cpu_utilization)]
+    canary = settings.canary
+    if canary is not None:
+        found.append(Variant(
+            track="canary", name=CANARY_NAME, image_tag=canary.image_tag,
+            # An isolated canary's users exist only in its own database: a token signed with
+            # stable's JWT_SECRET would name a user id that means someone else there.
+            secrets=CANARY_SECRETS if canary.isolated else SECRETS,
+            database=CANARY_DATABASE if canary.isolated else APP_DATABASE,
+            storage_claim=CANARY_DOCUMENTS.name if canary.isolated else DOCUMENTS.name,
+            min_replicas=canary.replicas, max_replicas=canary.replica_ceiling,
+            target_cpu_utilization=canary.target_cpu_utilization,
+        ))
+    return found
+
+
+def database_consumers(settings: AppSettings) -> list[DatabaseConsumer]:
+    """AnythingLLM's roles and databases (with `vector`, for pgvector), created by the
+    bootstrap Job: stable's, and an isolated canary's own."""
+    names = dict.fromkeys(variant.database for variant in variants(settings))  # shared: once
+    return [DatabaseConsumer(database, namespace=APP.name, extensions=("vector",)) for database in names]
+
+
+def storage_claims(settings: AppSettings) -> list[ClaimSpec]:
+    """The EFS claims AnythingLLM mounts as STORAGE_DIR: stable's, and an isolated canary's."""
+    return [DOCUMENTS, *([CANARY_DOCUMENTS] if settings.canary is not None and settings.canary.isolated
+                         else [])]
+
+
 def app_environment(*, chat_model: ModelSettings, embedding_model: ModelSettings,
-                    gateway_url: str, database_secret: pulumi.Input[str]) -> list[dict]:
+                    gateway_url: str, database_secret: pulumi.Input[str],
+                    secrets: str = SECRETS) -> list[dict]:
     """AnythingLLM's settings as environment: a setting changed in the UI would change one
     pod's process only, so everything that must agree across replicas is declared here."""
     return [
@@ -69,7 +147,7 @@ def app_environment(*, chat_model: ModelSettings, embedding_model: ModelSettings
         {"name": "DISABLE_TELEMETRY", "value": "true"},
         secret_env("DATABASE_URL", database_secret),
         {"name": "VECTOR_DB", "value": "pgvector"},
-        *[secret_env(key, SECRETS) for key in SECRET_KEYS],
+        *[secret_env(key, secrets) for key in SECRET_KEYS],
         {"name": "LLM_PROVIDER", "value": "litellm"},
         {"name": "LITE_LLM_BASE_PATH", "value": gateway_url},
         {"name": "LITE_LLM_MODEL_PREF", "value": chat_model.name},
@@ -85,10 +163,11 @@ def app_environment(*, chat_model: ModelSettings, embedding_model: ModelSettings
     ]
 
 
-def app_container(settings: AppSettings, ingress: IngressSettings, environment: list[dict]) -> dict:
+def app_container(settings: AppSettings, ingress: IngressSettings, environment: list[dict],
+                  image: str) -> dict:
     return {
         "name": APP_NAME,
-        "image": ANYTHINGLLM_IMAGE,
+        "image": image,
         "image_pull_policy": "IfNotPresent",
         "env": environment,
         "ports": [{"name": "http", "container_port": SERVER_PORT, "protocol": "TCP"}],
@@ -111,7 +190,7 @@ def app_container(settings: AppSettings, ingress: IngressSettings, environment: 
 
 
 def app_pod_spec(settings: AppSettings, ingress: IngressSettings, *, environment: list[dict],
-                 labels: dict[str, str]) -> dict:
+                 labels: dict[str, str], image: str, storage_claim: str) -> dict:
     return {
         "service_account_name": SERVICE_ACCOUNT,
         "automount_service_account_token": False,
@@ -120,38 +199,49 @@ def app_pod_spec(settings: AppSettings, ingress: IngressSettings, *, environment
         "security_context": pod_security_context(uid=ANYTHINGLLM_UID, fs_group=ANYTHINGLLM_UID),
         "topology_spread_constraints": spread_constraints(labels),
         "termination_grace_period_seconds": termination_grace_seconds(ingress),
-        "containers": [app_container(settings, ingress, environment)],
+        "containers": [app_container(settings, ingress, environment, image)],
         "volumes": [
-            {"name": "storage", "persistent_volume_claim": {"claim_name": DOCUMENTS.name}},
+            {"name": "storage", "persistent_volume_claim": {"claim_name": storage_claim}},
             {"name": "comkey", "empty_dir": {"size_limit": "16Mi"}},
             {"name": "rds-ca", "config_map": {"name": CA_CONFIG_MAP}},
         ],
     }
 
 
-def ingress_spec(*, host: str | None) -> dict:
-    rule: dict = {"http": {"paths": [{
-        "path": "/", "path_type": "Prefix",
-        "backend": {"service": {"name": APP_NAME, "port": {"name": "http"}}},
-    }]}}
+def ingress_spec(*, host: str | None, backends: list[str] | None = None) -> dict:
+    """One rule ("/" prefix) per backend, in order: without a canary the stable Service itself,
+    with one the controller's actions (`canary_routing`)."""
+    if backends is None:
+        paths = [{"path": "/", "path_type": "Prefix",
+                  "backend": {"service": {"name": APP_NAME, "port": {"name": "http"}}}}]
+    else:
+        paths = [{"path": "/", "path_type": "Prefix",
+                  "backend": {"service": {"name": action, "port": {"name": USE_ANNOTATION}}}}
+                 for action in backends]
+    rule: dict = {"http": {"paths": paths}}
     if host is not None:
         rule["host"] = host
     return {"ingress_class_name": "alb", "rules": [rule]}
 
 
 class AnythingLlm(pulumi.ComponentResource):
-    """AnythingLLM (PostgreSQL build) replicated behind the ALB.
+    """AnythingLLM (PostgreSQL build) replicated behind the ALB, with an optional canary.
 
     Creates in `anythingllm` (a namespace with ALB pod readiness gates, see namespaces.py):
     JWT_SECRET, SIG_KEY and SIG_SALT generated once (`protect`ed in prod) in Secret
-    `anythingllm-secrets`, shared by every replica; a ServiceAccount without token; the
-    Deployment (UID/GID 1000, no capabilities, RuntimeDefault seccomp; STORAGE_DIR on the
-    EFS claim with a per-pod emptyDir over comkey/; the RDS CA mounted; LLM and embedder on
-    the gateway; startup, readiness and liveness on /api/ping:3001; spread over zones and
-    nodes; rolling updates with no pod unavailable; preStop longer than the deregistration
-    delay); Service `anythingllm` (port 3001 only); a PodDisruptionBudget; a CPU
-    HorizontalPodAutoscaler; the ALB Ingress (annotations from the Ingress component,
-    waiting until the ALB has a DNS name); and optionally a Route 53 alias record.
+    `anythingllm-secrets`, shared by every replica; a ServiceAccount without token; and per
+    variant (see `variants`) a Deployment (UID/GID 1000, no capabilities, RuntimeDefault
+    seccomp; STORAGE_DIR on an EFS claim with a per-pod emptyDir over comkey/; the RDS CA
+    mounted; LLM and embedder on the gateway; startup, readiness and liveness on
+    /api/ping:3001; spread over zones and nodes; rolling updates with no pod unavailable;
+    preStop longer than the deregistration delay), a Service (port 3001 only), a
+    PodDisruptionBudget and a CPU HorizontalPodAutoscaler. Then the ALB Ingress (annotations
+    from the Ingress component, plus the weighted and header rules of `canary_routing` when
+    there is a canary; waiting until the ALB has a DNS name) and optionally a Route 53 alias.
+
+    An `isolated` canary also gets its own generated secrets (`anythingllm-canary-secrets`,
+    never protected: it is disposable), and runs on its own connection Secret and claim.
+    Without `app.canary` nothing canary-related exists.
 
     Args:
         name: logical name prefix.
@@ -159,105 +249,119 @@ class AnythingLlm(pulumi.ComponentResource):
         chat_model, embedding_model: the models AnythingLLM uses through the gateway.
         gateway_url: the LiteLLM base URL; gateway_client_secret: the Secret with its key.
         namespaces: the workload namespaces.
-        database_secret: the `anythingllm-database` connection Secret (exists only once the
-            bootstrap Job created the role and database); bootstrap_job: that Job.
-        storage_claim: the EFS claim of STORAGE_DIR.
+        database_secrets: connection Secret per database consumer (`anythingllm`, and
+            `anythingllm_canary` for an isolated canary); each exists only once the bootstrap
+            Job has created its role and database; bootstrap_job: that Job.
+        storage_claims: EFS claim per claim name (`anythingllm-storage`, and
+            `anythingllm-canary-storage` for an isolated canary).
         ingress: the Ingress component (controller release and annotations).
         provider, compute_ready: the cluster's kubernetes provider and what pods wait for.
         retain: protect the generated secrets (prod).
 
     Attributes:
-        hostname: the ALB's DNS name (Output); url: where users go.
+        hostname: the ALB's DNS name (Output); url: where users go; deployments: variant
+        track -> Deployment; ingress: the Ingress.
     """
 
     def __init__(self, name: str, settings: AppSettings, *, ingress_settings: IngressSettings,
                  chat_model: ModelSettings, embedding_model: ModelSettings, gateway_url: str,
                  gateway_client_secret: k8s.core.v1.Secret, namespaces: WorkloadNamespaces,
-                 database_secret: k8s.core.v1.Secret, bootstrap_job: pulumi.Resource,
-                 storage_claim: pulumi.Resource, ingress: Ingress, provider: k8s.Provider,
+                 database_secrets: dict[str, k8s.core.v1.Secret], bootstrap_job: pulumi.Resource,
+                 storage_claims: dict[str, pulumi.Resource], ingress: Ingress, provider: k8s.Provider,
                  compute_ready: list[pulumi.Resource], retain: bool,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:serving:AnythingLlm", name, None, opts)
         namespace = namespaces.by_name[APP.name].metadata.name
         in_cluster = pulumi.ResourceOptions(parent=self, provider=provider)
-        keep = pulumi.ResourceOptions(parent=self, protect=retain)
-        generated = {
-            key: random.RandomPassword(f"{name}-{key.lower().replace('_', '-')}", length=SECRET_LENGTH,
-                                       special=False, opts=keep)
-            for key in SECRET_KEYS
-        }
-        secrets = k8s.core.v1.Secret(
-            f"{name}-secrets",
-            metadata={"name": SECRETS, "namespace": namespace},
-            type="Opaque",
-            string_data={key: password.result for key, password in generated.items()},
-            opts=in_cluster,
-        )
+        secrets = {SECRETS: self._generated_secrets(f"{name}-secrets", SECRETS, namespace=namespace,
+                                                    retain=retain, opts=in_cluster)}
+        if settings.canary is not None and settings.canary.isolated:
+            secrets[CANARY_SECRETS] = self._generated_secrets(
+                f"{name}-canary-secrets", CANARY_SECRETS, namespace=namespace, retain=False,
+                opts=in_cluster)
         service_account = k8s.core.v1.ServiceAccount(
             f"{name}-app",
             metadata={"name": SERVICE_ACCOUNT, "namespace": namespace},
             automount_service_account_token=False,
             opts=in_cluster,
         )
-        labels = workload_labels(APP_NAME, "server", image_version(ANYTHINGLLM_IMAGE))
-        selector = selector_labels(APP_NAME, "server")
-        environment = app_environment(chat_model=chat_model, embedding_model=embedding_model,
-                                      gateway_url=gateway_url,
-                                      database_secret=database_secret.metadata.name)
-        self.deployment = k8s.apps.v1.Deployment(
-            f"{name}-app",
-            metadata={
-                "name": APP_NAME, "namespace": namespace, "labels": labels,
-                # Vectors already stored have this size; changing the embedder means re-embedding.
-                "annotations": {"anythingllm.io/embedding-model": embedding_model.name,
-                                "anythingllm.io/embedding-dimensions": str(embedding_model.dimensions)},
-            },
-            spec={
-                # No `replicas`: the HorizontalPodAutoscaler owns it (min = settings.replicas).
-                "strategy": rolling_update(),
-                "selector": {"match_labels": selector},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": app_pod_spec(settings, ingress_settings, environment=environment,
-                                         labels=selector),
+        self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
+        services: list[k8s.core.v1.Service] = []
+        stable, *_ = all_variants = variants(settings)
+        for variant in all_variants:
+            # The canary's logical names carry its track, stable keeps the names it always had.
+            logical = f"{name}-app" if variant.track == "stable" else f"{name}-{variant.track}"
+            database_secret = database_secrets[variant.database]
+            environment = app_environment(chat_model=chat_model, embedding_model=embedding_model,
+                                          gateway_url=gateway_url,
+                                          database_secret=database_secret.metadata.name,
+                                          secrets=variant.secrets)
+            deployment = k8s.apps.v1.Deployment(
+                logical,
+                metadata={
+                    "name": variant.name, "namespace": namespace, "labels": variant.labels,
+                    # Vectors already stored have this size; changing the embedder means re-embedding.
+                    "annotations": {"anythingllm.io/embedding-model": embedding_model.name,
+                                    "anythingllm.io/embedding-dimensions": str(embedding_model.dimensions)},
                 },
-            },
-            # The database (role, database, `vector`) must exist before migrations run; the
-            # controller's webhook must run so new pods get their ALB readiness gate.
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=provider,
-                depends_on=[*compute_ready, secrets, service_account, database_secret, bootstrap_job,
-                            storage_claim, gateway_client_secret, ingress.release],
-            ),
-        )
-        service = http_service(f"{name}-app", namespace=namespace, labels=labels, selector=selector,
-                               port=SERVER_PORT, opts=in_cluster)
-        disruption_budget(f"{name}-app", namespace=namespace, labels=labels, selector=selector,
-                          opts=in_cluster)
-        cpu_autoscaler(f"{name}-app", namespace=namespace, labels=labels, deployment=APP_NAME,
-                       min_replicas=settings.replicas, max_replicas=settings.replica_ceiling,
-                       cpu_utilization=settings.target_cpu_utilization,
-                       opts=pulumi.ResourceOptions(parent=self, provider=provider,
-                                                   depends_on=[self.deployment]))
+                spec={
+                    # No `replicas`: the HorizontalPodAutoscaler owns it.
+                    "strategy": rolling_update(),
+                    "selector": {"match_labels": variant.selector},
+                    "template": {
+                        "metadata": {"labels": variant.labels},
+                        "spec": app_pod_spec(settings, ingress_settings, environment=environment,
+                                             labels=variant.selector, image=variant.image,
+                                             storage_claim=variant.storage_claim),
+                    },
+                },
+                # The database (role, database, `vector`) must exist before migrations run; the
+                # controller's webhook must run so new pods get their ALB readiness gate.
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=provider,
+                    depends_on=[*compute_ready, secrets[variant.secrets], service_account,
+                                database_secret, bootstrap_job, storage_claims[variant.storage_claim],
+                                gateway_client_secret, ingress.release],
+                ),
+            )
+            self.deployments[variant.track] = deployment
+            services.append(http_service(logical, namespace=namespace, labels=variant.labels,
+                                         selector=variant.selector, port=SERVER_PORT,
+                                         object_name=variant.name, opts=in_cluster))
+            disruption_budget(logical, namespace=namespace, labels=variant.labels,
+                              selector=variant.selector, object_name=variant.name, opts=in_cluster)
+            cpu_autoscaler(logical, namespace=namespace, labels=variant.labels, deployment=variant.name,
+                           min_replicas=variant.min_replicas, max_replicas=variant.max_replicas,
+                           cpu_utilization=variant.target_cpu_utilization,
+                           opts=pulumi.ResourceOptions(parent=self, provider=provider,
+                                                       depends_on=[deployment]))
+
+        annotations = dict(ingress.annotations)
+        backends = None
+        if settings.canary is not None:
+            routing, backends = canary_routing(ingress_settings, settings.canary,
+                                               stable_service=APP_NAME, canary_service=CANARY_NAME)
+            annotations.update(routing)
         dns = ingress_settings.dns
         self.ingress = k8s.networking.v1.Ingress(
             f"{name}-ingress",
             metadata={
                 "name": APP_NAME,
                 "namespace": namespace,
-                "labels": labels,
+                "labels": workload_labels(APP_NAME, "server", image_version(stable.image)),
                 "annotations": {
-                    **ingress.annotations,
+                    **annotations,
                     # pulumi-kubernetes' default Ingress await does not fit this controller;
                     # wait for the one field that matters: the ALB's DNS name.
                     "pulumi.com/waitFor": "jsonpath={.status.loadBalancer.ingress[0].hostname}",
                 },
             },
-            spec=ingress_spec(host=dns.name if dns is not None else None),
+            spec=ingress_spec(host=dns.name if dns is not None else None, backends=backends),
             # Depends on the controller release: created after it, and deleted (with the ALB)
             # before it on destroy.
             opts=pulumi.ResourceOptions(
-                parent=self, provider=provider, depends_on=[ingress.release, service, self.deployment],
+                parent=self, provider=provider,
+                depends_on=[ingress.release, *services, *self.deployments.values()],
                 custom_timeouts=pulumi.CustomTimeouts(create=INGRESS_TIMEOUT, update=INGRESS_TIMEOUT),
             ),
         )
@@ -277,3 +381,21 @@ class AnythingLlm(pulumi.ComponentResource):
         self.url = (pulumi.Output.from_input(f"{scheme}://{dns.name}") if dns is not None
                     else self.hostname.apply(lambda host: f"{scheme}://{host}"))
         self.register_outputs({"url": self.url})
+
+    def _generated_secrets(self, logical: str, secret_name: str, *, namespace: pulumi.Input[str],
+                           retain: bool, opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
+        """JWT_SECRET, SIG_KEY and SIG_SALT, generated once, in Secret `secret_name`."""
+        keep = pulumi.ResourceOptions(parent=self, protect=retain)
+        prefix = logical.removesuffix("-secrets")
+        generated = {
+            key: random.RandomPassword(f"{prefix}-{key.lower().replace('_', '-')}", length=SECRET_LENGTH,
+                                       special=False, opts=keep)
+            for key in SECRET_KEYS
+        }
+        return k8s.core.v1.Secret(
+            logical,
+            metadata={"name": secret_name, "namespace": namespace},
+            type="Opaque",
+            string_data={key: password.result for key, password in generated.items()},
+            opts=opts,
+        )

@@ -12,7 +12,7 @@ from .cluster import Cluster
 from .helm import pinned_release
 from .node_group import system_labels
 from .pod_identity import pod_identity_role
-from .settings import IngressSettings
+from .settings import CanarySettings, IngressSettings
 from .versions import AWS_LOAD_BALANCER_CONTROLLER
 
 NAMESPACE = "kube-system"
@@ -25,6 +25,10 @@ HEALTH_CHECK_PATH = "/api/ping"
 IAM_POLICY_FILE = Path(__file__).parent / "data" / "aws-load-balancer-controller-iam-policy.json"
 # Longest ALB name AWS accepts; the controller uses it as given.
 LOAD_BALANCER_NAME_MAX = 32
+# Ingress backends that name an `actions.<name>` annotation instead of a Service.
+WEIGHTED_ACTION = "weighted-release"
+CANARY_HEADER_ACTION = "canary-by-header"
+USE_ANNOTATION = "use-annotation"
 
 
 def controller_iam_policy() -> str:
@@ -98,6 +102,48 @@ def alb_annotations(settings: IngressSettings, *, load_balancer_name: str) -> di
     if settings.waf_acl_arn is not None:
         annotations["wafv2-acl-arn"] = settings.waf_acl_arn
     return {f"{ANNOTATION_PREFIX}{key}": value for key, value in annotations.items()}
+
+
+def _forward(targets: list[tuple[str, int | None]], *, sticky_seconds: int | None) -> str:
+    forward: dict = {"targetGroups": [
+        {"serviceName": service, "servicePort": "http", **({"weight": weight} if weight is not None else {})}
+        for service, weight in targets
+    ]}
+    if sticky_seconds is not None:
+        forward["targetGroupStickinessConfig"] = {"enabled": True, "durationSeconds": sticky_seconds}
+    return json.dumps({"type": "forward", "forwardConfig": forward}, separators=(",", ":"))
+
+
+def canary_routing(settings: IngressSettings, canary: CanarySettings, *, stable_service: str,
+                   canary_service: str) -> tuple[dict[str, str], list[str]]:
+    """The canary's listener rules: annotations, and the Ingress backends in rule order.
+
+    - `actions.weighted-release` forwards to both target groups, `100 - weight` to stable and
+      `weight` to the canary. Both always stay in the action, so weight 0 stops new sessions
+      reaching the canary without deleting its target group (and weight 100 drains stable).
+      Rule-level `targetGroupStickinessConfig` keeps a client on the variant it first got
+      for the sticky duration; ALB refuses weighted target groups with target-group
+      stickiness unless the rule has it too. Inside each variant the `lb_cookie` of the
+      target group keeps the client on one pod.
+    - With a header, `actions.canary-by-header` plus `conditions.canary-by-header` send every
+      request carrying `name: value` to the canary. Its rule comes first: the controller gives
+      rules priorities in the order of the Ingress paths.
+    """
+    annotations = {
+        f"actions.{WEIGHTED_ACTION}": _forward(
+            [(stable_service, 100 - canary.weight), (canary_service, canary.weight)],
+            sticky_seconds=settings.sticky_session_seconds),
+    }
+    backends = [WEIGHTED_ACTION]
+    if canary.header is not None:
+        annotations[f"actions.{CANARY_HEADER_ACTION}"] = _forward([(canary_service, None)],
+                                                                  sticky_seconds=None)
+        annotations[f"conditions.{CANARY_HEADER_ACTION}"] = json.dumps(
+            [{"field": "http-header", "httpHeaderConfig": {"httpHeaderName": canary.header.name,
+                                                           "values": [canary.header.value]}}],
+            separators=(",", ":"))
+        backends.insert(0, CANARY_HEADER_ACTION)
+    return {f"{ANNOTATION_PREFIX}{key}": value for key, value in annotations.items()}, backends
 
 
 def controller_values(*, cluster_name: str, region: str, vpc_id: str, tags: dict[str, str]) -> dict:

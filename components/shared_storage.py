@@ -38,6 +38,8 @@ class ClaimSpec:
     namespace: str
     size: str
     purpose: str
+    # Disposable claims (the isolated canary's) are never `protect`ed, even in prod.
+    disposable: bool = False
 
 
 DOCUMENTS = ClaimSpec("anythingllm-storage", APP.name, "100Gi",
@@ -45,6 +47,10 @@ DOCUMENTS = ClaimSpec("anythingllm-storage", APP.name, "100Gi",
 MODEL_CACHE = ClaimSpec("model-cache", MODELS.name, "1Ti",
                         "Hugging Face cache shared by every vLLM pod (HF_HOME)")
 CLAIMS = (DOCUMENTS, MODEL_CACHE)
+# Only with an isolated canary (`app.canary.isolation: isolated`): its own access point, so its
+# STORAGE_DIR is a directory stable never sees.
+CANARY_DOCUMENTS = ClaimSpec("anythingllm-canary-storage", APP.name, "100Gi",
+                             "STORAGE_DIR of the isolated AnythingLLM canary", disposable=True)
 
 
 def lifecycle_policies(transition_to_ia_days: int | None) -> list[dict[str, str]]:
@@ -132,8 +138,10 @@ class SharedStorage(pulumi.ComponentResource):
         points). Its node DaemonSet tolerates every taint, so it also runs on GPU nodes;
       - the `efs-ap` StorageClass (reclaim policy Retain in prod, Delete elsewhere);
       - the claims `anythingllm/anythingllm-storage` (AnythingLLM's STORAGE_DIR) and
-        `model-serving/model-cache` (the vLLM weight cache).
-    In prod (`retain`), the key, the file system and both claims are `protect`ed.
+        `model-serving/model-cache` (the vLLM weight cache), or the `claims` given (the
+        isolated canary adds `anythingllm/anythingllm-canary-storage`).
+    In prod (`retain`), the key, the file system and the claims (except disposable ones) are
+    `protect`ed.
 
     Args:
         name: logical name prefix.
@@ -145,6 +153,7 @@ class SharedStorage(pulumi.ComponentResource):
         addon_version: pinned add-on version, or None for the EKS default of the cluster.
         retain: prod durability (protect, Retain reclaim policy).
         tags: common tags.
+        claims: the claims to create (default `CLAIMS`).
 
     Attributes:
         file_system_id (Output); storage_class_name; claims (claim name -> PVC resource).
@@ -162,6 +171,7 @@ class SharedStorage(pulumi.ComponentResource):
         addon_version: str | None,
         retain: bool,
         tags: dict[str, str],
+        claims: tuple[ClaimSpec, ...] = CLAIMS,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("anythingllm:storage:SharedStorage", name, None, opts)
@@ -246,7 +256,7 @@ class SharedStorage(pulumi.ComponentResource):
         )
         self.storage_class_name = STORAGE_CLASS
         self.claims: dict[str, k8s.core.v1.PersistentVolumeClaim] = {}
-        for claim in CLAIMS:
+        for claim in claims:
             self.claims[claim.name] = k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-{claim.name}",
                 metadata={
@@ -263,7 +273,7 @@ class SharedStorage(pulumi.ComponentResource):
                 # mount targets exist. On destroy the claims go first, while the driver still
                 # runs to delete their access points.
                 opts=pulumi.ResourceOptions(
-                    parent=self, provider=cluster.provider, protect=retain,
+                    parent=self, provider=cluster.provider, protect=retain and not claim.disposable,
                     depends_on=[addon, *mount_targets],
                 ),
             )

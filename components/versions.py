@@ -66,7 +66,11 @@ AWS_LOAD_BALANCER_CONTROLLER_APP_VERSION = "v3.5.0"
 
 # AnythingLLM's PostgreSQL build (Docker Hub only; the `pg` branch publishes `pg-<release>`).
 # The plain `<release>` image keeps SQLite on the shared volume and cannot be replicated.
-ANYTHINGLLM_IMAGE = "docker.io/mintplexlabs/anythingllm:pg-1.16.0"
+# `app.imageTag` (and `app.canary.imageTag`) select another `pg-<release>` of this repository;
+# the default below is the release the platform is tested with.
+ANYTHINGLLM_REPOSITORY = "docker.io/mintplexlabs/anythingllm"
+ANYTHINGLLM_TAG = "pg-1.16.0"
+ANYTHINGLLM_IMAGE = f"{ANYTHINGLLM_REPOSITORY}:{ANYTHINGLLM_TAG}"
 ANYTHINGLLM_UID = 1000  # user `anythingllm` of the image
 
 # LiteLLM proxy with Prisma for its own database. Since the 2026 releases the Prisma engines

@@ -99,11 +99,14 @@ def secret_env(variable: str, secret: pulumi.Input[str], key: str | None = None)
 
 
 def http_service(name: str, *, namespace: pulumi.Input[str], labels: dict[str, str],
-                 selector: dict[str, str], port: int, opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
-    """A ClusterIP Service exposing the container port named `http` and nothing else."""
+                 selector: dict[str, str], port: int, opts: pulumi.ResourceOptions,
+                 object_name: str | None = None) -> k8s.core.v1.Service:
+    """A ClusterIP Service exposing the container port named `http` and nothing else, named
+    `object_name` (default: the workload's `app.kubernetes.io/name`)."""
     return k8s.core.v1.Service(
         name,
-        metadata={"name": labels["app.kubernetes.io/name"], "namespace": namespace, "labels": labels},
+        metadata={"name": object_name or labels["app.kubernetes.io/name"], "namespace": namespace,
+                  "labels": labels},
         spec={"type": "ClusterIP", "selector": selector,
               "ports": [{"name": "http", "port": port, "target_port": "http", "protocol": "TCP"}]},
         opts=opts,
@@ -111,12 +114,13 @@ def http_service(name: str, *, namespace: pulumi.Input[str], labels: dict[str, s
 
 
 def disruption_budget(name: str, *, namespace: pulumi.Input[str], labels: dict[str, str],
-                      selector: dict[str, str],
-                      opts: pulumi.ResourceOptions) -> k8s.policy.v1.PodDisruptionBudget:
+                      selector: dict[str, str], opts: pulumi.ResourceOptions,
+                      object_name: str | None = None) -> k8s.policy.v1.PodDisruptionBudget:
     """At most one pod of the workload is evicted at a time (node drains, autoscaler scale-in)."""
     return k8s.policy.v1.PodDisruptionBudget(
         name,
-        metadata={"name": labels["app.kubernetes.io/name"], "namespace": namespace, "labels": labels},
+        metadata={"name": object_name or labels["app.kubernetes.io/name"], "namespace": namespace,
+                  "labels": labels},
         spec={"max_unavailable": 1, "selector": {"match_labels": selector},
               # Pods that never became ready may be evicted, or a broken rollout blocks drains.
               "unhealthy_pod_eviction_policy": "AlwaysAllow"},

@@ -29,6 +29,8 @@ from .loading import (
 from .network import ExistingNetworkSettings, NetworkSettings
 from .serving import (
     AppSettings,
+    CanaryHeaderSettings,
+    CanarySettings,
     GatewaySettings,
     IngressSettings,
     ModelServingSettings,
@@ -41,6 +43,8 @@ __all__ = [
     "PROJECT_NAMESPACE",
     "AppSettings",
     "CacheSettings",
+    "CanaryHeaderSettings",
+    "CanarySettings",
     "ClusterSettings",
     "ConfigProblem",
     "DatabaseSettings",

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ..versions import ANYTHINGLLM_TAG
 from .base import ConfigProblem, _cidr, _Model
 
 SERVING_ENVIRONMENT_DEFAULTS: dict[str, dict[str, dict]] = {
@@ -37,6 +38,13 @@ MODEL_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,40}[a-z0-9])?$")
 HF_MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 CPU_QUANTITY = re.compile(r"^(\d+(\.\d{1,3})?|\d+m)$")
 MEMORY_QUANTITY = re.compile(r"^\d+(Mi|Gi)$")
+# Only releases of the PostgreSQL build, pinned: `pg-<major>.<minor>.<patch>`. The floating `pg`
+# tag would change what runs on a pod restart; the SQLite build cannot be replicated.
+ANYTHINGLLM_TAG_PATTERN = re.compile(r"^pg-\d+\.\d+\.\d+$")
+# An HTTP header field name (RFC 9110 token), at most 40 characters as ALB conditions allow.
+HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,40}$")
+# ALB matches header values with `*` and `?` as wildcards: a canary value is literal text.
+HEADER_VALUE = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 # pgvector's `vector` type holds at most 16000 dimensions.
 MAX_VECTOR_DIMENSIONS = 16000
 
@@ -322,14 +330,103 @@ class _Autoscaled(_Model):
         return self.max_replicas if self.max_replicas is not None else 2 * self.replicas
 
 
+def _anythingllm_tag(value: str) -> str:
+    if not ANYTHINGLLM_TAG_PATTERN.match(value):
+        raise ConfigProblem("", f"{value!r} is not a pinned release of AnythingLLM's PostgreSQL "
+                                f"build; use pg-<major>.<minor>.<patch> (e.g. {ANYTHINGLLM_TAG})")
+    return value
+
+
+class CanaryHeaderSettings(_Model):
+    """Requests carrying `name: value` go to the canary, whatever the weight."""
+
+    name: str
+    value: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not HEADER_NAME.match(value):
+            raise ConfigProblem("", f"{value!r} is not an HTTP header name of at most 40 characters "
+                                    "(letters, digits and !#$%&'*+.^_`|~-)")
+        if value.lower() in {"host", "cookie"}:
+            raise ConfigProblem("", f"{value!r} cannot route a canary: the ALB matches Host with a "
+                                    "host-header condition, and cookies carry the stickiness")
+        return value
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str) -> str:
+        if not HEADER_VALUE.match(value):
+            raise ConfigProblem("", f"{value!r}: use 1-128 letters, digits and ._~- (the ALB "
+                                    "treats * and ? as wildcards)")
+        return value
+
+
+class CanarySettings(_Model):
+    """A second AnythingLLM Deployment running `imageTag`, which the ALB sends `weight` percent
+    of new sessions (and every request carrying `header`) to.
+
+    `isolation` has no default, because the two choices fail differently: `shared` runs the
+    canary on stable's database and storage, so a schema migration in the new release changes
+    them under stable's pods; `isolated` gives it its own database and storage directory, so
+    its users start from an empty instance.
+    """
+
+    image_tag: str
+    weight: int = Field(default=0, ge=0, le=100)
+    header: CanaryHeaderSettings | None = None
+    isolation: Literal["shared", "isolated"]
+    replicas: int = Field(default=1, ge=1, le=50)
+    max_replicas: int | None = Field(default=None, ge=1, le=100)
+    target_cpu_utilization: int = Field(default=70, ge=20, le=95)
+
+    @field_validator("image_tag")
+    @classmethod
+    def _image_tag(cls, value: str) -> str:
+        return _anythingllm_tag(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _isolation_is_a_choice(cls, data: object) -> object:
+        if isinstance(data, dict) and "isolation" not in data:
+            raise ConfigProblem(
+                "isolation", "required: 'shared' (the canary uses stable's database and storage; a "
+                "schema migration in it changes them for stable too) or 'isolated' (its own "
+                "database and storage directory; its users start from an empty instance)")
+        return data
+
+    @model_validator(mode="after")
+    def _scaling(self) -> CanarySettings:
+        if self.max_replicas is not None and self.max_replicas < self.replicas:
+            raise ConfigProblem("maxReplicas", f"{self.max_replicas} is below replicas ({self.replicas})")
+        return self
+
+    @property
+    def replica_ceiling(self) -> int:
+        return self.max_replicas if self.max_replicas is not None else 2 * self.replicas
+
+    @property
+    def isolated(self) -> bool:
+        return self.isolation == "isolated"
+
+
 class AppSettings(_Autoscaled):
-    """AnythingLLM: replicas behind the ALB, autoscaled on CPU."""
+    """AnythingLLM: replicas behind the ALB, autoscaled on CPU, and optionally a canary."""
 
     # No default: the environment's (SERVING_ENVIRONMENT_DEFAULTS) applies.
     replicas: int = Field(ge=2, le=50)
+    # Promoting a canary = setting this to the canary's tag.
+    image_tag: str = ANYTHINGLLM_TAG
+    canary: CanarySettings | None = None
     chat_model: str | None = None
     resources: ResourceSettings = Field(default_factory=lambda: ResourceSettings(
         cpu="500m", memory="2Gi", cpu_limit="2", memory_limit="4Gi"))
+
+    @field_validator("image_tag")
+    @classmethod
+    def _image_tag(cls, value: str) -> str:
+        return _anythingllm_tag(value)
 
     @field_validator("resources")
     @classmethod
@@ -352,6 +449,8 @@ __all__ = [
     "SERVING_ENVIRONMENT_DEFAULTS",
     "AccessLogSettings",
     "AppSettings",
+    "CanaryHeaderSettings",
+    "CanarySettings",
     "DnsSettings",
     "GatewaySettings",
     "HealthCheckSettings",
