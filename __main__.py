@@ -7,18 +7,19 @@ from components.cache import CONNECTION_SECRET, Cache
 from components.cluster import Cluster
 from components.database import Database
 from components.db_bootstrap import DatabaseConsumer
-from components.ingress import LOAD_BALANCER_NAME_MAX, Ingress
+from components.ingress import Ingress
 from components.llm_gateway import LlmGateway
 from components.model_serving import ModelServing
 from components.namespaces import GATEWAY, WorkloadNamespaces
-from components.naming import cluster_name, common_tags, physical_name
+from components.naming import cluster_name, common_tags, load_balancer_name
 from components.network import Network
 from components.settings import load_settings
 from components.shared_storage import MODEL_CACHE, SharedStorage
 
 settings = load_settings()
 tags = common_tags(project=settings.project, stack=settings.stack,
-                   environment=settings.environment, extra=settings.tags)
+                   environment=settings.environment, extra=settings.tags,
+                   expires_at=settings.expires_at_text)
 name = cluster_name(settings.project, settings.stack)
 # Prod keeps its data through anything short of an explicit, reviewed change: stateful
 # resources are protected, snapshotted on deletion and changed in maintenance windows.
@@ -60,7 +61,7 @@ cache = Cache("cache", settings.cache, cluster_name=name, network=network, clust
 # The request path: ALB -> AnythingLLM -> LiteLLM -> vLLM.
 ingress = Ingress(
     "ingress", settings.ingress, cluster=cluster, cluster_name=name,
-    load_balancer_name=physical_name(settings.project, settings.stack, max_length=LOAD_BALANCER_NAME_MAX),
+    load_balancer_name=load_balancer_name(settings.project, settings.stack),
     vpc_id=network.vpc_id, region=settings.region, tags=tags,
 )
 hugging_face_token = (pulumi.Output.secret(settings.hugging_face_token.get_secret_value())
@@ -87,6 +88,8 @@ app = AnythingLlm(
 )
 
 pulumi.export("environment", settings.environment)
+# Throwaway stacks only: `tools/staging.py reap` reads it from the state (no config file needed).
+pulumi.export("expiresAt", settings.expires_at_text)
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("publicSubnetIds", network.public_subnet_ids)

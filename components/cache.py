@@ -12,13 +12,12 @@ import pulumi_random as random
 from .cluster import Cluster
 from .kms import encryption_key
 from .namespaces import GATEWAY, WorkloadNamespaces
-from .naming import physical_name
+from .naming import replication_group_id
 from .network import Network
 from .security_groups import cluster_only_security_group
 from .settings import CacheSettings
 
 REDIS_PORT = 6379
-REPLICATION_GROUP_ID_MAX = 40
 CONNECTION_SECRET = "llm-gateway-redis"
 # ElastiCache AUTH tokens: 16-128 printable characters without @, " or /; letters and digits
 # avoid every client's escaping rules.
@@ -97,7 +96,7 @@ class Cache(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("anythingllm:cache:Cache", name, None, opts)
-        group_id = physical_name(cluster_name, "cache", max_length=REPLICATION_GROUP_ID_MAX)
+        group_id = replication_group_id(cluster_name)
         child = pulumi.ResourceOptions(parent=self)
 
         key = encryption_key(

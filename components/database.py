@@ -23,7 +23,7 @@ from .db_bootstrap import (
 )
 from .kms import encryption_key
 from .namespaces import DATA_BOOTSTRAP, WorkloadNamespaces
-from .naming import physical_name
+from .naming import db_instance_identifier
 from .network import Network
 from .node_group import system_labels
 from .rds_ca import RDS_CA_IDENTIFIER, root_certificate
@@ -31,7 +31,6 @@ from .security_groups import cluster_only_security_group
 from .settings import DatabaseSettings
 from .versions import POSTGRES_CLIENT_IMAGE, POSTGRES_CLIENT_UID
 
-RDS_IDENTIFIER_MAX = 63
 LOG_EXPORTS = ("postgresql", "upgrade")
 CA_CONFIG_MAP = "rds-ca"
 CREDENTIALS_SECRET = "db-bootstrap-credentials"
@@ -160,7 +159,7 @@ class Database(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("anythingllm:database:Database", name, None, opts)
-        identifier = physical_name(cluster_name, "postgres", max_length=RDS_IDENTIFIER_MAX)
+        identifier = db_instance_identifier(cluster_name)
         child = pulumi.ResourceOptions(parent=self)
 
         key = encryption_key(

@@ -23,8 +23,6 @@ ANNOTATION_PREFIX = "alb.ingress.kubernetes.io/"
 # path returns the SPA with 200, so this is the only meaningful health check.
 HEALTH_CHECK_PATH = "/api/ping"
 IAM_POLICY_FILE = Path(__file__).parent / "data" / "aws-load-balancer-controller-iam-policy.json"
-# Longest ALB name AWS accepts; the controller uses it as given.
-LOAD_BALANCER_NAME_MAX = 32
 # Ingress backends that name an `actions.<name>` annotation instead of a Service.
 WEIGHTED_ACTION = "weighted-release"
 CANARY_HEADER_ACTION = "canary-by-header"
@@ -193,7 +191,7 @@ class Ingress(pulumi.ComponentResource):
         settings: the stack's `ingress` settings.
         cluster: the Cluster component (cluster name, provider, compute to wait for).
         cluster_name: physical EKS cluster name.
-        load_balancer_name: the ALB's name (<= 32 characters, see naming.physical_name).
+        load_balancer_name: the ALB's name (<= 32 characters, see naming.load_balancer_name).
         vpc_id: the VPC the controller manages load balancers in.
         region: AWS region.
         tags: common tags.

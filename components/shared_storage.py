@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 from .cluster import Cluster
 from .kms import encryption_key
 from .namespaces import APP, MODELS, WorkloadNamespaces
-from .naming import physical_name
+from .naming import creation_token
 from .network import Network
 from .pod_identity import pod_identity_role
 from .security_groups import cluster_only_security_group
@@ -26,7 +26,6 @@ STORAGE_CLASS = "efs-ap"
 # AnythingLLM's image runs as user anythingllm (UID/GID 1000). Access points write every file
 # as this owner, so pods need no root, chown or fsGroup pass over a large tree.
 POSIX_OWNER = "1000"
-CREATION_TOKEN_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -184,7 +183,7 @@ class SharedStorage(pulumi.ComponentResource):
         )
         file_system = aws.efs.FileSystem(
             name,
-            creation_token=physical_name(cluster_name, "shared", max_length=CREATION_TOKEN_MAX),
+            creation_token=creation_token(cluster_name),
             encrypted=True,
             kms_key_id=key.arn,
             performance_mode="generalPurpose",

@@ -8,6 +8,7 @@ import pytest
 
 from components.database import LOG_EXPORTS
 from components.namespaces import WORKLOAD_NAMESPACES
+from components.naming import stack_physical_names
 from components.shared_storage import lifecycle_policies, tls_only_policy
 from tests.conftest import ROOT, STACKS
 from tools.engine import Plan, Registration, run_stack
@@ -344,13 +345,21 @@ def test_namespaces_enforce_pod_security(stack_plans, stack):
     "staging-feature-a-very-long-branch-name-that-goes-on-and-on-2",
 ])
 def test_physical_names_fit_aws_limits_for_long_staging_stack_names(branch):
+    """The program uses exactly the names of `stack_physical_names`, whose AWS rules
+    tests/test_naming.py checks for generated stack names."""
     plan = run_stack(ROOT, branch, config_from="staging")
-    identifier = plan.one(RDS).inputs["identifier"]
-    group_id = plan.one(REDIS).inputs["replicationGroupId"]
-    assert len(identifier) <= 63 and len(group_id) <= 40
+    expected = stack_physical_names("anythingllm", branch)
+    assert plan.one(RDS).inputs["identifier"] == expected["dbInstance"]
+    assert plan.one(REDIS).inputs["replicationGroupId"] == expected["cacheReplicationGroup"]
+    assert plan.one(EFS).inputs["creationToken"] == expected["efsCreationToken"]
+    assert plan.one("aws:eks/cluster:Cluster").inputs["name"] == expected["eksCluster"]
+    ingress = plan.one("kubernetes:networking.k8s.io/v1:Ingress")
+    assert ingress.inputs["metadata"]["annotations"][
+        "alb.ingress.kubernetes.io/load-balancer-name"] == expected["loadBalancer"]
+    identifier, group_id = expected["dbInstance"], expected["cacheReplicationGroup"]
+    assert len(identifier) <= 63 and len(group_id) <= 40 and len(expected["loadBalancer"]) <= 32
     for name in (identifier, group_id):
         assert name[0].isalpha() and "--" not in name and not name.endswith("-")
-    assert len(plan.one(EFS).inputs["creationToken"]) <= 64
 
 
 def test_long_branch_names_sharing_a_prefix_get_distinct_names():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 from typing import Any, Literal
 
@@ -54,6 +55,8 @@ class StackSettings(_Model):
     model_serving: ModelServingSettings
     # Read from a secret config value only (`pulumi config set --secret`); see loading.py.
     hugging_face_token: SecretStr | None = None
+    # When a throwaway stack may be destroyed (`tools/staging.py reap`); set by that tool.
+    expires_at: dt.datetime | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -89,6 +92,19 @@ class StackSettings(_Model):
                     "_.:/=+-@, and must not start with aws:",
                 )
         return value
+
+    @field_validator("expires_at")
+    @classmethod
+    def _expires_at(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ConfigProblem("", f"{value.isoformat()!r} has no time zone; write it in UTC, "
+                                    "e.g. 2026-11-30T18:00:00Z")
+        return value.astimezone(dt.UTC) if value is not None else None
+
+    @property
+    def expires_at_text(self) -> str | None:
+        """`expiresAt` as the tag value and stack output: UTC, to the second."""
+        return self.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") if self.expires_at is not None else None
 
     @property
     def is_prod(self) -> bool:
@@ -143,6 +159,8 @@ class StackSettings(_Model):
                     f"{cluster.system_node_group.min_size} is below 2; prod keeps add-ons on "
                     "at least two nodes",
                 )
+        if self.is_prod and self.expires_at is not None:
+            raise ConfigProblem("expiresAt", "cannot be set in prod: prod never expires")
         if self.environment == "staging" and cluster.deletion_protection:
             raise ConfigProblem(
                 "cluster.deletionProtection",
