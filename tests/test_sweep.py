@@ -1,0 +1,104 @@
+"""tools/aws_inventory.py and tools/sweep.py against moto's fake AWS account."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from components.ingress import controller_iam_policy
+from tools.aws_inventory import CLUSTER_TAG, ControllerInventory
+from tools.sweep import main, sweep
+
+REGION = "us-east-1"
+LIVE, GONE, OTHER_TEAM = "anythingllm-staging-live", "anythingllm-staging-gone", "payments-prod"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        yield
+
+
+def _account() -> ControllerInventory:
+    """An account with controller leftovers of a live cluster, a deleted one and another team's."""
+    ec2, elbv2, eks = (boto3.client(service, region_name=REGION) for service in ("ec2", "elbv2", "eks"))
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{zone}")
+               ["Subnet"]["SubnetId"] for i, zone in enumerate("ab")]
+    eks.create_cluster(name=LIVE, roleArn="arn:aws:iam::123456789012:role/eks",
+                       resourcesVpcConfig={"subnetIds": subnets})
+    for cluster in (LIVE, GONE, OTHER_TEAM):
+        tags = [{"Key": CLUSTER_TAG, "Value": cluster},
+                {"Key": "ingress.k8s.aws/stack", "Value": "anythingllm/anythingllm"}]
+        group = ec2.create_security_group(
+            GroupName=f"k8s-{cluster}", Description="managed LoadBalancer securityGroup", VpcId=vpc,
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": tags}])["GroupId"]
+        elbv2.create_load_balancer(Name=f"lb-{cluster}"[:32], Subnets=subnets, SecurityGroups=[group],
+                                   Scheme="internet-facing", Type="application", Tags=tags)
+        elbv2.create_target_group(Name=f"tg-{cluster}"[:32], Protocol="HTTP", Port=3001, VpcId=vpc,
+                                  TargetType="ip", Tags=tags)
+    # Not the controller's: no cluster tag.
+    elbv2.create_target_group(Name="hand-made", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip")
+    return ControllerInventory(elbv2=elbv2, ec2=ec2, eks=eks)
+
+
+def test_the_cluster_tag_is_the_one_the_controller_policy_scopes_by():
+    assert f"aws:ResourceTag/{CLUSTER_TAG}" in controller_iam_policy()
+
+
+def test_inventory_lists_by_cluster_tag(aws):
+    inventory = _account()
+    assert {(r.kind, r.cluster) for r in inventory.resources(GONE)} == {
+        ("load-balancer", GONE), ("target-group", GONE), ("security-group", GONE)}
+    assert "hand-made" not in {r.name for r in inventory.resources()}
+    assert inventory.existing_clusters() == {LIVE}
+
+
+def test_sweep_lists_only_orphans_of_this_project_and_deletes_with_the_flag(aws):
+    inventory = _account()
+    listed = sweep(inventory, cluster_prefix="anythingllm-", delete=False, log=lambda _: None)
+    assert [(r.kind, r.cluster) for r in listed] == [
+        ("load-balancer", GONE), ("target-group", GONE), ("security-group", GONE)]
+    assert {r.cluster for r in inventory.resources()} == {LIVE, GONE, OTHER_TEAM}  # nothing deleted
+
+    deleted = sweep(inventory, cluster_prefix="anythingllm-", delete=True, log=lambda _: None)
+    assert deleted == listed
+    assert {r.cluster for r in inventory.resources()} == {LIVE, OTHER_TEAM}
+
+
+def test_sweep_keeps_load_balancers_with_deletion_protection(aws):
+    inventory = _account()
+    balancer = next(r for r in inventory.resources(GONE) if r.kind == "load-balancer")
+    inventory.elbv2.modify_load_balancer_attributes(
+        LoadBalancerArn=balancer.identifier,
+        Attributes=[{"Key": "deletion_protection.enabled", "Value": "true"}])
+    messages: list[str] = []
+    deleted = sweep(inventory, cluster_prefix="anythingllm-", delete=True, log=messages.append)
+    assert balancer not in deleted
+    assert any("deletion protection is on" in m for m in messages)
+
+
+def test_sweep_refuses_an_empty_prefix(aws):
+    with pytest.raises(SystemExit):
+        main(["--cluster-prefix", ""], inventory=_account())
+
+
+def test_wait_until_gone_returns_once_the_alb_is_deleted_and_times_out_otherwise(aws):
+    inventory = _account()
+    balancer = next(r for r in inventory.resources(GONE) if r.kind == "load-balancer")
+    sleeps: list[float] = []
+
+    def controller_deletes_it(seconds):
+        sleeps.append(seconds)
+        inventory.elbv2.delete_load_balancer(LoadBalancerArn=balancer.identifier)
+
+    inventory.wait_until_gone(GONE, sleep=controller_deletes_it)
+    assert sleeps == [15]
+
+    clock = iter(range(0, 10_000, 100))
+    with pytest.raises(TimeoutError, match="lb-anythingllm-staging-live"):
+        inventory.wait_until_gone(LIVE, timeout_seconds=300, sleep=lambda _: None, clock=lambda: next(clock))
