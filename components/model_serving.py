@@ -10,7 +10,7 @@ from .namespaces import GATEWAY, MODELS, WorkloadNamespaces
 from .node_group import GPU_NODE_GROUP_LABEL, GPU_RESOURCE, GPU_TAINT
 from .settings import GpuNodeGroupSettings, ModelServingSettings, ModelSettings
 from .shared_storage import MODEL_CACHE
-from .versions import VLLM_IMAGE
+from .versions import VLLM_IMAGE, VLLM_UID
 from .workloads import (
     container_security_context,
     disruption_budget,
@@ -30,7 +30,11 @@ API_KEY_SECRET = "vllm-api-key"
 HF_TOKEN_SECRET = "hugging-face-token"
 SERVICE_ACCOUNT = "vllm"
 # HF_HOME on the shared EFS claim: a model is downloaded once for every replica and restart.
-HF_HOME = "/root/.cache/huggingface"
+# Not under HOME: the weights live on the shared EFS claim, every other cache per pod.
+HF_HOME = "/models/huggingface"
+# An emptyDir HOME for the caches vLLM, PyTorch, Triton and FlashInfer write under ~ (~/.cache,
+# ~/.config, ~/.triton): the image's HOME is /root, which a non-root user cannot write.
+VLLM_HOME = "/home/vllm"
 # Model download plus weight loading and CUDA graph capture: up to 20 minutes.
 STARTUP_PROBE_FAILURES = 120
 STARTUP_PROBE_PERIOD = 10
@@ -79,6 +83,10 @@ def rollout_strategy(model: ModelSettings, group: GpuNodeGroupSettings,
 
 def model_container(model: ModelSettings, *, with_hf_token: bool) -> dict:
     env = [
+        {"name": "HOME", "value": VLLM_HOME},
+        # getpass.getuser() (PyTorch's compile cache) reads USER before the passwd file, which
+        # has no entry for the pod's uid.
+        {"name": "USER", "value": "vllm"},
         {"name": "HF_HOME", "value": HF_HOME},
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
         {"name": "DO_NOT_TRACK", "value": "1"},
@@ -106,9 +114,10 @@ def model_container(model: ModelSettings, *, with_hf_token: bool) -> dict:
         "volume_mounts": [
             {"name": "shm", "mount_path": "/dev/shm"},
             {"name": "model-cache", "mount_path": HF_HOME},
+            {"name": "home", "mount_path": VLLM_HOME},
         ],
-        # The image runs as root and writes caches under /root: no read-only root, but no
-        # capabilities and no privilege escalation (namespace Pod Security level: baseline).
+        # Non-root, no capabilities, no privilege escalation (Pod Security `restricted`). The
+        # root filesystem stays writable: Triton and FlashInfer compile kernels into /tmp.
         "security_context": container_security_context(read_only_root=False),
     }
 
@@ -120,13 +129,15 @@ def model_pod_spec(model: ModelSettings, *, with_hf_token: bool) -> dict:
         "enable_service_links": False,
         "node_selector": {GPU_NODE_GROUP_LABEL: model.node_group},
         "tolerations": [{"key": GPU_TAINT.key, "operator": "Exists", "effect": "NoSchedule"}],
-        "security_context": pod_security_context(uid=None),
+        "security_context": pod_security_context(uid=VLLM_UID),
         "termination_grace_period_seconds": 120,
         "containers": [model_container(model, with_hf_token=with_hf_token)],
         "volumes": [
             # NCCL and PyTorch workers exchange tensors through shared memory.
             {"name": "shm", "empty_dir": {"medium": "Memory", "size_limit": model.shm_size}},
             {"name": "model-cache", "persistent_volume_claim": {"claim_name": MODEL_CACHE.name}},
+            # Compiled kernels and CUDA graphs' caches: rebuilt after a restart, bounded here.
+            {"name": "home", "empty_dir": {"size_limit": "20Gi"}},
         ],
     }
 

@@ -34,8 +34,7 @@ class NamespaceSpec:
 APP = NamespaceSpec("anythingllm", "restricted", readiness_gates=True,
                     purpose="AnythingLLM (stable and canary)")
 GATEWAY = NamespaceSpec("llm-gateway", "restricted", purpose="LiteLLM gateway")
-# vLLM's image runs as root and needs GPU devices: baseline is the strictest level it meets.
-MODELS = NamespaceSpec("model-serving", "baseline", purpose="vLLM model servers")
+MODELS = NamespaceSpec("model-serving", "restricted", purpose="vLLM model servers")
 DATA_BOOTSTRAP = NamespaceSpec("data-bootstrap", "restricted",
                                purpose="the database bootstrap Job and the master credentials")
 WORKLOAD_NAMESPACES = (APP, GATEWAY, MODELS, DATA_BOOTSTRAP)
@@ -59,7 +58,7 @@ class WorkloadNamespaces(pulumi.ComponentResource):
     """The namespaces of the platform's workloads.
 
     Creates one `Namespace` per entry of `WORKLOAD_NAMESPACES`: `anythingllm` (restricted,
-    ALB pod readiness gates on), `llm-gateway` (restricted), `model-serving` (baseline) and
+    ALB pod readiness gates on), `llm-gateway` (restricted), `model-serving` (restricted) and
     `data-bootstrap` (restricted, holds the database master credentials and nothing else).
 
     Args:

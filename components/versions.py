@@ -84,3 +84,6 @@ LITELLM_UID = 1000
 # vLLM OpenAI-compatible server. Its CUDA 13 build needs NVIDIA driver >= 580, which the
 # AL2023 NVIDIA AMIs ship.
 VLLM_IMAGE = "docker.io/vllm/vllm-openai:v0.32.0"
+# The image defaults to root; it runs as any uid once HOME is writable (model_serving.py).
+# 1000 matches the EFS access points' POSIX owner (shared_storage.py).
+VLLM_UID = 1000

@@ -29,11 +29,10 @@ def image_version(image: str) -> str:
     return image.rsplit(":", 1)[-1][:63]
 
 
-def pod_security_context(*, uid: int | None, fs_group: int | None = None) -> dict:
-    """Pod-level security context. `uid=None` keeps the image's user (vLLM runs as root)."""
-    context: dict = {"seccomp_profile": {"type": "RuntimeDefault"}}
-    if uid is not None:
-        context.update(run_as_non_root=True, run_as_user=uid, run_as_group=uid)
+def pod_security_context(*, uid: int, fs_group: int | None = None) -> dict:
+    """Pod-level security context: a fixed non-root uid/gid and the runtime's seccomp profile."""
+    context: dict = {"seccomp_profile": {"type": "RuntimeDefault"}, "run_as_non_root": True,
+                     "run_as_user": uid, "run_as_group": uid}
     if fs_group is not None:
         context.update(fs_group=fs_group, fs_group_change_policy="OnRootMismatch")
     return context

@@ -336,7 +336,7 @@ def test_namespaces_enforce_pod_security(stack_plans, stack):
     assert labels["anythingllm"]["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
     assert labels["anythingllm"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert labels["data-bootstrap"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    assert labels["model-serving"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["model-serving"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 @pytest.mark.parametrize("branch", [
