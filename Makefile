@@ -8,7 +8,7 @@ STACK ?= dev
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: preview test lint venv clean
+.PHONY: preview test lint venv policy clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
@@ -29,6 +29,10 @@ preview: $(STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest
+
+# The policy pack's rules over the offline plan of every committed stack (also in `make test`).
+policy: $(TEST_STAMP)
+	$(BIN)/python -m tools.policy_check
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

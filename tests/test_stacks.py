@@ -121,3 +121,29 @@ def test_prod_preview_records_in_under_ten_seconds():
     plan = run_stack(ROOT, "prod")
     assert time.perf_counter() - started < 10
     assert len(plan.resources) > 50
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_destroy_order_from_the_dependency_graph(stack_plans, stack):
+    """What `pulumi destroy` (and tools/staging.py) relies on: the Ingress (and with it the ALB)
+    goes while the controller runs, workloads go before the nodes they run on, and every
+    Kubernetes object goes before the cluster."""
+    plan = stack_plans[stack]
+    cluster = plan.one("aws:eks/cluster:Cluster")
+    node_groups = plan.of_type("aws:eks/nodeGroup:NodeGroup")
+    controller = next(r for r in plan.of_type("kubernetes:helm.sh/v3:Release")
+                      if r.inputs["name"] == "aws-load-balancer-controller")
+    ingress = plan.one("kubernetes:networking.k8s.io/v1:Ingress")
+    assert plan.deleted_before(ingress, controller)
+    workloads = [*plan.of_type("kubernetes:apps/v1:Deployment"), *plan.of_type("kubernetes:batch/v1:Job"),
+                 *plan.of_type("kubernetes:helm.sh/v3:Release")]
+    assert len(node_groups) >= 2 and len(workloads) >= 6
+    for workload in workloads:
+        for group in node_groups:
+            assert plan.deleted_before(workload, group), (workload.name, group.name)
+    kubernetes = [r for r in plan.resources if r.custom and r.type.startswith("kubernetes:")
+                  and r.type != "pulumi:providers:kubernetes"]
+    for resource in kubernetes:
+        assert plan.deleted_before(resource, cluster), resource.name
+    # And the engine sees no edge the other way round (a cycle would make both true).
+    assert not plan.deleted_before(cluster, ingress)
