@@ -363,7 +363,7 @@ class CanaryHeaderSettings(_Model):
         return value
 
 
-class CanarySettings(_Model):
+class CanarySettings(_Autoscaled):
     """A second AnythingLLM Deployment running `imageTag`, which the ALB sends `weight` percent
     of new sessions (and every request carrying `header`) to.
 
@@ -377,9 +377,8 @@ class CanarySettings(_Model):
     weight: int = Field(default=0, ge=0, le=100)
     header: CanaryHeaderSettings | None = None
     isolation: Literal["shared", "isolated"]
+    # One pod is enough for a canary; maxReplicas and targetCpuUtilization as for `app`.
     replicas: int = Field(default=1, ge=1, le=50)
-    max_replicas: int | None = Field(default=None, ge=1, le=100)
-    target_cpu_utilization: int = Field(default=70, ge=20, le=95)
 
     @field_validator("image_tag")
     @classmethod
@@ -395,16 +394,6 @@ class CanarySettings(_Model):
                 "schema migration in it changes them for stable too) or 'isolated' (its own "
                 "database and storage directory; its users start from an empty instance)")
         return data
-
-    @model_validator(mode="after")
-    def _scaling(self) -> CanarySettings:
-        if self.max_replicas is not None and self.max_replicas < self.replicas:
-            raise ConfigProblem("maxReplicas", f"{self.max_replicas} is below replicas ({self.replicas})")
-        return self
-
-    @property
-    def replica_ceiling(self) -> int:
-        return self.max_replicas if self.max_replicas is not None else 2 * self.replicas
 
     @property
     def isolated(self) -> bool:
