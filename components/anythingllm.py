@@ -30,6 +30,7 @@ from .workloads import (
     secret_env,
     selector_labels,
     spread_constraints,
+    token_less_account,
     workload_labels,
 )
 
@@ -279,12 +280,8 @@ class AnythingLlm(pulumi.ComponentResource):
             secrets[CANARY_SECRETS] = self._generated_secrets(
                 f"{name}-canary-secrets", CANARY_SECRETS, namespace=namespace, retain=False,
                 opts=in_cluster)
-        service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-app",
-            metadata={"name": SERVICE_ACCOUNT, "namespace": namespace},
-            automount_service_account_token=False,
-            opts=in_cluster,
-        )
+        service_account = token_less_account(f"{name}-app", account=SERVICE_ACCOUNT,
+                                             namespace=namespace, opts=in_cluster)
         self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
         services: list[k8s.core.v1.Service] = []
         stable, *_ = all_variants = variants(settings)

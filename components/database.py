@@ -30,6 +30,7 @@ from .rds_ca import RDS_CA_IDENTIFIER, root_certificate
 from .security_groups import cluster_only_security_group
 from .settings import DatabaseSettings
 from .versions import POSTGRES_CLIENT_IMAGE, POSTGRES_CLIENT_UID
+from .workloads import token_less_account
 
 LOG_EXPORTS = ("postgresql", "upgrade")
 CA_CONFIG_MAP = "rds-ca"
@@ -280,12 +281,8 @@ class Database(pulumi.ComponentResource):
             },
             opts=in_bootstrap,
         )
-        service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-bootstrap",
-            metadata={"name": BOOTSTRAP_SERVICE_ACCOUNT, "namespace": bootstrap_namespace},
-            automount_service_account_token=False,
-            opts=in_bootstrap,
-        )
+        service_account = token_less_account(f"{name}-bootstrap", account=BOOTSTRAP_SERVICE_ACCOUNT,
+                                             namespace=bootstrap_namespace, opts=in_bootstrap)
         sql, shell = bootstrap_sql(consumers), bootstrap_shell()
         job_name = bootstrap_job_name(sql, shell, POSTGRES_CLIENT_IMAGE, ca_pem)
         script = k8s.core.v1.ConfigMap(

@@ -30,6 +30,7 @@ from .workloads import (
     secret_env,
     selector_labels,
     spread_constraints,
+    token_less_account,
     workload_labels,
 )
 
@@ -185,12 +186,8 @@ class LlmGateway(pulumi.ComponentResource):
             data={"config.yaml": config_text},
             opts=in_cluster,
         )
-        service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-litellm",
-            metadata={"name": SERVICE_ACCOUNT, "namespace": namespace},
-            automount_service_account_token=False,
-            opts=in_cluster,
-        )
+        service_account = token_less_account(f"{name}-litellm", account=SERVICE_ACCOUNT,
+                                             namespace=namespace, opts=in_cluster)
         k8s.networking.v1.NetworkPolicy(
             f"{name}-clients-only",
             metadata={"name": "allow-anythingllm-only", "namespace": namespace},

@@ -22,6 +22,7 @@ from .workloads import (
     rolling_update,
     secret_env,
     selector_labels,
+    token_less_account,
     workload_labels,
 )
 
@@ -206,12 +207,8 @@ class ModelServing(pulumi.ComponentResource):
                 string_data={"HF_TOKEN": pulumi.Output.secret(hugging_face_token)},
                 opts=in_cluster,
             ))
-        prerequisites.append(k8s.core.v1.ServiceAccount(
-            f"{name}-vllm",
-            metadata={"name": SERVICE_ACCOUNT, "namespace": namespace},
-            automount_service_account_token=False,
-            opts=in_cluster,
-        ))
+        prerequisites.append(token_less_account(f"{name}-vllm", account=SERVICE_ACCOUNT,
+                                                namespace=namespace, opts=in_cluster))
         k8s.networking.v1.NetworkPolicy(
             f"{name}-gateway-only",
             metadata={"name": "allow-llm-gateway-only", "namespace": namespace},

@@ -97,6 +97,15 @@ def secret_env(variable: str, secret: pulumi.Input[str], key: str | None = None)
     return {"name": variable, "value_from": {"secret_key_ref": {"name": secret, "key": key or variable}}}
 
 
+def token_less_account(name: str, *, account: str, namespace: pulumi.Input[str],
+                    opts: pulumi.ResourceOptions) -> k8s.core.v1.ServiceAccount:
+    """A ServiceAccount whose token is never mounted: none of these pods calls the Kubernetes API."""
+    return k8s.core.v1.ServiceAccount(
+        name, metadata={"name": account, "namespace": namespace},
+        automount_service_account_token=False, opts=opts,
+    )
+
+
 def http_service(name: str, *, namespace: pulumi.Input[str], labels: dict[str, str],
                  selector: dict[str, str], port: int, opts: pulumi.ResourceOptions,
                  object_name: str | None = None) -> k8s.core.v1.Service:
