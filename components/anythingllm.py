@@ -15,7 +15,7 @@ from .ingress import USE_ANNOTATION, Ingress, canary_routing
 from .llm_gateway import CLIENT_SECRET
 from .namespaces import APP, WorkloadNamespaces
 from .node_group import system_labels
-from .settings import AppSettings, IngressSettings, ModelSettings
+from .settings import AppSettings, CanarySettings, IngressSettings, ModelSettings
 from .shared_storage import CANARY_DOCUMENTS, DOCUMENTS, ClaimSpec
 from .versions import ANYTHINGLLM_REPOSITORY, ANYTHINGLLM_UID
 from .workloads import (
@@ -83,9 +83,7 @@ class Variant:
     secrets: str
     database: str
     storage_claim: str
-    min_replicas: int
-    max_replicas: int
-    target_cpu_utilization: int
+    scaling: AppSettings | CanarySettings  # replicas (the HPA's minimum), ceiling, CPU target
 
     @property
     def image(self) -> str:
@@ -106,9 +104,7 @@ def variants(settings: AppSettings) -> list[Variant]:
     """Stable always; the canary when `app.canary` is set. An isolated canary has its own
     secrets and storage (and its own database, see `canary_database_consumer`)."""
     found = [Variant(track="stable", name=APP_NAME, image_tag=settings.image_tag, secrets=SECRETS,
-                     database=APP_DATABASE, storage_claim=DOCUMENTS.name, min_replicas=settings.replicas,
-                     max_replicas=settings.replica_ceiling,
-                     target_cpu_utilization=settings.target_cpu_utilization)]
+                     database=APP_DATABASE, storage_claim=DOCUMENTS.name, scaling=settings)]
     canary = settings.canary
     if canary is not None:
         found.append(Variant(
@@ -118,8 +114,7 @@ def variants(settings: AppSettings) -> list[Variant]:
             secrets=CANARY_SECRETS if canary.isolated else SECRETS,
             database=CANARY_DATABASE if canary.isolated else APP_DATABASE,
             storage_claim=CANARY_DOCUMENTS.name if canary.isolated else DOCUMENTS.name,
-            min_replicas=canary.replicas, max_replicas=canary.replica_ceiling,
-            target_cpu_utilization=canary.target_cpu_utilization,
+            scaling=canary,
         ))
     return found
 
@@ -328,8 +323,9 @@ class AnythingLlm(pulumi.ComponentResource):
             disruption_budget(logical, namespace=namespace, labels=variant.labels,
                               selector=variant.selector, object_name=variant.name, opts=in_cluster)
             cpu_autoscaler(logical, namespace=namespace, labels=variant.labels, deployment=variant.name,
-                           min_replicas=variant.min_replicas, max_replicas=variant.max_replicas,
-                           cpu_utilization=variant.target_cpu_utilization,
+                           min_replicas=variant.scaling.replicas,
+                           max_replicas=variant.scaling.replica_ceiling,
+                           cpu_utilization=variant.scaling.target_cpu_utilization,
                            opts=pulumi.ResourceOptions(parent=self, provider=provider,
                                                        depends_on=[deployment]))
 

@@ -257,3 +257,9 @@ def test_automation_backend_passes_the_right_arguments(monkeypatch):
         ("select", "staging-pr-7", str(ROOT)), ("destroy", "staging-pr-7", [INGRESS_URN], True),
         ("select", "staging-pr-7", str(ROOT)), ("destroy", "staging-pr-7", None, None),
     ]
+
+
+def test_generated_stack_files_are_not_committed_stacks(tmp_path):
+    for stack in ("dev", "staging", "staging-pr-7"):
+        (tmp_path / f"Pulumi.{stack}.yaml").write_text("config: {}\n")
+    assert staging_module.committed_stacks(tmp_path) == ["dev", "staging"]

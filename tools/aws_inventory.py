@@ -18,6 +18,11 @@ from typing import Any
 # name; the upstream IAM policy (components/data/) scopes its deletes by the same tag.
 CLUSTER_TAG = "elbv2.k8s.aws/cluster"
 DESCRIBE_TAGS_BATCH = 20  # DescribeTags takes at most 20 ARNs
+# kind -> (describe operation, list key, ARN key, name key) of the ELBv2 API
+ELBV2_LISTINGS = {
+    "load-balancer": ("describe_load_balancers", "LoadBalancers", "LoadBalancerArn", "LoadBalancerName"),
+    "target-group": ("describe_target_groups", "TargetGroups", "TargetGroupArn", "TargetGroupName"),
+}
 
 
 @dataclass(frozen=True)
@@ -54,19 +59,13 @@ class ControllerInventory:
     def resources(self, cluster: str | None = None) -> list[ControllerResource]:
         """Every load balancer, target group and security group carrying the cluster tag
         (of `cluster`, or of any cluster)."""
-        found = [*self._elbv2("load-balancer"), *self._elbv2("target-group"), *self._security_groups()]
+        found = [*(r for kind in ELBV2_LISTINGS for r in self._elbv2(kind)), *self._security_groups()]
         return [r for r in found if cluster is None or r.cluster == cluster]
 
     def _elbv2(self, kind: str) -> Iterator[ControllerResource]:
-        if kind == "load-balancer":
-            pages = self.elbv2.get_paginator("describe_load_balancers").paginate()
-            items = [(lb["LoadBalancerArn"], lb["LoadBalancerName"])
-                     for page in pages for lb in page["LoadBalancers"]]
-        else:
-            pages = self.elbv2.get_paginator("describe_target_groups").paginate()
-            items = [(tg["TargetGroupArn"], tg["TargetGroupName"])
-                     for page in pages for tg in page["TargetGroups"]]
-        names = dict(items)
+        operation, list_key, arn_key, name_key = ELBV2_LISTINGS[kind]
+        names = {item[arn_key]: item[name_key]
+                 for page in self.elbv2.get_paginator(operation).paginate() for item in page[list_key]}
         arns = list(names)
         for start in range(0, len(arns), DESCRIBE_TAGS_BATCH):
             response = self.elbv2.describe_tags(ResourceArns=arns[start:start + DESCRIBE_TAGS_BATCH])

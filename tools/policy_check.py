@@ -25,6 +25,7 @@ from pulumi_policy import (
 from policy.rules import POLICIES
 
 from .engine import Plan, Registration, run_stack
+from .staging import committed_stacks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,13 +85,8 @@ def check(plan: Plan, policies=POLICIES) -> list[Violation]:
     return violations
 
 
-def _committed_stacks() -> list[str]:
-    return sorted(stack for stack in (p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
-                  if not stack.startswith("staging-"))
-
-
 def main(argv: list[str] | None = None) -> int:
-    stacks = (argv if argv is not None else sys.argv[1:]) or _committed_stacks()
+    stacks = (argv if argv is not None else sys.argv[1:]) or committed_stacks(ROOT)
     failed = 0
     for stack in stacks:
         violations = check(run_stack(ROOT, stack))

@@ -54,6 +54,13 @@ EXPIRES_KEY = "anythingllm:expiresAt"
 STAGING_STACK = re.compile(r"^staging-[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 
+def committed_stacks(root: Path = ROOT) -> list[str]:
+    """The stacks whose files are in the repository: not the `Pulumi.staging-<name>.yaml` files
+    `up` generates (git-ignored)."""
+    stacks = (path.name.split(".")[1] for path in root.glob("Pulumi.*.yaml"))
+    return sorted(stack for stack in stacks if not stack.startswith(STACK_PREFIX))
+
+
 class StagingError(Exception):
     """A request this tool refuses, with the reason."""
 
@@ -128,10 +135,8 @@ class Staging:
         if not 1 <= ttl_hours <= MAX_TTL_HOURS:
             raise StagingError(f"--ttl-hours {ttl_hours}: allowed 1..{MAX_TTL_HOURS}")
         stack = stack_name(name)
-        if stack in self.backend.list_stacks():
-            require_staging(stack, self.backend.outputs(stack))
-        else:
-            require_staging(stack, {})
+        exists = stack in self.backend.list_stacks()
+        require_staging(stack, self.backend.outputs(stack) if exists else {})
         self.backend.create(stack)
         expires_at = self.now() + dt.timedelta(hours=ttl_hours)
         document = stack_config(self.root, stack, expires_at=expires_at)
