@@ -7,8 +7,11 @@ BIN := $(VENV)/bin
 STACK ?= dev
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+# checkov pins boto3 and packaging at versions the tools cannot use: its own virtualenv.
+SCAN_VENV := .venv-scan
+SCAN_STAMP := $(SCAN_VENV)/.installed
 
-.PHONY: preview test lint venv policy clean
+.PHONY: preview test lint venv policy scan cost clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
@@ -22,17 +25,26 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-test.txt
 	touch $(TEST_STAMP)
 
-venv: $(TEST_STAMP)
+$(SCAN_STAMP): requirements-scan.txt
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-scan.txt
+	touch $(SCAN_STAMP)
+
+venv: $(TEST_STAMP) $(SCAN_STAMP)
 
 preview: $(STAMP)
 	$(BIN)/python -m tools.preview $(STACK)
 
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) $(SCAN_STAMP)
 	$(BIN)/python -m pytest
 
 # The policy pack's rules over the offline plan of every committed stack (also in `make test`).
 policy: $(TEST_STAMP)
 	$(BIN)/python -m tools.policy_check
+
+# checkov over every rendered manifest of every committed stack (also in `make test`).
+scan: $(STAMP) $(SCAN_STAMP)
+	$(BIN)/python -m tools.security_scan
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

@@ -19,6 +19,10 @@ from .settings import AppSettings, CanarySettings, IngressSettings, ModelSetting
 from .shared_storage import CANARY_DOCUMENTS, DOCUMENTS, ClaimSpec
 from .versions import ANYTHINGLLM_REPOSITORY, ANYTHINGLLM_UID
 from .workloads import (
+    HIGH_UID_CHECK,
+    IMAGE_PULL_POLICY,
+    READ_ONLY_ROOT_CHECK,
+    SECRETS_AS_FILES_CHECK,
     container_security_context,
     cpu_autoscaler,
     disruption_budget,
@@ -27,6 +31,7 @@ from .workloads import (
     image_version,
     pod_security_context,
     rolling_update,
+    scan_exceptions,
     secret_env,
     selector_labels,
     spread_constraints,
@@ -56,6 +61,15 @@ GRACE_MARGIN_SECONDS = 15
 # `prisma migrate deploy` runs at every start before the server listens: up to 10 minutes.
 STARTUP_PROBE_FAILURES = 60
 INGRESS_TIMEOUT = "20m"  # the controller provisions the ALB (a few minutes) before it has a name
+# Security-scan findings the image cannot satisfy (each Deployment carries them as annotations).
+APP_SCAN_EXCEPTIONS = {
+    READ_ONLY_ROOT_CHECK: "the image writes /app/server/.env and Prisma's client and the collector "
+                          "writes its hotdir and outputs beside the code at run time",
+    SECRETS_AS_FILES_CHECK: "AnythingLLM reads DATABASE_URL, JWT_SECRET, SIG_KEY/SIG_SALT and the "
+                            "gateway key from environment variables only",
+    HIGH_UID_CHECK: "the image's files belong to its user anythingllm (uid 1000), which the server "
+                    "must run as to write beside its code",
+}
 
 
 def pre_stop_seconds(ingress: IngressSettings) -> int:
@@ -164,7 +178,7 @@ def app_container(settings: AppSettings, ingress: IngressSettings, environment: 
     return {
         "name": APP_NAME,
         "image": image,
-        "image_pull_policy": "IfNotPresent",
+        "image_pull_policy": IMAGE_PULL_POLICY,
         "env": environment,
         "ports": [{"name": "http", "container_port": SERVER_PORT, "protocol": "TCP"}],
         "resources": settings.resources.as_kubernetes(),
@@ -179,8 +193,7 @@ def app_container(settings: AppSettings, ingress: IngressSettings, environment: 
             {"name": "comkey", "mount_path": COMKEY_DIR},
             {"name": "rds-ca", "mount_path": RDS_CA_MOUNT_PATH, "read_only": True},
         ],
-        # The image writes /app/server/.env, Prisma's client and the collector's hotdir at
-        # run time, so the root filesystem cannot be read-only.
+        # The image writes beside its code at run time (APP_SCAN_EXCEPTIONS).
         "security_context": container_security_context(read_only_root=False),
     }
 
@@ -294,7 +307,8 @@ class AnythingLlm(pulumi.ComponentResource):
                     "name": variant.name, "namespace": namespace, "labels": variant.labels,
                     # Vectors already stored have this size; changing the embedder means re-embedding.
                     "annotations": {"anythingllm.io/embedding-model": embedding_model.name,
-                                    "anythingllm.io/embedding-dimensions": str(embedding_model.dimensions)},
+                                    "anythingllm.io/embedding-dimensions": str(embedding_model.dimensions),
+                                    **scan_exceptions(APP_SCAN_EXCEPTIONS, images=(variant.image,))},
                 },
                 spec={
                     # No `replicas`: the HorizontalPodAutoscaler owns it.

@@ -30,7 +30,15 @@ from .rds_ca import RDS_CA_IDENTIFIER, root_certificate
 from .security_groups import cluster_only_security_group
 from .settings import DatabaseSettings
 from .versions import POSTGRES_CLIENT_IMAGE, POSTGRES_CLIENT_UID
-from .workloads import token_less_account
+from .workloads import (
+    HIGH_UID_CHECK,
+    IMAGE_PULL_POLICY,
+    SECRETS_AS_FILES_CHECK,
+    container_security_context,
+    pod_security_context,
+    scan_exceptions,
+    token_less_account,
+)
 
 LOG_EXPORTS = ("postgresql", "upgrade")
 CA_CONFIG_MAP = "rds-ca"
@@ -41,6 +49,12 @@ BOOTSTRAP_SERVICE_ACCOUNT = "db-bootstrap"
 PASSWORD_LENGTH = 40
 # A Job that runs longer than this failed: waiting for DNS plus the SQL take well under it.
 BOOTSTRAP_DEADLINE_SECONDS = 900
+BOOTSTRAP_SCAN_EXCEPTIONS = {
+    SECRETS_AS_FILES_CHECK: "psql reads each password from the environment (\\getenv and PGPASSWORD), "
+                            "so none is written to a file, the script or a command line",
+    HIGH_UID_CHECK: "postgres (uid 999) is the image's only non-root user; PostgreSQL's client tools "
+                    "look their uid up in /etc/passwd (src/common/username.c)",
+}
 
 
 def parameter_group_parameters() -> list[dict[str, str]]:
@@ -61,15 +75,11 @@ def bootstrap_pod_spec(*, consumers: list[DatabaseConsumer], host: str,
         "automount_service_account_token": False,
         "restart_policy": "Never",
         "node_selector": system_labels(),
-        "security_context": {
-            "run_as_non_root": True,
-            "run_as_user": POSTGRES_CLIENT_UID,
-            "run_as_group": POSTGRES_CLIENT_UID,
-            "seccomp_profile": {"type": "RuntimeDefault"},
-        },
+        "security_context": pod_security_context(uid=POSTGRES_CLIENT_UID),
         "containers": [{
             "name": "bootstrap",
             "image": POSTGRES_CLIENT_IMAGE,
+            "image_pull_policy": IMAGE_PULL_POLICY,
             "command": ["sh", f"{SCRIPT_MOUNT_PATH}/bootstrap.sh"],
             "env": [
                 {"name": "PGHOST", "value": host},
@@ -82,11 +92,7 @@ def bootstrap_pod_spec(*, consumers: list[DatabaseConsumer], host: str,
                 {"name": "HOME", "value": "/tmp"},
                 *secret_env,
             ],
-            "security_context": {
-                "allow_privilege_escalation": False,
-                "read_only_root_filesystem": True,
-                "capabilities": {"drop": ["ALL"]},
-            },
+            "security_context": container_security_context(read_only_root=True),
             "resources": {
                 "requests": {"cpu": "50m", "memory": "64Mi"},
                 "limits": {"cpu": "500m", "memory": "256Mi"},
@@ -299,7 +305,9 @@ class Database(pulumi.ComponentResource):
                 "labels": {"app.kubernetes.io/name": "db-bootstrap",
                            "app.kubernetes.io/part-of": "anythingllm"},
                 # A failed run is replaced by the next `pulumi up` instead of awaited forever.
-                "annotations": {"pulumi.com/replaceUnready": "true"},
+                "annotations": {"pulumi.com/replaceUnready": "true",
+                                **scan_exceptions(BOOTSTRAP_SCAN_EXCEPTIONS,
+                                                  images=(POSTGRES_CLIENT_IMAGE,))},
             },
             spec={
                 "backoff_limit": 4,

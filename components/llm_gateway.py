@@ -18,6 +18,8 @@ from .node_group import system_labels
 from .settings import GatewaySettings, ModelSettings
 from .versions import LITELLM_IMAGE, LITELLM_UID
 from .workloads import (
+    IMAGE_PULL_POLICY,
+    SECRETS_AS_FILES_CHECK,
     container_security_context,
     cpu_autoscaler,
     disruption_budget,
@@ -27,6 +29,7 @@ from .workloads import (
     ingress_only_from,
     pod_security_context,
     rolling_update,
+    scan_exceptions,
     secret_env,
     selector_labels,
     spread_constraints,
@@ -45,6 +48,10 @@ KEY_LENGTH = 48
 # /var/lib/litellm when LITELLM_NON_ROOT is set; Prisma and Python use /tmp.
 WRITABLE_PATHS = {"tmp": "/tmp", "litellm-state": "/var/lib/litellm"}
 APP_NAME = "anythingllm"
+GATEWAY_SCAN_EXCEPTIONS = {
+    SECRETS_AS_FILES_CHECK: "LiteLLM reads DATABASE_URL, its master and salt keys, the model key and "
+                            "the Redis password from environment variables (os.environ/ in its config)",
+}
 
 
 def gateway_url() -> str:
@@ -61,7 +68,7 @@ def gateway_container(settings: GatewaySettings, *, database_secret: pulumi.Inpu
     return {
         "name": "litellm",
         "image": LITELLM_IMAGE,
-        "image_pull_policy": "IfNotPresent",
+        "image_pull_policy": IMAGE_PULL_POLICY,
         # One worker per pod: replicas, not workers, are the unit of scale and of failure.
         "args": ["--config", f"{CONFIG_PATH}/config.yaml", "--port", str(GATEWAY_PORT),
                  "--num_workers", "1"],
@@ -198,7 +205,8 @@ class LlmGateway(pulumi.ComponentResource):
         selector = selector_labels(GATEWAY_APP, "llm-gateway")
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-litellm",
-            metadata={"name": GATEWAY_APP, "namespace": namespace, "labels": labels},
+            metadata={"name": GATEWAY_APP, "namespace": namespace, "labels": labels,
+                      "annotations": scan_exceptions(GATEWAY_SCAN_EXCEPTIONS, images=(LITELLM_IMAGE,))},
             spec={
                 # No `replicas`: the HorizontalPodAutoscaler owns it (min = settings.replicas).
                 "strategy": rolling_update(),

@@ -12,6 +12,8 @@ from .settings import GpuNodeGroupSettings, ModelServingSettings, ModelSettings
 from .shared_storage import MODEL_CACHE
 from .versions import VLLM_IMAGE, VLLM_UID
 from .workloads import (
+    IMAGE_PULL_POLICY,
+    SECRETS_AS_FILES_CHECK,
     container_security_context,
     disruption_budget,
     http_probe,
@@ -20,6 +22,7 @@ from .workloads import (
     ingress_only_from,
     pod_security_context,
     rolling_update,
+    scan_exceptions,
     secret_env,
     selector_labels,
     token_less_account,
@@ -41,6 +44,10 @@ STARTUP_PROBE_FAILURES = 120
 STARTUP_PROBE_PERIOD = 10
 GATEWAY_APP = "litellm"
 API_KEY_LENGTH = 48
+MODEL_SCAN_EXCEPTIONS = {
+    SECRETS_AS_FILES_CHECK: "vLLM takes its API key only from VLLM_API_KEY or the command line, "
+                            "where it would be visible in the pod spec and the process list",
+}
 
 
 def service_name(model: ModelSettings) -> str:
@@ -101,7 +108,7 @@ def model_container(model: ModelSettings, *, with_hf_token: bool) -> dict:
     return {
         "name": "vllm",
         "image": VLLM_IMAGE,
-        "image_pull_policy": "IfNotPresent",
+        "image_pull_policy": IMAGE_PULL_POLICY,
         "command": ["vllm", "serve"],
         "args": vllm_args(model),
         "env": env,
@@ -116,10 +123,11 @@ def model_container(model: ModelSettings, *, with_hf_token: bool) -> dict:
             {"name": "shm", "mount_path": "/dev/shm"},
             {"name": "model-cache", "mount_path": HF_HOME},
             {"name": "home", "mount_path": VLLM_HOME},
+            {"name": "tmp", "mount_path": "/tmp"},
         ],
-        # Non-root, no capabilities, no privilege escalation (Pod Security `restricted`). The
-        # root filesystem stays writable: Triton and FlashInfer compile kernels into /tmp.
-        "security_context": container_security_context(read_only_root=False),
+        # Non-root, no capabilities, no privilege escalation (Pod Security `restricted`) and a
+        # read-only image: everything vLLM writes goes to HOME, /tmp, /dev/shm or the cache.
+        "security_context": container_security_context(read_only_root=True),
     }
 
 
@@ -139,6 +147,8 @@ def model_pod_spec(model: ModelSettings, *, with_hf_token: bool) -> dict:
             {"name": "model-cache", "persistent_volume_claim": {"claim_name": MODEL_CACHE.name}},
             # Compiled kernels and CUDA graphs' caches: rebuilt after a restart, bounded here.
             {"name": "home", "empty_dir": {"size_limit": "20Gi"}},
+            # Scratch space of the compilers (Triton, FlashInfer, nvcc) and of Python.
+            {"name": "tmp", "empty_dir": {"size_limit": "4Gi"}},
         ],
     }
 
@@ -223,7 +233,8 @@ class ModelServing(pulumi.ComponentResource):
             labels = workload_labels(service_name(model), "model-server", image_version(VLLM_IMAGE))
             selector = selector_labels(service_name(model), "model-server")
             metadata = {"name": service_name(model), "namespace": namespace, "labels": labels,
-                        "annotations": {"anythingllm.io/model": model.model}}
+                        "annotations": {"anythingllm.io/model": model.model,
+                                        **scan_exceptions(MODEL_SCAN_EXCEPTIONS, images=(VLLM_IMAGE,))}}
             self.deployments[model.name] = k8s.apps.v1.Deployment(
                 f"{name}-{model.name}",
                 metadata=metadata,

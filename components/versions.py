@@ -2,7 +2,9 @@
 
 Python packages are pinned in requirements.txt; everything that runs in the cluster
 (Helm charts, images) and the EKS versions this code is tested against are pinned here.
-Bump a version here, run `make test`, read the preview diff.
+Bump a version here, run `make test`, read the preview diff. Images are pinned by exact tag;
+append `@sha256:<digest>` to a reference to pin it by content as well (the security scan's
+image-digest exception then disappears from its workloads: workloads.scan_exceptions).
 """
 
 from __future__ import annotations
@@ -79,11 +81,12 @@ ANYTHINGLLM_UID = 1000  # user `anythingllm` of the image
 # `litellm` package at the same version; tests load the rendered config with its models.
 LITELLM_VERSION = "1.106.2"
 LITELLM_IMAGE = f"ghcr.io/berriai/litellm-database:v{LITELLM_VERSION}"
-LITELLM_UID = 1000
+LITELLM_UID = 10001  # any uid works (above); a high one cannot collide with a node's users
 
 # vLLM OpenAI-compatible server. Its CUDA 13 build needs NVIDIA driver >= 580, which the
 # AL2023 NVIDIA AMIs ship.
 VLLM_IMAGE = "docker.io/vllm/vllm-openai:v0.32.0"
 # The image defaults to root; it runs as any uid once HOME is writable (model_serving.py).
-# 1000 matches the EFS access points' POSIX owner (shared_storage.py).
-VLLM_UID = 1000
+# A high uid (>= 10000) cannot collide with a user of the node. The model cache's EFS access
+# point writes every file as its own POSIX owner, whatever the pod's uid.
+VLLM_UID = 10001

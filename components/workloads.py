@@ -12,6 +12,23 @@ import pulumi_kubernetes as k8s
 
 PART_OF = "anythingllm"
 
+# The kubelet asks the registry for the tag's digest at every pod start (cached layers are
+# reused): a re-pushed tag is noticed, and a pod never starts from an image another pod pulled
+# with credentials it does not have itself.
+IMAGE_PULL_POLICY = "Always"
+
+# Security scan (checkov, kubernetes framework; tests/test_security_scan.py). A finding is
+# fixed, or suppressed on the object itself by a `checkov.io/skip<N>: <check>=<reason>`
+# annotation written next to the resource (`scan_exceptions`).
+SCAN_SKIP_PREFIX = "checkov.io/skip"
+IMAGE_DIGEST_CHECK = "CKV_K8S_43"
+SECRETS_AS_FILES_CHECK = "CKV_K8S_35"
+READ_ONLY_ROOT_CHECK = "CKV_K8S_22"
+HIGH_UID_CHECK = "CKV_K8S_40"
+DIGEST_MARKER = "@sha256:"
+TAG_ONLY_REASON = ("pinned by exact tag in components/versions.py (app.imageTag for AnythingLLM); "
+                   "append @sha256:<digest> there to pin by content and this exception goes away")
+
 
 def workload_labels(name: str, component: str, version: str) -> dict[str, str]:
     """Recommended labels; `selector_labels` is the stable subset a selector may use."""
@@ -25,8 +42,27 @@ def selector_labels(name: str, component: str) -> dict[str, str]:
 
 
 def image_version(image: str) -> str:
-    """The tag of a pinned image reference, used as `app.kubernetes.io/version` (<= 63 chars)."""
-    return image.rsplit(":", 1)[-1][:63]
+    """The tag of a pinned image reference (digest ignored), used as `app.kubernetes.io/version`
+    (<= 63 chars)."""
+    return image.split(DIGEST_MARKER, 1)[0].rsplit(":", 1)[-1][:63]
+
+
+def scan_exceptions(reasons: dict[str, str], *, images: tuple[str, ...] = ()) -> dict[str, str]:
+    """Annotations suppressing checkov findings on one object, each with its written reason.
+
+    `images` are the object's image references: one pinned by tag only (no digest) adds the
+    image-digest exception, so pinning a digest removes it without touching this call.
+    """
+    reasons = dict(reasons)
+    if any(DIGEST_MARKER not in image for image in images):
+        reasons[IMAGE_DIGEST_CHECK] = TAG_ONLY_REASON
+    annotations = {}
+    for index, (check, reason) in enumerate(sorted(reasons.items()), start=1):
+        # checkov splits the value at "=": a reason containing one would lose its tail.
+        if not reason.strip() or "=" in reason:
+            raise ValueError(f"scan exception {check}: a reason is required and may not contain '='")
+        annotations[f"{SCAN_SKIP_PREFIX}{index}"] = f"{check}={reason}"
+    return annotations
 
 
 def pod_security_context(*, uid: int, fs_group: int | None = None) -> dict:

@@ -87,17 +87,22 @@ def write_outputs(plan: Plan, out_dir: Path) -> tuple[Path, int]:
     (manifests / "helm").mkdir(parents=True)
     plan_path = stack_dir / "plan.json"
     plan_path.write_text(json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n")
-    written = 0
+    written = write_manifests(plan, manifests)
     for resource in plan.resources:
-        if is_kubernetes_object(resource):
-            target = manifests / manifest_file_name(resource)
-        elif resource.type == HELM_RELEASE:
+        if resource.type == HELM_RELEASE:
             target = manifests / "helm" / f"{resource.inputs.get('name', resource.name)}.yaml"
-        else:
-            continue
-        target.write_text(yaml.safe_dump(resource.inputs, sort_keys=True))
-        written += 1
+            target.write_text(yaml.safe_dump(resource.inputs, sort_keys=True))
+            written += 1
     return plan_path, written
+
+
+def write_manifests(plan: Plan, directory: Path) -> int:
+    """Every Kubernetes object of the plan as one YAML file in `directory`; returns how many."""
+    directory.mkdir(parents=True, exist_ok=True)
+    objects = [resource for resource in plan.resources if is_kubernetes_object(resource)]
+    for resource in objects:
+        (directory / manifest_file_name(resource)).write_text(yaml.safe_dump(resource.inputs, sort_keys=True))
+    return len(objects)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,8 +39,9 @@ HF_MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 CPU_QUANTITY = re.compile(r"^(\d+(\.\d{1,3})?|\d+m)$")
 MEMORY_QUANTITY = re.compile(r"^\d+(Mi|Gi)$")
 # Only releases of the PostgreSQL build, pinned: `pg-<major>.<minor>.<patch>`. The floating `pg`
-# tag would change what runs on a pod restart; the SQLite build cannot be replicated.
-ANYTHINGLLM_TAG_PATTERN = re.compile(r"^pg-\d+\.\d+\.\d+$")
+# tag would change what runs on a pod restart; the SQLite build cannot be replicated. An optional
+# `@sha256:<digest>` pins the content too.
+ANYTHINGLLM_TAG_PATTERN = re.compile(r"^pg-\d+\.\d+\.\d+(@sha256:[0-9a-f]{64})?$")
 # An HTTP header field name (RFC 9110 token), at most 40 characters as ALB conditions allow.
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,40}$")
 # ALB matches header values with `*` and `?` as wildcards: a canary value is literal text.
@@ -333,7 +334,8 @@ class _Autoscaled(_Model):
 def _anythingllm_tag(value: str) -> str:
     if not ANYTHINGLLM_TAG_PATTERN.match(value):
         raise ConfigProblem("", f"{value!r} is not a pinned release of AnythingLLM's PostgreSQL "
-                                f"build; use pg-<major>.<minor>.<patch> (e.g. {ANYTHINGLLM_TAG})")
+                                f"build; use pg-<major>.<minor>.<patch> (e.g. {ANYTHINGLLM_TAG}), optionally "
+                                f"followed by @sha256:<64 hex digits>")
     return value
 
 
