@@ -2,17 +2,24 @@
 
 import pulumi
 
-from components.anythingllm import AnythingLlm, database_consumers, storage_claims
+from components.anythingllm import AnythingLlm, database_consumers, storage_claims, target_group_resources
 from components.cache import CONNECTION_SECRET, Cache
 from components.cluster import Cluster
 from components.database import Database
 from components.db_bootstrap import DatabaseConsumer
 from components.ingress import Ingress
 from components.llm_gateway import LlmGateway
-from components.model_serving import ModelServing
-from components.namespaces import GATEWAY, WorkloadNamespaces
-from components.naming import cluster_name, common_tags, load_balancer_name
+from components.model_serving import ModelServing, service_name
+from components.namespaces import GATEWAY, MODELS, WorkloadNamespaces
+from components.naming import (
+    cluster_name,
+    common_tags,
+    db_instance_identifier,
+    load_balancer_name,
+    replication_group_id,
+)
 from components.network import Network
+from components.observability import ADDON, MonitoredServices, Observability, cache_member_ids
 from components.settings import load_settings
 from components.shared_storage import MODEL_CACHE, SharedStorage
 
@@ -87,6 +94,25 @@ app = AnythingLlm(
     compute_ready=cluster.compute_ready, retain=retain,
 )
 
+# Alarms watch every hop of the request path and the data services, by the names given above.
+observability = Observability(
+    "observability", settings.observability, cluster_name=name, region=settings.region,
+    cluster=cluster, addon_version=settings.cluster.addon_versions.get(ADDON), retain=retain,
+    tags=tags,
+    services=MonitoredServices(
+        load_balancer_name=load_balancer_name(settings.project, settings.stack),
+        ingress_ready=app.hostname,
+        target_groups=target_group_resources(settings.app),
+        database_identifier=db_instance_identifier(name),
+        database_allocated_gib=settings.database.allocated_storage_gib,
+        database_connections=settings.observability.database_connections_threshold(
+            settings.database.instance_class),
+        cache_member_ids=cache_member_ids(replication_group_id(name), settings.cache),
+        model_services={model.name: service_name(model) for model in settings.model_serving.models},
+        model_namespace=MODELS.name,
+    ),
+)
+
 pulumi.export("environment", settings.environment)
 # Throwaway stacks only: `tools/staging.py reap` reads it from the state (no config file needed).
 pulumi.export("expiresAt", settings.expires_at_text)
@@ -102,6 +128,8 @@ pulumi.export("databaseAddress", database.address)
 pulumi.export("cacheAddress", cache.host)
 pulumi.export("url", app.url)
 pulumi.export("albHostname", app.hostname)
+pulumi.export("alarmTopicArn", observability.topic_arn)
+pulumi.export("dashboard", observability.dashboard_name)
 pulumi.export("models", {model.name: model.model for model in settings.model_serving.models})
 pulumi.export("connectionSecrets", {
     **{consumer.name: f"{consumer.namespace}/{consumer.secret_name}"

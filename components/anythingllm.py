@@ -11,7 +11,7 @@ import pulumi_random as random
 
 from .database import CA_CONFIG_MAP
 from .db_bootstrap import RDS_CA_MOUNT_PATH, DatabaseConsumer
-from .ingress import USE_ANNOTATION, Ingress, canary_routing
+from .ingress import USE_ANNOTATION, Ingress, canary_routing, target_group_resource_id
 from .llm_gateway import CLIENT_SECRET
 from .namespaces import APP, WorkloadNamespaces
 from .node_group import system_labels
@@ -112,6 +112,14 @@ class Variant:
     @property
     def labels(self) -> dict[str, str]:
         return {**workload_labels(APP_NAME, "server", image_version(self.image)), TRACK_LABEL: self.track}
+
+
+def target_group_resources(settings: AppSettings) -> dict[str, str]:
+    """Per track, the controller's tag on the variant's target group (Ingress `anythingllm`,
+    the variant's Service, port `http`: the plain backend and the weighted action alike)."""
+    return {variant.track: target_group_resource_id(namespace=APP.name, ingress=APP_NAME,
+                                                    service=variant.name, port="http")
+            for variant in variants(settings)}
 
 
 def variants(settings: AppSettings) -> list[Variant]:

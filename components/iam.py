@@ -101,3 +101,25 @@ def cluster_autoscaler_policy(*, cluster_name: str, partition: str, region: str,
 
 def managed_policy_arn(partition: str, name: str) -> str:
     return f"arn:{partition}:iam::aws:policy/{name}"
+
+
+def alarm_topic_key_policy(*, account_id: str, partition: str) -> dict[str, Any]:
+    """Key policy of the alarm topic's KMS key. The account administers the key through IAM (the
+    default key policy's statement); CloudWatch alarms may use it, or they could not publish to
+    the encrypted topic (the AWS managed key `alias/aws/sns` does not allow them)."""
+    return _document(
+        {
+            "Sid": "AccountAdministersTheKeyThroughIam",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        {
+            "Sid": "CloudWatchAlarmsPublishToTheTopic",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+            "Resource": "*",
+        },
+    )

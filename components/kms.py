@@ -7,18 +7,20 @@ import pulumi_aws as aws
 
 
 def encryption_key(name: str, *, description: str, alias: str, retain: bool,
-                   tags: dict[str, str], parent: pulumi.Resource) -> aws.kms.Key:
+                   tags: dict[str, str], parent: pulumi.Resource,
+                   policy: pulumi.Input[str] | None = None) -> aws.kms.Key:
     """A symmetric key with yearly rotation and its alias `alias/<alias>`.
 
     `retain` (prod) gives the longest deletion window and `protect`s the key: deleting a key
     makes every snapshot and backup encrypted with it unreadable, so it must outlive an
-    accidental `pulumi destroy`.
+    accidental `pulumi destroy`. `policy` replaces the default key policy (account only).
     """
     key = aws.kms.Key(
         name,
         description=description,
         enable_key_rotation=True,
         deletion_window_in_days=30 if retain else 7,
+        policy=policy,
         tags=tags,
         opts=pulumi.ResourceOptions(parent=parent, protect=retain),
     )

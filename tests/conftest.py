@@ -27,9 +27,11 @@ def base_config(environment: str = "dev") -> dict[str, Any]:
     """A minimal valid stack config (keys without the project namespace)."""
     ingress = ({"certificateArn": CERTIFICATE_ARN, "wafAclArn": WAF_ACL_ARN} if environment == "prod"
                else {"scheme": "internet-facing", "inboundCidrs": ["198.51.100.0/24"]})
+    observability = {"alarmEmails": ["oncall@example.com"]} if environment == "prod" else {}
     return {
         "aws:region": "eu-west-1",
         "environment": environment,
+        "observability": observability,
         "network": {
             "vpcCidr": "10.10.0.0/16",
             "availabilityZones": ["eu-west-1a", "eu-west-1b", "eu-west-1c"],

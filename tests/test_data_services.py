@@ -322,7 +322,7 @@ def test_prod_protects_exactly_the_stateful_resources(stack_plans):
     # Plus the generated keys whose change would break stored data: LiteLLM's salt key and
     # AnythingLLM's JWT_SECRET, SIG_KEY and SIG_SALT.
     assert protected == sorted([
-        EFS, PVC, PVC, RDS, REDIS, *["aws:kms/key:Key", "aws:kms/alias:Alias"] * 4,
+        EFS, PVC, PVC, RDS, REDIS, *["aws:kms/key:Key", "aws:kms/alias:Alias"] * 5,
         *["random:index/randomPassword:RandomPassword"] * 4,
     ])
 

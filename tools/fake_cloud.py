@@ -74,13 +74,31 @@ class FakeCloud(Mocks):
             # The canonical hosted zone of ALBs in the region (us-east-1's real one).
             zone = "Z35SXDOTRQ7X7K" if self.region == "us-east-1" else f"Z{_digest(self.region, 12).upper()}"
             return {"id": zone, "loadBalancerType": args.args.get("loadBalancerType", "application")}
+        if args.token == "aws:lb/getLoadBalancer:getLoadBalancer":
+            # What the AWS Load Balancer Controller created for the Ingress.
+            name = args.args["name"]
+            suffix = f"app/{name}/{_digest(name, 16)}"
+            return {"name": name, "arnSuffix": suffix, "id": self._elb_arn(suffix),
+                    "arn": self._elb_arn(suffix)}
+        if args.token == "aws:lb/getTargetGroup:getTargetGroup":
+            resource = args.args["tags"]["ingress.k8s.aws/resource"]
+            suffix = f"targetgroup/k8s-{_digest(resource, 18)}/{_digest(resource + '/id', 16)}"
+            return {"arnSuffix": suffix, "id": self._elb_arn(suffix), "arn": self._elb_arn(suffix),
+                    "tags": dict(args.args["tags"])}
         raise NotImplementedError(f"the offline engine has no answer for invoke {args.token!r}")
+
+    def _elb_arn(self, suffix: str) -> str:
+        return f"arn:{PARTITION}:elasticloadbalancing:{self.region}:{ACCOUNT_ID}:loadbalancer/{suffix}" \
+            if suffix.startswith("app/") else \
+            f"arn:{PARTITION}:elasticloadbalancing:{self.region}:{ACCOUNT_ID}:{suffix}"
 
     def _arn(self, type_token: str, physical: str) -> str:
         module = type_token.split(":")[1].split("/")[0]
         kind = type_token.rsplit(":", 1)[1]
         resource = kind[0].lower() + kind[1:]
         region = "" if module in _GLOBAL_SERVICES else self.region
+        if type_token == "aws:sns/topic:Topic":  # arn:aws:sns:<region>:<account>:<name>
+            return f"arn:{PARTITION}:sns:{region}:{ACCOUNT_ID}:{physical}"
         return f"arn:{PARTITION}:{module}:{region}:{ACCOUNT_ID}:{resource}/{physical}"
 
     def _outputs(self, typ: str, name: str, inputs: dict[str, Any], physical: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from .loading import (
     read_raw_config,
 )
 from .network import ExistingNetworkSettings, NetworkSettings
+from .observability import AlarmThresholds, ObservabilitySettings
 from .serving import (
     AppSettings,
     CanaryHeaderSettings,
@@ -41,6 +42,7 @@ from .stack import StackSettings
 
 __all__ = [
     "PROJECT_NAMESPACE",
+    "AlarmThresholds",
     "AppSettings",
     "CacheSettings",
     "CanaryHeaderSettings",
@@ -55,6 +57,7 @@ __all__ = [
     "ModelServingSettings",
     "ModelSettings",
     "NetworkSettings",
+    "ObservabilitySettings",
     "ResourceSettings",
     "ScalingSettings",
     "SettingsError",

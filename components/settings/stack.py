@@ -20,6 +20,7 @@ from .data import (
     StorageSettings,
 )
 from .network import NetworkSettings
+from .observability import OBSERVABILITY_ENVIRONMENT_DEFAULTS, ObservabilitySettings
 from .serving import (
     SERVING_ENVIRONMENT_DEFAULTS,
     AppSettings,
@@ -31,7 +32,8 @@ from .serving import (
 PROD_MIN_BACKUP_RETENTION_DAYS = 14
 PROD_MIN_APP_REPLICAS = 3
 DEFAULTED_SECTIONS = {
-    environment: {**ENVIRONMENT_DEFAULTS[environment], **SERVING_ENVIRONMENT_DEFAULTS[environment]}
+    environment: {**ENVIRONMENT_DEFAULTS[environment], **SERVING_ENVIRONMENT_DEFAULTS[environment],
+                  **OBSERVABILITY_ENVIRONMENT_DEFAULTS[environment]}
     for environment in ENVIRONMENT_DEFAULTS
 }
 
@@ -53,6 +55,7 @@ class StackSettings(_Model):
     app: AppSettings
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     model_serving: ModelServingSettings
+    observability: ObservabilitySettings
     # Read from a secret config value only (`pulumi config set --secret`); see loading.py.
     hugging_face_token: SecretStr | None = None
     # When a throwaway stack may be destroyed (`tools/staging.py reap`); set by that tool.
@@ -251,6 +254,20 @@ class StackSettings(_Model):
         if self.environment == "staging" and self.ingress.deletion_protection:
             raise ConfigProblem("ingress.deletionProtection",
                                 "cannot be true for staging: throwaway stacks must destroy in one run")
+        return self
+
+    @model_validator(mode="after")
+    def _observability(self) -> StackSettings:
+        observability = self.observability
+        if self.is_prod and not observability.alarm_emails:
+            raise ConfigProblem("observability.alarmEmails",
+                                "is required in prod: alarms that reach nobody are not monitoring")
+        if observability.database_connections_threshold(self.database.instance_class) is None:
+            raise ConfigProblem(
+                "observability.thresholds.databaseConnections",
+                f"is required for {self.database.instance_class!r}: its max_connections is not "
+                "known here (m, r and t classes are); set the alarm's connection count",
+            )
         return self
 
     @property

@@ -1,0 +1,391 @@
+"""Observability: Container Insights and logs, alarms for every failure mode, a dashboard."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from . import iam
+from .cluster import Cluster
+from .kms import encryption_key
+from .pod_identity import pod_identity_role
+from .settings import AlarmThresholds, CacheSettings, ObservabilitySettings
+
+ADDON = "amazon-cloudwatch-observability"
+# The add-on's CloudWatch agent and Fluent Bit both run as this service account.
+AGENT_NAMESPACE = "amazon-cloudwatch"
+AGENT_SERVICE_ACCOUNT = "cloudwatch-agent"
+AGENT_POLICY = "CloudWatchAgentServerPolicy"
+# Log groups Container Insights writes (application: container stdout/stderr; performance:
+# the metrics' raw events). Created here so that their retention is ours, not "never expire".
+CONTAINER_INSIGHTS_LOG_GROUPS = ("application", "dataplane", "host", "performance")
+PERIOD_SECONDS = 300
+GPU_PERIOD_SECONDS = 60
+GIB = 2**30
+
+
+def container_insights_log_group(cluster_name: str, kind: str) -> str:
+    return f"/aws/containerinsights/{cluster_name}/{kind}"
+
+
+def cache_member_ids(replication_group_id: str, settings: CacheSettings) -> list[str]:
+    """The cache clusters (nodes) ElastiCache names inside a replication group: `<id>-001`.. per
+    node, or `<id>-0001-001`.. per shard and node in cluster mode."""
+    nodes = settings.replicas + 1
+    if settings.cluster_mode == "enabled":
+        return [f"{replication_group_id}-{shard:04d}-{node:03d}"
+                for shard in range(1, settings.shards + 1) for node in range(1, nodes + 1)]
+    return [f"{replication_group_id}-{node:03d}" for node in range(1, nodes + 1)]
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """One CloudWatch alarm: either a single `metric` or metric-math `queries`."""
+
+    key: str  # unique within the stack; the alarm is named `<cluster>-<key>`
+    description: str
+    comparison: str
+    threshold: float
+    evaluation_periods: int
+    metric: dict[str, Any] | None = None  # namespace, metric_name, dimensions, statistic, period
+    queries: list[dict[str, Any]] = field(default_factory=list)
+    treat_missing_data: str = "notBreaching"
+
+
+def _metric(namespace: str, name: str, dimensions: Mapping[str, Any], *, statistic: str,
+            period: int = PERIOD_SECONDS) -> dict[str, Any]:
+    statistic_key = "extended_statistic" if statistic.startswith("p") else "statistic"
+    return {"namespace": namespace, "metric_name": name, "dimensions": dict(dimensions),
+            "period": period, statistic_key: statistic}
+
+
+def alb_alarms(thresholds: AlarmThresholds, *, load_balancer: Any,
+               target_groups: Mapping[str, Any]) -> list[Alarm]:
+    """5xx rate, p95 target response time, and per target group (by track) unhealthy targets
+    and no healthy target at all. `load_balancer`/`target_groups`: ARN suffixes."""
+    periods = thresholds.evaluation_periods
+
+    def alb_query(query_id: str, name: str) -> dict[str, Any]:
+        return {"id": query_id, "return_data": False, "metric": {
+            "namespace": "AWS/ApplicationELB", "metric_name": name, "period": PERIOD_SECONDS,
+            "stat": "Sum", "dimensions": {"LoadBalancer": load_balancer}}}
+
+    # RequestCount counts only requests routed to a target; those the ALB answers itself (503
+    # when no target is healthy) are only in HTTPCode_ELB_5XX_Count, so they join the total.
+    total = "(FILL(requests, 0) + FILL(elb5xx, 0))"
+    errors = "(FILL(target5xx, 0) + FILL(elb5xx, 0))"
+    alarms = [
+        Alarm(
+            key="alb-5xx-rate",
+            description=(f"More than {thresholds.alb_5xx_percent}% of requests answered 5xx (by "
+                         f"AnythingLLM or the ALB) in periods with at least "
+                         f"{thresholds.alb_5xx_min_requests} requests"),
+            comparison="GreaterThanThreshold", threshold=thresholds.alb_5xx_percent,
+            evaluation_periods=periods,
+            queries=[
+                alb_query("requests", "RequestCount"),
+                alb_query("target5xx", "HTTPCode_Target_5XX_Count"),
+                alb_query("elb5xx", "HTTPCode_ELB_5XX_Count"),
+                {"id": "rate", "return_data": True, "label": "5xx %",
+                 "expression": f"IF({total} >= {thresholds.alb_5xx_min_requests}, "
+                               f"100 * {errors} / {total}, 0)"},
+            ],
+        ),
+        Alarm(
+            key="alb-target-response-time",
+            description=(f"p95 time to AnythingLLM's response headers above "
+                         f"{thresholds.alb_target_response_seconds} s"),
+            comparison="GreaterThanThreshold", threshold=thresholds.alb_target_response_seconds,
+            evaluation_periods=periods,
+            metric=_metric("AWS/ApplicationELB", "TargetResponseTime",
+                           {"LoadBalancer": load_balancer}, statistic="p95"),
+        ),
+    ]
+    for track, target_group in target_groups.items():
+        dimensions = {"LoadBalancer": load_balancer, "TargetGroup": target_group}
+        alarms += [
+            Alarm(
+                key=f"alb-unhealthy-targets-{track}",
+                description=(f"At least {thresholds.alb_unhealthy_targets} {track} AnythingLLM "
+                             "target(s) failing the ALB health check"),
+                comparison="GreaterThanOrEqualToThreshold",
+                threshold=thresholds.alb_unhealthy_targets, evaluation_periods=periods,
+                metric=_metric("AWS/ApplicationELB", "UnHealthyHostCount", dimensions,
+                               statistic="Maximum"),
+            ),
+            # Pods that are gone are deregistered, not unhealthy: only this one sees zero pods.
+            Alarm(
+                key=f"alb-no-healthy-target-{track}",
+                description=f"No healthy {track} AnythingLLM target behind the ALB",
+                comparison="LessThanThreshold", threshold=1, evaluation_periods=periods,
+                metric=_metric("AWS/ApplicationELB", "HealthyHostCount", dimensions,
+                               statistic="Minimum"),
+                treat_missing_data="breaching",
+            ),
+        ]
+    return alarms
+
+
+def database_alarms(thresholds: AlarmThresholds, *, identifier: str, allocated_storage_gib: int,
+                    connections: int) -> list[Alarm]:
+    dimensions = {"DBInstanceIdentifier": identifier}
+    periods = thresholds.evaluation_periods
+    free_bytes = allocated_storage_gib * GIB * thresholds.database_free_storage_percent / 100
+    return [
+        Alarm(key="rds-cpu", description=f"Database CPU above {thresholds.database_cpu_percent}%",
+              comparison="GreaterThanThreshold", threshold=thresholds.database_cpu_percent,
+              evaluation_periods=periods,
+              metric=_metric("AWS/RDS", "CPUUtilization", dimensions, statistic="Average")),
+        Alarm(key="rds-free-storage",
+              description=(f"Database free storage below {thresholds.database_free_storage_percent}% "
+                           f"of the {allocated_storage_gib} GiB allocated"),
+              comparison="LessThanThreshold", threshold=round(free_bytes),
+              evaluation_periods=periods,
+              metric=_metric("AWS/RDS", "FreeStorageSpace", dimensions, statistic="Minimum")),
+        Alarm(key="rds-connections", description=f"More than {connections} database connections",
+              comparison="GreaterThanThreshold", threshold=connections, evaluation_periods=periods,
+              metric=_metric("AWS/RDS", "DatabaseConnections", dimensions, statistic="Maximum")),
+    ]
+
+
+def cache_alarms(thresholds: AlarmThresholds, *, member_ids: list[str]) -> list[Alarm]:
+    """Per cache node: the engine thread's CPU (Valkey/Redis execute commands on one thread,
+    so host CPU hides a saturated engine), memory used by the data set, evictions."""
+    periods = thresholds.evaluation_periods
+    alarms = []
+    for member in member_ids:
+        dimensions = {"CacheClusterId": member}
+        alarms += [
+            Alarm(key=f"cache-cpu-{member}", description=f"{member}: engine CPU above "
+                                                          f"{thresholds.cache_cpu_percent}%",
+                  comparison="GreaterThanThreshold", threshold=thresholds.cache_cpu_percent,
+                  evaluation_periods=periods,
+                  metric=_metric("AWS/ElastiCache", "EngineCPUUtilization", dimensions,
+                                 statistic="Average")),
+            Alarm(key=f"cache-memory-{member}", description=f"{member}: memory above "
+                                                             f"{thresholds.cache_memory_percent}%",
+                  comparison="GreaterThanThreshold", threshold=thresholds.cache_memory_percent,
+                  evaluation_periods=periods,
+                  metric=_metric("AWS/ElastiCache", "DatabaseMemoryUsagePercentage", dimensions,
+                                 statistic="Maximum")),
+            Alarm(key=f"cache-evictions-{member}",
+                  description=f"{member}: more than {thresholds.cache_evictions} evictions per 5 minutes",
+                  comparison="GreaterThanThreshold", threshold=thresholds.cache_evictions,
+                  evaluation_periods=periods,
+                  metric=_metric("AWS/ElastiCache", "Evictions", dimensions, statistic="Sum")),
+        ]
+    return alarms
+
+
+def gpu_alarms(thresholds: AlarmThresholds, *, cluster_name: str, namespace: str,
+               services: Mapping[str, str]) -> list[Alarm]:
+    """Per model (Service `vllm-<model>`): a pod pending for `gpuPendingMinutes`, i.e. its GPU
+    node group cannot grow (at maxSize, or no capacity for the instance types)."""
+    minutes = thresholds.gpu_pending_minutes
+    return [
+        Alarm(key=f"gpu-pending-{model}",
+              description=(f"A {model} model server pod has been pending for {minutes} minutes: "
+                           "its GPU node group is at maxSize or AWS has no capacity for it"),
+              comparison="GreaterThanThreshold", threshold=0, evaluation_periods=minutes,
+              metric=_metric("ContainerInsights", "pod_status_pending",
+                             {"ClusterName": cluster_name, "Namespace": namespace, "Service": service},
+                             statistic="Maximum", period=GPU_PERIOD_SECONDS))
+        for model, service in services.items()
+    ]
+
+
+def _widget_metrics(alarm: Alarm) -> list[list[Any]]:
+    def row(metric: dict[str, Any], options: dict[str, Any]) -> list[Any]:
+        dims = [item for pair in metric["dimensions"].items() for item in pair]
+        return [metric["namespace"], metric["metric_name"], *dims, options]
+
+    if alarm.metric is not None:
+        statistic = alarm.metric.get("extended_statistic") or alarm.metric["statistic"]
+        return [row(alarm.metric, {"stat": statistic, "period": alarm.metric["period"]})]
+    rows: list[list[Any]] = []
+    for query in alarm.queries:
+        if "expression" in query:
+            rows.append([{"expression": query["expression"], "id": query["id"],
+                          "label": query.get("label", query["id"])}])
+        else:
+            metric = query["metric"]
+            rows.append(row(metric, {"id": query["id"], "visible": False, "stat": metric["stat"],
+                                     "period": metric["period"]}))
+    return rows
+
+
+def dashboard_body(alarms: list[Alarm], *, alarm_arns: list[str], region: str) -> dict[str, Any]:
+    """An alarm-status strip, then one graph per alarm with its threshold drawn in."""
+    widgets: list[dict[str, Any]] = [{
+        "type": "alarm", "x": 0, "y": 0, "width": 24, "height": 4,
+        "properties": {"title": "Alarms", "alarms": alarm_arns},
+    }]
+    for index, alarm in enumerate(alarms):
+        widgets.append({
+            "type": "metric", "x": (index % 3) * 8, "y": 4 + (index // 3) * 6, "width": 8, "height": 6,
+            "properties": {
+                "title": alarm.key, "region": region, "view": "timeSeries", "stacked": False,
+                "metrics": _widget_metrics(alarm),
+                "annotations": {"horizontal": [{"label": "alarm", "value": alarm.threshold}]},
+            },
+        })
+    return {"widgets": widgets}
+
+
+@dataclass(frozen=True)
+class MonitoredServices:
+    """What the alarms watch, by name: the ALB and the AnythingLLM target groups (found by the
+    controller's tags once the Ingress has an address), the database, the cache, the models."""
+
+    load_balancer_name: str
+    ingress_ready: pulumi.Input[str]  # resolves once the ALB exists (the Ingress's hostname)
+    target_groups: dict[str, str]  # track -> `ingress.k8s.aws/resource` (ingress.target_group_resource_id)
+    database_identifier: str
+    database_allocated_gib: int
+    database_connections: int
+    cache_member_ids: list[str]
+    model_services: dict[str, str]  # model -> Service name
+    model_namespace: str
+
+
+class Observability(pulumi.ComponentResource):
+    """Container Insights, log retention, alarms to an SNS topic, and a dashboard.
+
+    Creates: the Container Insights log groups (`/aws/containerinsights/<cluster>/...`,
+    retention `containerLogRetentionDays`), before the add-on could create them without
+    expiry; the `amazon-cloudwatch-observability` EKS add-on (CloudWatch agent with enhanced
+    Container Insights, GPU metrics through DCGM, Fluent Bit for container logs; its default
+    tolerations put it on the tainted GPU nodes too) with an EKS Pod Identity role holding only
+    `CloudWatchAgentServerPolicy`; a KMS key and the encrypted SNS topic `<cluster>-alarms` with
+    one email subscription per `alarmEmails` address (each must be confirmed); one CloudWatch
+    alarm per failure mode (`alb_alarms`, `database_alarms`, `cache_alarms`, `gpu_alarms`),
+    notifying the topic on ALARM and on OK; and the dashboard `<cluster>`.
+
+    The ALB and its target groups are created by the AWS Load Balancer Controller, so they are
+    looked up (by name, and by the controller's tags) once the Ingress has an address.
+    Control-plane log retention belongs to the Cluster (`cluster.logRetentionDays`).
+
+    Args:
+        name: logical name prefix.
+        settings: the stack's `observability` settings.
+        cluster_name, region: the EKS cluster and its region.
+        cluster: the Cluster (add-on target; the add-on waits for its nodes).
+        services: what the alarms watch (`MonitoredServices`).
+        addon_version: pinned add-on version, or None for the default of the cluster version.
+        retain: protect the topic's KMS key (prod), as every key is (policy pack).
+        tags: tags for every AWS resource.
+
+    Attributes:
+        topic_arn: the alarm topic; alarms: key -> MetricAlarm; dashboard_name.
+    """
+
+    def __init__(self, name: str, settings: ObservabilitySettings, *, cluster_name: str, region: str,
+                 cluster: Cluster, services: MonitoredServices, addon_version: str | None,
+                 retain: bool, tags: dict[str, str], opts: pulumi.ResourceOptions | None = None):
+        super().__init__("anythingllm:observability:Observability", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        identity = aws.get_caller_identity_output()
+        partition = aws.get_partition_output().partition
+
+        log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{name}-{kind}", name=container_insights_log_group(cluster_name, kind),
+                retention_in_days=settings.container_log_retention_days, tags=tags, opts=child)
+            for kind in CONTAINER_INSIGHTS_LOG_GROUPS
+        ]
+        agent_role = pod_identity_role(
+            f"{name}-agent", account_id=identity.account_id, cluster_name=cluster_name,
+            namespace=AGENT_NAMESPACE, service_account=AGENT_SERVICE_ACCOUNT, partition=partition,
+            managed_policies=(AGENT_POLICY,), tags=tags, parent=self,
+        )
+        self.addon = aws.eks.Addon(
+            f"{name}-addon",
+            cluster_name=cluster.cluster_name,
+            addon_name=ADDON,
+            addon_version=addon_version,
+            pod_identity_associations=[{"role_arn": agent_role.arn,
+                                        "service_account": AGENT_SERVICE_ACCOUNT}],
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            tags=tags,
+            # DaemonSets and the operator become healthy only on nodes; the log groups first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*log_groups, *cluster.compute_ready]),
+        )
+
+        key_policy = pulumi.Output.all(identity.account_id, partition).apply(
+            lambda values: iam.to_json(iam.alarm_topic_key_policy(account_id=values[0],
+                                                                  partition=values[1])))
+        key = encryption_key(f"{name}-alarms", description=f"Alarm notifications of {cluster_name}",
+                             alias=f"{cluster_name}-alarms", retain=retain, tags=tags, parent=self,
+                             policy=key_policy)
+        topic = aws.sns.Topic(f"{name}-alarms", name=f"{cluster_name}-alarms",
+                              kms_master_key_id=key.arn, tags=tags, opts=child)
+        self.topic_arn = topic.arn
+        for address in settings.alarm_emails:
+            aws.sns.TopicSubscription(f"{name}-alarms-{address}", topic=topic.arn, protocol="email",
+                                      endpoint=address, opts=pulumi.ResourceOptions(parent=topic))
+
+        load_balancer = aws.lb.get_load_balancer_output(
+            name=pulumi.Output.from_input(services.ingress_ready).apply(
+                lambda _: services.load_balancer_name))
+        target_groups = {
+            track: aws.lb.get_target_group_output(tags=pulumi.Output.from_input(
+                services.ingress_ready).apply(lambda _, resource=resource: {
+                    "elbv2.k8s.aws/cluster": cluster_name, "ingress.k8s.aws/resource": resource})
+            ).arn_suffix
+            for track, resource in services.target_groups.items()
+        }
+        thresholds = settings.thresholds
+
+        def all_alarms(load_balancer_suffix: Any, target_group_suffixes: Any) -> list[Alarm]:
+            return [
+                *alb_alarms(thresholds, load_balancer=load_balancer_suffix,
+                            target_groups=target_group_suffixes),
+                *database_alarms(thresholds, identifier=services.database_identifier,
+                                 allocated_storage_gib=services.database_allocated_gib,
+                                 connections=services.database_connections),
+                *cache_alarms(thresholds, member_ids=services.cache_member_ids),
+                *gpu_alarms(thresholds, cluster_name=cluster_name, namespace=services.model_namespace,
+                            services=services.model_services),
+            ]
+
+        alarms = all_alarms(load_balancer.arn_suffix, target_groups)
+        self.alarms = {alarm.key: self._alarm(name, alarm, cluster_name=cluster_name,
+                                              topic=topic, tags=tags)
+                       for alarm in alarms}
+        self.dashboard_name = cluster_name
+        aws.cloudwatch.Dashboard(
+            f"{name}-dashboard", dashboard_name=cluster_name,
+            dashboard_body=pulumi.Output.all(
+                load_balancer.arn_suffix, target_groups, [self.alarms[a.key].arn for a in alarms],
+            ).apply(lambda values: json.dumps(dashboard_body(
+                all_alarms(values[0], values[1]), alarm_arns=values[2], region=region), sort_keys=True)),
+            opts=child,
+        )
+        self.register_outputs({"topic_arn": self.topic_arn})
+
+    def _alarm(self, name: str, alarm: Alarm, *, cluster_name: str, topic: aws.sns.Topic,
+               tags: dict[str, str]) -> aws.cloudwatch.MetricAlarm:
+        metric_args: dict[str, Any] = dict(alarm.metric or {})
+        if alarm.queries:
+            metric_args["metric_queries"] = alarm.queries
+        return aws.cloudwatch.MetricAlarm(
+            f"{name}-{alarm.key}",
+            name=f"{cluster_name}-{alarm.key}",
+            alarm_description=alarm.description,
+            comparison_operator=alarm.comparison,
+            threshold=alarm.threshold,
+            evaluation_periods=alarm.evaluation_periods,
+            datapoints_to_alarm=alarm.evaluation_periods,
+            treat_missing_data=alarm.treat_missing_data,
+            alarm_actions=[topic.arn],
+            ok_actions=[topic.arn],
+            tags=tags,
+            **metric_args,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
