@@ -46,6 +46,10 @@ policy: $(TEST_STAMP)
 scan: $(STAMP) $(SCAN_STAMP)
 	$(BIN)/python -m tools.security_scan
 
+# Monthly cost of a stack's offline plan, per component (prices: tools/data/aws-prices-*.json).
+cost: $(STAMP)
+	$(BIN)/python -m tools.cost $(STACK)
+
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 

@@ -1,0 +1,239 @@
+"""`make cost STACK=<stack>`: the monthly cost of a stack's recorded plan, per component.
+
+Usage: python -m tools.cost [STACK] [--efs-gib N] [--alb-lcus N] [--prices FILE]
+
+Prices come from a table kept in the repo (`tools/data/aws-prices-<region>.json`, with its
+region, date and source). Two columns: node groups at their `minSize` and at their
+`desiredSize` (everything else is the same in both). Usage-based charges the plan cannot know
+are either assumed and labelled (EFS GiB stored, ALB capacity units) or listed as not included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .engine import Plan, Registration, read_stack_config, run_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+PRICES_DIR = Path(__file__).resolve().parent / "data"
+COMPONENT_PREFIX = "anythingllm:"
+NOT_INCLUDED = ("data transfer and NAT data processing", "CloudWatch Logs and Container Insights "
+                "ingestion", "backups and snapshots beyond the free allowance",
+                "spot discounts (spot groups are priced at the on-demand ceiling)")
+
+
+class PriceError(LookupError):
+    """The price table has no price for something the plan creates."""
+
+
+@dataclass(frozen=True)
+class Line:
+    component: str
+    item: str
+    at_min: float  # USD per month, node groups at minSize
+    at_desired: float  # node groups at desiredSize
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    efs_gib: float = 100  # GiB stored on EFS (documents and model weights)
+    alb_lcus: float = 1  # average load balancer capacity units
+
+
+def load_prices(region: str, path: Path | None = None) -> dict[str, Any]:
+    path = path or PRICES_DIR / f"aws-prices-{region}.json"
+    if not path.exists():
+        raise PriceError(f"no price table for region {region!r} ({path.name}); copy "
+                         f"{PRICES_DIR.name}/aws-prices-us-east-1.json and fill in that region's prices")
+    prices = json.loads(path.read_text())
+    if prices["region"] != region:
+        raise PriceError(f"{path.name} holds {prices['region']} prices, the stack runs in {region}")
+    return prices
+
+
+def _price(table: dict[str, float], key: str, what: str) -> float:
+    if key not in table:
+        raise PriceError(f"no {what} price for {key!r} in the price table; add it "
+                         f"(known: {', '.join(sorted(table))})")
+    return table[key]
+
+
+def _component(plan: Plan, resource: Registration) -> str:
+    """The top-level component (`network`, `cluster`, ...) a resource belongs to."""
+    components = [r for r in [resource, *plan.ancestors(resource)] if r.type.startswith(COMPONENT_PREFIX)]
+    return components[-1].name if components else "stack"
+
+
+def _node_group(plan: Plan, group: Registration, prices: dict[str, Any], hours: float) -> list[Line]:
+    inputs = group.inputs
+    instance_type = inputs["instanceTypes"][0]  # the first type is the one priced
+    hourly = _price(prices["ec2"], instance_type, "EC2")
+    scaling = inputs["scalingConfig"]
+    template_urns = group.property_dependencies.get("launchTemplate", [])
+    templates = [plan.by_urn()[urn] for urn in template_urns if urn in plan.by_urn()]
+    disk_gib = sum(mapping["ebs"]["volumeSize"] for template in templates
+                   for mapping in template.inputs.get("blockDeviceMappings") or [])
+    node_month = hourly * hours + disk_gib * prices["ebsGp3GbMonth"]
+    spot = " spot, on-demand ceiling" if inputs.get("capacityType") == "SPOT" else ""
+    label = (f"node group {group.name.removeprefix('cluster-')}: {scaling['minSize']} (min) / "
+             f"{scaling['desiredSize']} (desired) x {instance_type} + {disk_gib} GiB gp3{spot}")
+    component = _component(plan, group)
+    return [Line(component, label, scaling["minSize"] * node_month, scaling["desiredSize"] * node_month)]
+
+
+def _cache_nodes(inputs: dict[str, Any]) -> int:
+    if inputs.get("numCacheClusters") is not None:
+        return inputs["numCacheClusters"]
+    return inputs["numNodeGroups"] * (1 + inputs["replicasPerNodeGroup"])
+
+
+def _alarm_metrics(inputs: dict[str, Any]) -> int:
+    queries = inputs.get("metricQueries") or []
+    return sum(1 for query in queries if query.get("metric")) or 1
+
+
+def estimate(plan: Plan, prices: dict[str, Any], assumptions: Assumptions = Assumptions()) -> list[Line]:
+    """Monthly cost lines of every priced resource of the plan."""
+    hours = prices["hoursPerMonth"]
+    lines: list[Line] = []
+
+    def fixed(resource: Registration, item: str, monthly: float) -> None:
+        lines.append(Line(_component(plan, resource), item, monthly, monthly))
+
+    for resource in plan.resources:
+        inputs, kind = resource.inputs, resource.type
+        if kind == "aws:eks/cluster:Cluster":
+            fixed(resource, "EKS control plane (standard support)", prices["eks"]["clusterHour"] * hours)
+        elif kind == "aws:eks/nodeGroup:NodeGroup":
+            lines += _node_group(plan, resource, prices, hours)
+        elif kind == "aws:ec2/natGateway:NatGateway":
+            fixed(resource, f"NAT gateway {resource.name}", prices["natGatewayHour"] * hours)
+        elif kind == "aws:ec2/eip:Eip":
+            fixed(resource, f"public IPv4 {resource.name}", prices["publicIpv4Hour"] * hours)
+        elif kind == "aws:ec2/vpcEndpoint:VpcEndpoint" and inputs.get("vpcEndpointType") == "Interface":
+            zones = len(inputs.get("subnetIds") or [])
+            fixed(resource, f"interface endpoint {inputs['serviceName']} in {zones} AZs",
+                  prices["interfaceEndpointHourPerAz"] * zones * hours)
+        elif kind == "aws:rds/instance:Instance":
+            rds = prices["rds"]
+            copies = rds["multiAzFactor"] if inputs.get("multiAz") else 1
+            instance = _price(rds["instanceHour"], inputs["instanceClass"], "RDS") * copies * hours
+            storage = inputs["allocatedStorage"] * rds["gp3GbMonth"] * copies
+            layout = "Multi-AZ" if copies > 1 else "single-AZ"
+            fixed(resource, f"RDS {inputs['instanceClass']} {layout}", instance)
+            fixed(resource, f"RDS storage {inputs['allocatedStorage']} GiB gp3 {layout}", storage)
+        elif kind == "aws:elasticache/replicationGroup:ReplicationGroup":
+            cache = prices["elasticache"]
+            nodes = _cache_nodes(inputs)
+            hourly = (_price(cache["nodeHour"], inputs["nodeType"], "ElastiCache")
+                      * cache["engineFactor"][inputs["engine"]])
+            fixed(resource, f"ElastiCache {nodes} x {inputs['nodeType']} ({inputs['engine']})",
+                  nodes * hourly * hours)
+        elif kind == "aws:efs/fileSystem:FileSystem":
+            fixed(resource, f"EFS Standard, {assumptions.efs_gib:g} GiB stored (assumed)",
+                  assumptions.efs_gib * prices["efsStandardGbMonth"])
+        elif kind == "aws:kms/key:Key":
+            fixed(resource, f"KMS key {resource.name}", prices["kmsKeyMonth"])
+        elif kind == "aws:cloudwatch/metricAlarm:MetricAlarm":
+            fixed(resource, "CloudWatch alarms",
+                  _alarm_metrics(inputs) * prices["cloudwatchAlarmMetricMonth"])
+        elif kind == "aws:cloudwatch/dashboard:Dashboard":
+            fixed(resource, "CloudWatch dashboard", prices["cloudwatchDashboardMonth"])
+        elif kind == "kubernetes:networking.k8s.io/v1:Ingress" and _is_alb(inputs):
+            lines += _load_balancer(plan, resource, prices, assumptions, hours)
+    return _merge(lines)
+
+
+def _is_alb(inputs: dict[str, Any]) -> bool:
+    return (inputs.get("spec") or {}).get("ingressClassName") == "alb"
+
+
+def _load_balancer(plan: Plan, ingress: Registration, prices: dict[str, Any],
+                   assumptions: Assumptions, hours: float) -> list[Line]:
+    """The ALB the controller creates for the Ingress (not a Pulumi resource): hours, assumed
+    capacity units, and one public IPv4 address per AZ when internet-facing."""
+    component = _component(plan, ingress)
+    annotations = ingress.inputs["metadata"].get("annotations") or {}
+    alb = prices["albHour"] * hours + assumptions.alb_lcus * prices["albLcuHour"] * hours
+    lines = [Line(component, f"ALB (by the controller), {assumptions.alb_lcus:g} LCU assumed", alb, alb)]
+    if annotations.get("alb.ingress.kubernetes.io/scheme") == "internet-facing":
+        public_subnets = [r for r in plan.of_type("aws:ec2/subnet:Subnet")
+                          if "kubernetes.io/role/elb" in (r.inputs.get("tags") or {})]
+        monthly = len(public_subnets) * prices["publicIpv4Hour"] * hours
+        lines.append(Line(component, f"ALB public IPv4 x {len(public_subnets)}", monthly, monthly))
+    return lines
+
+
+def _merge(lines: list[Line]) -> list[Line]:
+    """One line per (component, item): alarms and keys are summed, not listed one by one."""
+    merged: dict[tuple[str, str], Line] = {}
+    counts: dict[tuple[str, str], int] = {}
+    for line in lines:
+        item = "KMS keys" if line.item.startswith("KMS key ") else line.item
+        key = (line.component, item)
+        previous = merged.get(key)
+        counts[key] = counts.get(key, 0) + 1
+        merged[key] = Line(line.component, item, line.at_min + (previous.at_min if previous else 0),
+                           line.at_desired + (previous.at_desired if previous else 0))
+    return [Line(line.component, f"{line.item} x {counts[key]}" if counts[key] > 1 else line.item,
+                 line.at_min, line.at_desired) for key, line in merged.items()]
+
+
+def totals(lines: list[Line]) -> dict[str, tuple[float, float]]:
+    """Per component, (at min, at desired); and the stack under "total"."""
+    result: dict[str, tuple[float, float]] = {}
+    for line in lines:
+        low, high = result.get(line.component, (0.0, 0.0))
+        result[line.component] = (low + line.at_min, high + line.at_desired)
+    result["total"] = (sum(v[0] for v in result.values()), sum(v[1] for v in result.values()))
+    return result
+
+
+def render(stack: str, lines: list[Line], prices: dict[str, Any], assumptions: Assumptions) -> str:
+    width = max(len(line.item) for line in lines) + 2
+    out = [f"Monthly cost estimate of stack {stack} ({prices['region']}, prices of {prices['date']}, "
+           f"{prices['currency']}, {prices['hoursPerMonth']} h/month)", "",
+           f"  {'component / item':<{width}} {'at min':>11} {'at desired':>11}"]
+    sums = totals(lines)
+    for component in sorted({line.component for line in lines}, key=lambda c: -sums[c][1]):
+        low, high = sums[component]
+        out.append(f"  {component:<{width}} {low:>11,.2f} {high:>11,.2f}")
+        for line in sorted((x for x in lines if x.component == component), key=lambda x: -x.at_desired):
+            out.append(f"    {line.item:<{width - 2}} {line.at_min:>11,.2f} {line.at_desired:>11,.2f}")
+    low, high = sums["total"]
+    out += ["", f"  {'total':<{width}} {low:>11,.2f} {high:>11,.2f}", "",
+            f"Assumed: {assumptions.efs_gib:g} GiB on EFS, {assumptions.alb_lcus:g} ALB LCU.",
+            "Not included: " + "; ".join(NOT_INCLUDED) + "."]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stack", nargs="?", default="dev")
+    parser.add_argument("--efs-gib", type=float, default=Assumptions.efs_gib)
+    parser.add_argument("--alb-lcus", type=float, default=Assumptions.alb_lcus)
+    parser.add_argument("--prices", type=Path, default=None, help="price table (JSON)")
+    args = parser.parse_args(argv)
+
+    from components.settings import SettingsError
+
+    try:
+        plan = run_stack(ROOT, args.stack)
+        prices = load_prices(read_stack_config(ROOT, args.stack)["aws:region"], args.prices)
+        assumptions = Assumptions(efs_gib=args.efs_gib, alb_lcus=args.alb_lcus)
+        lines = estimate(plan, prices, assumptions)
+    except (SettingsError, FileNotFoundError, PriceError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(render(args.stack, lines, prices, assumptions))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())
