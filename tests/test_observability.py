@@ -234,3 +234,11 @@ def test_unknown_database_class_needs_an_explicit_connection_threshold():
     config["observability"] = {"thresholds": {"databaseConnections": 900}}
     settings = settings_from(config)
     assert settings.observability.database_connections_threshold("db.x2g.large") == 900
+
+
+def test_addon_version_can_be_pinned():
+    config = copy.deepcopy(read_stack_config(ROOT, "dev"))
+    config["anythingllm:cluster"]["addonVersions"] = {ADDON: "v4.5.0-eksbuild.1"}
+    addon = next(r for r in run_stack(ROOT, "dev", config=config).of_type("aws:eks/addon:Addon")
+                 if r.inputs["addonName"] == ADDON)
+    assert addon.inputs["addonVersion"] == "v4.5.0-eksbuild.1"

@@ -138,7 +138,7 @@ class ClusterSettings(_Model):
     deletion_protection: bool | None = None
     addon_versions: dict[
         Literal["vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-efs-csi-driver",
-                "metrics-server"],
+                "metrics-server", "amazon-cloudwatch-observability"],
         str,
     ] = Field(default_factory=dict)
     system_node_group: SystemNodeGroupSettings = Field(default_factory=SystemNodeGroupSettings)
