@@ -74,8 +74,8 @@ def _node_group(plan: Plan, group: Registration, prices: dict[str, Any], hours: 
     instance_type = inputs["instanceTypes"][0]  # the first type is the one priced
     hourly = _price(prices["ec2"], instance_type, "EC2")
     scaling = inputs["scalingConfig"]
-    template_urns = group.property_dependencies.get("launchTemplate", [])
-    templates = [plan.by_urn()[urn] for urn in template_urns if urn in plan.by_urn()]
+    index = plan.by_urn()
+    templates = [index[urn] for urn in group.property_dependencies.get("launchTemplate", [])]
     disk_gib = sum(mapping["ebs"]["volumeSize"] for template in templates
                    for mapping in template.inputs.get("blockDeviceMappings") or [])
     node_month = hourly * hours + disk_gib * prices["ebsGp3GbMonth"]

@@ -93,7 +93,8 @@ def run_checkov(directory: Path, *, checkov: Path = CHECKOV) -> ScanReport:
         [str(checkov), "--directory", str(directory), "--framework", "kubernetes", "--output", "json",
          "--skip-download", "--skip-results-upload"],
         capture_output=True, text=True, check=False,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
+        # No call to Prisma Cloud for check metadata (the machine may have no network).
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
     )
     if completed.returncode not in (0, 1):  # 1: findings
         raise RuntimeError(f"checkov failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
