@@ -112,13 +112,13 @@ def _forward(targets: list[tuple[str, int | None]], *, sticky_seconds: int | Non
     return json.dumps({"type": "forward", "forwardConfig": forward}, separators=(",", ":"))
 
 
-
 def target_group_resource_id(*, namespace: str, ingress: str, service: str, port: str) -> str:
     """The `ingress.k8s.aws/resource` tag the controller puts on the target group of an Ingress
     backend (`<namespace>/<ingress>-<service>:<port>`, pkg/ingress/model_build_target_group.go;
     Argo Rollouts finds canary target groups by the same tag). Target group names are generated,
     so alarms find their group by this tag."""
     return f"{namespace}/{ingress}-{service}:{port}"
+
 
 def canary_routing(settings: IngressSettings, canary: CanarySettings, *, stable_service: str,
                    canary_service: str) -> tuple[dict[str, str], list[str]]:

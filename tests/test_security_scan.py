@@ -82,6 +82,8 @@ def test_fixed_findings_stay_fixed(stack_plans):
             if deployment.inputs["metadata"]["namespace"] in ("model-serving", "llm-gateway"):
                 assert pod["securityContext"]["runAsUser"] >= 10000, deployment.name
                 assert container["securityContext"]["readOnlyRootFilesystem"] is True, deployment.name
+                # A read-only image still needs somewhere to write scratch files.
+                assert "/tmp" in {m["mountPath"] for m in container["volumeMounts"]}, deployment.name
 
 
 def test_the_scanner_reports_a_bad_manifest(tmp_path):

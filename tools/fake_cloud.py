@@ -78,19 +78,18 @@ class FakeCloud(Mocks):
             # What the AWS Load Balancer Controller created for the Ingress.
             name = args.args["name"]
             suffix = f"app/{name}/{_digest(name, 16)}"
-            return {"name": name, "arnSuffix": suffix, "id": self._elb_arn(suffix),
-                    "arn": self._elb_arn(suffix)}
+            arn = self._elb_arn(f"loadbalancer/{suffix}")
+            return {"name": name, "arnSuffix": suffix, "id": arn, "arn": arn}
         if args.token == "aws:lb/getTargetGroup:getTargetGroup":
             resource = args.args["tags"]["ingress.k8s.aws/resource"]
             suffix = f"targetgroup/k8s-{_digest(resource, 18)}/{_digest(resource + '/id', 16)}"
-            return {"arnSuffix": suffix, "id": self._elb_arn(suffix), "arn": self._elb_arn(suffix),
-                    "tags": dict(args.args["tags"])}
+            arn = self._elb_arn(suffix)
+            return {"arnSuffix": suffix, "id": arn, "arn": arn, "tags": dict(args.args["tags"])}
         raise NotImplementedError(f"the offline engine has no answer for invoke {args.token!r}")
 
-    def _elb_arn(self, suffix: str) -> str:
-        return f"arn:{PARTITION}:elasticloadbalancing:{self.region}:{ACCOUNT_ID}:loadbalancer/{suffix}" \
-            if suffix.startswith("app/") else \
-            f"arn:{PARTITION}:elasticloadbalancing:{self.region}:{ACCOUNT_ID}:{suffix}"
+    def _elb_arn(self, resource: str) -> str:
+        """`loadbalancer/app/<name>/<id>` or `targetgroup/<name>/<id>` as a full ELBv2 ARN."""
+        return f"arn:{PARTITION}:elasticloadbalancing:{self.region}:{ACCOUNT_ID}:{resource}"
 
     def _arn(self, type_token: str, physical: str) -> str:
         module = type_token.split(":")[1].split("/")[0]
