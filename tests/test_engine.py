@@ -6,7 +6,7 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from tools.engine import run
+from tools.engine import RecordingMonitor, run
 
 
 class _Box(pulumi.ComponentResource):
@@ -66,7 +66,47 @@ def test_dependency_queries(plan):
     assert plan.waits_for(alias, key)  # through a property dependency
     assert not plan.waits_for(vpc, key)
     assert plan.deleted_before(vpc, plan.one("test:index:Box"))
-    assert not plan.waits_for(vpc, plan.one("test:index:Box"))
+    assert plan.waits_for(vpc, plan.one("test:index:Box"))  # a child registers after its parent
+
+
+class _Holder(pulumi.ComponentResource):
+    def __init__(self, name, opts=None):
+        super().__init__("test:index:Holder", name, None, opts)
+        aws.ec2.Vpc(f"{name}-child", cidr_block="10.1.0.0/16", opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({})
+
+
+def _ordering_program():
+    slow = aws.ec2.Vpc("slow", cidr_block="10.0.0.0/16")
+    _Holder("holder", opts=pulumi.ResourceOptions(depends_on=[slow]))
+    owner = aws.ec2.Vpc("owner", cidr_block="10.2.0.0/16")
+    aws.ec2.Vpc("slow-child", cidr_block="10.3.0.0/16", opts=pulumi.ResourceOptions(parent=owner))
+    aws.ec2.Vpc("on-owner", cidr_block="10.4.0.0/16", opts=pulumi.ResourceOptions(depends_on=[owner]))
+
+
+def test_ordering_model_matches_the_sdk():
+    """The Python SDK, not our belief, decides what waits for what: registrations held back as
+    real creates would be show (1) a component's children wait for the component's depends_on,
+    and (2) depending on a custom resource does not wait for that resource's children. The
+    plan's `waits_for` must say the same."""
+    monitor = RecordingMonitor(None, delays={"slow": 0.3, "owner": 0.1, "slow-child": 0.6})
+    recorded = run(_ordering_program, project="demo", stack="unit", config={}, monitor=monitor)
+    order = monitor.events
+
+    def finished_before_started(first: str, second: str) -> bool:
+        return order.index(("end", first)) < order.index(("start", second))
+
+    assert finished_before_started("slow", "holder-child")
+    assert not finished_before_started("slow-child", "on-owner")
+    by_name = {r.name: r for r in recorded.resources}
+    assert recorded.waits_for(by_name["holder-child"], by_name["slow"])
+    assert not recorded.waits_for(by_name["on-owner"], by_name["slow-child"])
+    assert recorded.waits_for(by_name["slow-child"], by_name["owner"])
+    # And the converse for every recorded pair: whatever the model says waits did wait.
+    for resource in recorded.resources:
+        for target in recorded.resources:
+            if resource is not target and recorded.waits_for(resource, target):
+                assert finished_before_started(target.name, resource.name), (resource.name, target.name)
 
 
 def test_fake_outputs_are_deterministic():

@@ -17,6 +17,8 @@ import json
 import os
 import runpy
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -101,39 +103,46 @@ class Plan:
             parent = index[parent].parent
         return chain
 
-    def waits_for(self, resource: Registration, target: Registration) -> bool:
-        """Is `resource` created only after `target` exists?
+    def creation_prerequisites(self, resource: Registration) -> list[str]:
+        """The URNs whose creation `resource`'s registration waits for, one step deep.
 
-        Follows dependencies, property dependencies and the provider, transitively. A
-        dependency on a component stands for everything inside it. Parent edges are not
-        followed: the SDK does not make children wait for their component's dependsOn.
+        This is how the Pulumi Python SDK orders registrations (checked under the mock runtime
+        in tests/test_engine.py): a registration is sent once the URNs of its dependencies have
+        resolved, i.e. once those resources exist. The recorded `dependencies` are already
+        expanded by the SDK (a component stands for its custom descendants, not for the children
+        of a custom resource), so they are followed as they are. A child registers only after its
+        parent: after a custom parent is created, and after a component parent has registered,
+        which itself waited for the component's `depends_on`. So children wait for their
+        component's dependencies, and depending on a custom resource does not wait for its
+        children.
         """
-        return self._reachable(resource, target, follow_parents=False)
+        edges = list(resource.dependencies)
+        for urns in resource.property_dependencies.values():
+            edges.extend(urns)
+        if resource.provider:
+            edges.append(resource.provider)
+        if resource.parent:
+            edges.append(resource.parent)
+        return sorted(set(edges))
+
+    def deletion_prerequisites(self, resource: Registration) -> list[str]:
+        """The URNs `pulumi destroy` deletes only after `resource` is gone, one step deep: what it
+        depends on (dependencies, property dependencies, its provider) and its parent (children
+        go before their parent)."""
+        return self.creation_prerequisites(resource)
+
+    def waits_for(self, resource: Registration, target: Registration) -> bool:
+        """Is `resource` created only after `target` exists? (`creation_prerequisites`, transitively)"""
+        return self._reachable(resource, target, self.creation_prerequisites)
 
     def deleted_before(self, resource: Registration, target: Registration) -> bool:
-        """Does `pulumi destroy` delete `resource` before `target`?
+        """Does `pulumi destroy` delete `resource` before `target`? (`deletion_prerequisites`,
+        transitively)"""
+        return self._reachable(resource, target, self.deletion_prerequisites)
 
-        The engine deletes in reverse dependency order over the same edges as `waits_for`
-        plus parent edges (children go before their parent, and so before everything the
-        parent depends on).
-        """
-        return self._reachable(resource, target, follow_parents=True)
-
-    def _reachable(self, resource: Registration, target: Registration, *,
-                   follow_parents: bool) -> bool:
+    def _reachable(self, resource: Registration, target: Registration,
+                   edges_of: Callable[[Registration], list[str]]) -> bool:
         index = self.by_urn()
-        children: dict[str | None, list[str]] = {}
-        for candidate in self.resources:
-            children.setdefault(candidate.parent, []).append(candidate.urn)
-
-        def with_descendants(urn: str) -> list[str]:
-            found, pending = [urn], [urn]
-            while pending:
-                for child in children.get(pending.pop(), []):
-                    found.append(child)
-                    pending.append(child)
-            return found
-
         seen: set[str] = set()
         pending = [resource.urn]
         while pending:
@@ -141,16 +150,7 @@ class Plan:
             if current is None or current.urn in seen:
                 continue
             seen.add(current.urn)
-            edges: list[str] = []
-            for dependency in current.dependencies:
-                edges.extend(with_descendants(dependency))
-            for urns in current.property_dependencies.values():
-                for dependency in urns:
-                    edges.extend(with_descendants(dependency))
-            if current.provider:
-                edges.append(current.provider)
-            if follow_parents and current.parent:
-                edges.append(current.parent)
+            edges = edges_of(current)
             if target.urn in edges:
                 return True
             pending.extend(edges)
@@ -199,14 +199,29 @@ def _strip_id(reference: str) -> str | None:
 
 
 class RecordingMonitor(mocks.MockMonitor):
-    """A MockMonitor that keeps every RegisterResourceRequest as a `Registration`."""
+    """A MockMonitor that keeps every RegisterResourceRequest as a `Registration`.
 
-    def __init__(self, cloud: mocks.Mocks):
+    `delays` (resource name -> seconds) holds a registration back before it answers, as a real
+    create would; `events` then shows the order the SDK sent and finished registrations in
+    ("start"/"end", name), which is how the tests check the ordering model of `Plan.waits_for`.
+    """
+
+    def __init__(self, cloud: mocks.Mocks, delays: dict[str, float] | None = None):
         super().__init__(cloud)
         self.registrations: list[Registration] = []
+        self.delays = dict(delays or {})
+        self.events: list[tuple[str, str]] = []
+        self._events_lock = threading.Lock()
 
     def RegisterResource(self, request):
+        if self.delays:
+            with self._events_lock:
+                self.events.append(("start", request.name))
+            time.sleep(self.delays.get(request.name, 0))
         response = super().RegisterResource(request)
+        if self.delays:
+            with self._events_lock:
+                self.events.append(("end", request.name))
         if request.type == STACK_TYPE:
             return response
         raw_struct = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
@@ -303,8 +318,12 @@ def run(
     stack: str,
     config: dict[str, Any] | None = None,
     preview: bool = False,
+    monitor: RecordingMonitor | None = None,
 ) -> Plan:
     """Run `program` under the recording monitor with `config` and return its plan.
+
+    `monitor`: a RecordingMonitor of the caller's (e.g. with `delays`); its cloud is replaced
+    by this run's FakeCloud.
 
     `config` maps fully qualified keys (`aws:region`, `<project>:cluster`) to values as
     they appear in a stack file. Exceptions raised by the program (or by an apply inside
@@ -312,7 +331,10 @@ def run(
     """
     values, secret_keys = _config_strings(config or {})
     cloud = FakeCloud(region=values.get("aws:region", "us-east-1"))
-    monitor = RecordingMonitor(cloud)
+    if monitor is None:
+        monitor = RecordingMonitor(cloud)
+    else:
+        monitor.mocks = cloud
     settings.reset_options(project=project, stack=stack, preview=preview)
     pulumi.runtime.set_all_config(values, secret_keys)
     mocks.set_mocks(cloud, project=project, stack=stack, preview=preview, monitor=monitor)
