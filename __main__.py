@@ -77,13 +77,13 @@ models = ModelServing(
     "models", settings.model_serving, gpu_node_groups=settings.cluster.gpu_node_group_by_name,
     namespaces=namespaces, model_cache_claim=storage.claims[MODEL_CACHE.name],
     hugging_face_token=hugging_face_token, provider=cluster.provider,
-    compute_ready=cluster.compute_ready,
+    gpu_ready=cluster.gpu_ready,
 )
 gateway = LlmGateway(
     "gateway", settings.gateway, models=settings.model_serving.models, api_bases=models.api_bases,
     namespaces=namespaces, database_secret=database.connection_secrets["litellm"],
     redis_secret=cache.connection_secret, model_key_secret=models.api_key_secret,
-    provider=cluster.provider, compute_ready=cluster.compute_ready, retain=retain,
+    provider=cluster.provider, system_ready=cluster.system_ready, retain=retain,
 )
 app = AnythingLlm(
     "anythingllm", settings.app, ingress_settings=settings.ingress,
@@ -91,7 +91,7 @@ app = AnythingLlm(
     gateway_url=gateway.url, gateway_client_secret=gateway.client_secret, namespaces=namespaces,
     database_secrets=database.connection_secrets, bootstrap_job=database.bootstrap_job,
     storage_claims=storage.claims, ingress=ingress, provider=cluster.provider,
-    compute_ready=cluster.compute_ready, retain=retain,
+    system_ready=cluster.system_ready, retain=retain,
 )
 
 # Alarms watch every hop of the request path and the data services, by the names given above.

@@ -272,7 +272,8 @@ class AnythingLlm(pulumi.ComponentResource):
         storage_claims: EFS claim per claim name (`anythingllm-storage`, and
             `anythingllm-canary-storage` for an isolated canary).
         ingress: the Ingress component (controller release and annotations).
-        provider, compute_ready: the cluster's kubernetes provider and what pods wait for.
+        provider, system_ready: the cluster's kubernetes provider and what pods on the system nodes
+            wait for (Cluster.system_ready).
         retain: protect the generated secrets (prod).
 
     Attributes:
@@ -285,7 +286,7 @@ class AnythingLlm(pulumi.ComponentResource):
                  gateway_client_secret: k8s.core.v1.Secret, namespaces: WorkloadNamespaces,
                  database_secrets: dict[str, k8s.core.v1.Secret], bootstrap_job: pulumi.Resource,
                  storage_claims: dict[str, pulumi.Resource], ingress: Ingress, provider: k8s.Provider,
-                 compute_ready: list[pulumi.Resource], retain: bool,
+                 system_ready: list[pulumi.Resource], retain: bool,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:serving:AnythingLlm", name, None, opts)
         namespace = namespaces.by_name[APP.name].metadata.name
@@ -333,7 +334,7 @@ class AnythingLlm(pulumi.ComponentResource):
                 # controller's webhook must run so new pods get their ALB readiness gate.
                 opts=pulumi.ResourceOptions(
                     parent=self, provider=provider,
-                    depends_on=[*compute_ready, secrets[variant.secrets], service_account,
+                    depends_on=[*system_ready, secrets[variant.secrets], service_account,
                                 database_secret, bootstrap_job, storage_claims[variant.storage_claim],
                                 gateway_client_secret, ingress.release],
                 ),
@@ -373,10 +374,11 @@ class AnythingLlm(pulumi.ComponentResource):
             },
             spec=ingress_spec(host=dns.name if dns is not None else None, backends=backends),
             # Depends on the controller release: created after it, and deleted (with the ALB)
-            # before it on destroy.
+            # before it on destroy. Not on the Deployments: an ALB needs no ready pod, so its
+            # URL and DNS record exist while AnythingLLM is still migrating its database.
             opts=pulumi.ResourceOptions(
                 parent=self, provider=provider,
-                depends_on=[ingress.release, *services, *self.deployments.values()],
+                depends_on=[ingress.release, *services],
                 custom_timeouts=pulumi.CustomTimeouts(create=INGRESS_TIMEOUT, update=INGRESS_TIMEOUT),
             ),
         )

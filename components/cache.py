@@ -125,7 +125,7 @@ class Cache(pulumi.ComponentResource):
             port=REDIS_PORT,
             parameter_group_name=settings.parameter_group_name,
             subnet_group_name=subnet_group.name,
-            security_group_ids=[security_group.id],
+            security_group_ids=[security_group.group.id],
             **node_layout(settings),
             at_rest_encryption_enabled=True,
             kms_key_id=key.arn,
@@ -155,6 +155,8 @@ class Cache(pulumi.ComponentResource):
                       "namespace": namespaces.by_name[GATEWAY.name].metadata.name},
             type="Opaque",
             string_data=pulumi.Output.secret(data),
-            opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider),
+            # The gateway waits for this Secret: it appears once the cluster may reach Redis.
+            opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider,
+                                        depends_on=[security_group.rule]),
         )
         self.register_outputs({"host": self.host})

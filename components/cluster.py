@@ -62,7 +62,8 @@ class Cluster(pulumi.ComponentResource):
         deletion protection from config;
       - an access entry plus `AmazonEKSClusterAdminPolicy` association per admin role ARN;
       - managed add-ons vpc-cni (network policy on, credentials through Pod Identity),
-        kube-proxy and eks-pod-identity-agent before the nodes, coredns and metrics-server after them;
+        kube-proxy and eks-pod-identity-agent before the nodes, coredns and metrics-server after
+        the system group (never after a GPU group);
       - the node IAM role (worker node and ECR pull-only policies);
       - the on-demand system node group and one GPU node group per config entry (tainted
         `nvidia.com/gpu=true:NoSchedule`, labelled `nvidia.com/gpu.present=true` and with
@@ -85,7 +86,8 @@ class Cluster(pulumi.ComponentResource):
     Attributes:
         cluster_name, endpoint, oidc_issuer, cluster_security_group_id, node_role_arn
         (Outputs); provider (the kubernetes.Provider); node_groups (name -> ManagedNodeGroup);
-        compute_ready (the node groups and coredns: what in-cluster workloads wait for);
+        system_ready (the system node group and coredns: what workloads on the system nodes
+        wait for); gpu_ready (GPU group name -> what a model server on it waits for);
         kubeconfig (secret Output).
     """
 
@@ -220,9 +222,11 @@ class Cluster(pulumi.ComponentResource):
                 tags=tags,
                 opts=node_opts,
             )
-        node_groups = [group.node_group for group in self.node_groups.values()]
+        system_group = self.node_groups["system"].node_group
+        # coredns and metrics-server run on the system group only: a GPU capacity shortage (common
+        # for g6e and p5) must not hold back DNS, and with it every workload.
         post_compute = self._addons(name, settings, POST_COMPUTE_ADDONS, account_id, cluster_name,
-                                    partition, depends_on=node_groups)
+                                    partition, depends_on=[system_group])
 
         kubeconfig_json = pulumi.Output.all(
             self.eks_cluster.name, self.eks_cluster.endpoint,
@@ -239,10 +243,10 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=admin_access),
         )
 
-        # What an in-cluster workload must wait for: nodes to run on and cluster DNS.
-        self.compute_ready: list[pulumi.Resource] = [*node_groups, *post_compute]
+        # What a workload on the system nodes waits for: those nodes and cluster DNS.
+        self.system_ready: list[pulumi.Resource] = [system_group, post_compute[0]]
         in_cluster = pulumi.ResourceOptions(
-            parent=self, provider=self.provider, depends_on=self.compute_ready,
+            parent=self, provider=self.provider, depends_on=self.system_ready,
         )
         al2023_gpu_groups = [g.name for g in settings.gpu_node_groups
                              if g.ami_type == "AL2023_x86_64_NVIDIA"]
@@ -261,6 +265,17 @@ class Cluster(pulumi.ComponentResource):
             tags=tags,
             opts=in_cluster,
         )
+        # What a model server on a GPU group waits for: its own group (not the others), the
+        # device plugin that advertises nvidia.com/gpu (Bottlerocket's is built in), the
+        # autoscaler when the group may have no node to start on, and DNS.
+        self.gpu_ready: dict[str, list[pulumi.Resource]] = {}
+        for group in settings.gpu_node_groups:
+            ready: list[pulumi.Resource] = [self.node_groups[group.name].node_group, *self.system_ready]
+            if group.ami_type == "AL2023_x86_64_NVIDIA" and self.device_plugin is not None:
+                ready.append(self.device_plugin.release)
+            if group.min_size == 0:
+                ready.append(self.autoscaler.release)
+            self.gpu_ready[group.name] = ready
         self.register_outputs({
             "cluster_name": self.cluster_name,
             "endpoint": self.endpoint,

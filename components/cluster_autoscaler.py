@@ -10,7 +10,7 @@ from .helm import pinned_release
 from .node_group import NODE_GROUP_LABEL
 from .options import child_options
 from .pod_identity import pod_identity_role
-from .versions import CLUSTER_AUTOSCALER, CLUSTER_AUTOSCALER_IMAGE, CLUSTER_AUTOSCALER_IMAGE_TAGS
+from .versions import CLUSTER_AUTOSCALER_IMAGE, CLUSTER_AUTOSCALER_RELEASES
 
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "cluster-autoscaler"
@@ -25,7 +25,7 @@ def autoscaler_values(*, cluster_name: str, region: str, kubernetes_version: str
         "autoDiscovery": {"clusterName": cluster_name},
         "image": {
             "repository": CLUSTER_AUTOSCALER_IMAGE,
-            "tag": CLUSTER_AUTOSCALER_IMAGE_TAGS[kubernetes_version],
+            "tag": CLUSTER_AUTOSCALER_RELEASES[kubernetes_version].image_tag,
         },
         "rbac": {"serviceAccount": {"create": True, "name": SERVICE_ACCOUNT}},
         "extraArgs": {
@@ -54,7 +54,8 @@ class ClusterAutoscaler(pulumi.ComponentResource):
 
     Creates: an IAM role trusted only by kube-system/cluster-autoscaler of this cluster, its
     inline policy (iam.cluster_autoscaler_policy), the Pod Identity association, and the
-    Helm release (chart and image pinned in versions.py; image minor = Kubernetes minor).
+    Helm release (chart and image pinned together per Kubernetes minor in
+    versions.CLUSTER_AUTOSCALER_RELEASES).
 
     Args:
         name: logical name.
@@ -106,7 +107,7 @@ class ClusterAutoscaler(pulumi.ComponentResource):
         )
         self.release = pinned_release(
             name,
-            CLUSTER_AUTOSCALER,
+            CLUSTER_AUTOSCALER_RELEASES[kubernetes_version].chart,
             release_name="cluster-autoscaler",
             namespace=NAMESPACE,
             values=autoscaler_values(cluster_name=cluster_name, region=region,

@@ -214,7 +214,7 @@ class Database(pulumi.ComponentResource):
             storage_encrypted=True,
             kms_key_id=key.arn,
             db_subnet_group_name=subnet_group.name,
-            vpc_security_group_ids=[security_group.id],
+            vpc_security_group_ids=[security_group.group.id],
             parameter_group_name=parameter_group.name,
             publicly_accessible=False,
             network_type="IPV4",
@@ -251,12 +251,14 @@ class Database(pulumi.ComponentResource):
         self.port = POSTGRES_PORT
 
         self._bootstrap(name, region=region, cluster=cluster, namespaces=namespaces,
-                        consumers=consumers, master_password=master_password)
+                        consumers=consumers, master_password=master_password,
+                        access_rule=security_group.rule)
         self.register_outputs({"address": self.address})
 
     def _bootstrap(self, name: str, *, region: str, cluster: Cluster,
                    namespaces: WorkloadNamespaces, consumers: list[DatabaseConsumer],
-                   master_password: random.RandomPassword) -> None:
+                   master_password: random.RandomPassword,
+                   access_rule: pulumi.Resource) -> None:
         provider = cluster.provider
         ca_pem = root_certificate(region)
         ca_maps: dict[str, k8s.core.v1.ConfigMap] = {}
@@ -322,9 +324,10 @@ class Database(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(
                 parent=self, provider=provider,
-                # Nodes must exist to run it; the instance is already a dependency via its address.
+                # Nodes and DNS must exist to run it, and the rule that lets it reach PostgreSQL
+                # (the instance is already a dependency via its address, its rule is not).
                 depends_on=[credentials, service_account, script, ca_maps[DATA_BOOTSTRAP.name],
-                            *cluster.compute_ready],
+                            access_rule, *cluster.system_ready],
                 custom_timeouts=pulumi.CustomTimeouts(
                     create=f"{BOOTSTRAP_DEADLINE_SECONDS + 300}s",
                     update=f"{BOOTSTRAP_DEADLINE_SECONDS + 300}s"),

@@ -245,7 +245,7 @@ class Ingress(pulumi.ComponentResource):
             # Runs on the nodes; credentials are injected at pod creation, so the association
             # must exist first.
             opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider,
-                                        depends_on=[*cluster.compute_ready, association]),
+                                        depends_on=[*cluster.system_ready, association]),
         )
         self.ingress_class = INGRESS_CLASS
         self.annotations = alb_annotations(settings, load_balancer_name=load_balancer_name)

@@ -48,6 +48,31 @@ GPU_INSTANCE_TYPES: dict[str, GpuInstanceType] = {
 }
 
 
+# Value of the Cluster Autoscaler's GPU label per GPU model. kubernetes/autoscaler
+# cluster-autoscaler/cloudprovider/aws/aws_cloud_provider.go (tag cluster-autoscaler-1.35.2):
+# `GPULabel = "k8s.amazonaws.com/accelerator"` and availableGPUTypes, which lists the first five
+# names below; H100/H200 are named the same way (CA reports unlisted values as "not-listed" in
+# its metrics only; utils/gpu/gpu.go NodeHasGpu looks at the label's presence).
+ACCELERATOR_LABEL_VALUES: dict[str, str] = {
+    "T4": "nvidia-tesla-t4",
+    "A10G": "nvidia-a10g",
+    "L4": "nvidia-l4",
+    "L40S": "nvidia-l40s",
+    "A100": "nvidia-tesla-a100",
+    "H100": "nvidia-h100",
+    "H200": "nvidia-h200",
+}
+
+
+def accelerator_label_value(instance_types: list[str]) -> str:
+    """The GPU type a node group's nodes announce: the first (preferred) instance type's GPU.
+
+    A managed node group has one set of labels for all its nodes; the value only names the GPU
+    in the autoscaler's metrics and `--gpu-total` limits, while its presence is what matters.
+    """
+    return ACCELERATOR_LABEL_VALUES[GPU_INSTANCE_TYPES[instance_types[0]].gpu_model]
+
+
 def instance_family(instance_type: str) -> str:
     return instance_type.split(".", 1)[0]
 

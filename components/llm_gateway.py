@@ -147,7 +147,8 @@ class LlmGateway(pulumi.ComponentResource):
         database_secret: the `litellm-database` connection Secret (Database component).
         redis_secret: the `llm-gateway-redis` Secret (Cache component).
         model_key_secret: the `vllm-api-key` Secret in `llm-gateway` (ModelServing).
-        provider, compute_ready: the cluster's kubernetes provider and what pods wait for.
+        provider, system_ready: the cluster's kubernetes provider and what pods on the system nodes
+            wait for (Cluster.system_ready).
         retain: protect the salt key (prod).
 
     Attributes:
@@ -159,7 +160,7 @@ class LlmGateway(pulumi.ComponentResource):
                  api_bases: dict[str, str], namespaces: WorkloadNamespaces,
                  database_secret: k8s.core.v1.Secret, redis_secret: k8s.core.v1.Secret,
                  model_key_secret: k8s.core.v1.Secret, provider: k8s.Provider,
-                 compute_ready: list[pulumi.Resource], retain: bool,
+                 system_ready: list[pulumi.Resource], retain: bool,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:serving:LlmGateway", name, None, opts)
         namespace = namespaces.by_name[GATEWAY.name].metadata.name
@@ -224,7 +225,7 @@ class LlmGateway(pulumi.ComponentResource):
             # Its database, Redis and the model key must exist before the first pod starts.
             opts=pulumi.ResourceOptions(
                 parent=self, provider=provider,
-                depends_on=[*compute_ready, secrets, config_map, service_account, database_secret,
+                depends_on=[*system_ready, secrets, config_map, service_account, database_secret,
                             redis_secret, model_key_secret],
             ),
         )

@@ -179,7 +179,8 @@ class ModelServing(pulumi.ComponentResource):
         model_cache_claim: the shared EFS claim of the weights (waited for).
         hugging_face_token: optional secret Output of the token for gated models.
         provider: the cluster's kubernetes provider.
-        compute_ready: what pods wait for (the cluster's nodes and DNS).
+        gpu_ready: GPU group name -> what a model server on it waits for (its own group, the
+            device plugin, the autoscaler for a group that starts at zero, DNS; Cluster.gpu_ready).
 
     Attributes:
         api_bases: model name -> base URL for LiteLLM.
@@ -190,7 +191,7 @@ class ModelServing(pulumi.ComponentResource):
     def __init__(self, name: str, settings: ModelServingSettings, *,
                  gpu_node_groups: dict[str, GpuNodeGroupSettings], namespaces: WorkloadNamespaces,
                  model_cache_claim: pulumi.Resource, hugging_face_token: pulumi.Output[str] | None,
-                 provider: k8s.Provider, compute_ready: list[pulumi.Resource],
+                 provider: k8s.Provider, gpu_ready: dict[str, list[pulumi.Resource]],
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:serving:ModelServing", name, None, opts)
         namespace = namespaces.by_name[MODELS.name].metadata.name
@@ -250,7 +251,8 @@ class ModelServing(pulumi.ComponentResource):
                     },
                 },
                 opts=pulumi.ResourceOptions(
-                    parent=self, provider=provider, depends_on=[*compute_ready, *prerequisites],
+                    parent=self, provider=provider,
+                    depends_on=[*gpu_ready[model.node_group], *prerequisites],
                     # The first rollout may wait for a GPU node to join and a model download.
                     custom_timeouts=pulumi.CustomTimeouts(create="40m", update="40m"),
                 ),

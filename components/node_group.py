@@ -7,10 +7,17 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from .instance_types import accelerator_label_value
 from .options import child_options
 from .settings import GpuNodeGroupSettings, SystemNodeGroupSettings
 
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
+# The Cluster Autoscaler's AWS provider counts a node with this label as a GPU node whose GPUs
+# are not advertised yet (processors/customresources/gpu_processor.go: unready until the device
+# plugin reports nvidia.com/gpu), instead of a node that cannot fit the pending pod, which would
+# make it start another GPU node (cloudprovider/aws/README.md, "Special note on GPU instances";
+# kubernetes/autoscaler at cluster-autoscaler-1.35.2).
+ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 GPU_RESOURCE = "nvidia.com/gpu"
 NODE_GROUP_LABEL = "anythingllm.io/node-group"
 GPU_NODE_GROUP_LABEL = "anythingllm.io/gpu-node-group"
@@ -45,10 +52,13 @@ def gpu_labels(group: GpuNodeGroupSettings) -> dict[str, str]:
     """Labels of a GPU group's nodes.
 
     `nvidia.com/gpu.present=true` is what the NVIDIA device plugin's node affinity looks
-    for; the group label lets a workload (a vLLM model) pin itself to one group.
+    for; `k8s.amazonaws.com/accelerator` is the Cluster Autoscaler's GPU label (the kubelet sets
+    it before the node joins, as upstream's README asks); the group label lets a workload (a
+    vLLM model) pin itself to one group.
     """
     return {
         GPU_PRESENT_LABEL: "true",
+        ACCELERATOR_LABEL: accelerator_label_value(group.instance_types),
         NODE_GROUP_LABEL: group.name,
         GPU_NODE_GROUP_LABEL: group.name,
     }

@@ -314,7 +314,7 @@ class Observability(pulumi.ComponentResource):
             resolve_conflicts_on_update="OVERWRITE",
             tags=tags,
             # DaemonSets and the operator become healthy only on nodes; the log groups first.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*log_groups, *cluster.compute_ready]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*log_groups, *cluster.system_ready]),
         )
 
         key_policy = pulumi.Output.all(identity.account_id, partition).apply(

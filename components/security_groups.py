@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_aws as aws
+
+
+@dataclass(frozen=True)
+class ClusterOnlySecurityGroup:
+    """The group, and the rule that admits the cluster. Clients wait for `rule`: depending on the
+    group alone does not wait for the rule (a child of the group, see tools/engine.py)."""
+
+    group: aws.ec2.SecurityGroup
+    rule: aws.vpc.SecurityGroupIngressRule
 
 
 def cluster_only_security_group(name: str, *, description: str, vpc_id: pulumi.Input[str],
                                 port: int, cluster_security_group_id: pulumi.Input[str],
                                 tags: dict[str, str],
-                                parent: pulumi.Resource) -> aws.ec2.SecurityGroup:
+                                parent: pulumi.Resource) -> ClusterOnlySecurityGroup:
     """A security group that admits TCP `port` only from the EKS cluster security group.
 
     EKS attaches the cluster security group to the control plane ENIs and to every managed
@@ -25,7 +36,7 @@ def cluster_only_security_group(name: str, *, description: str, vpc_id: pulumi.I
         tags={**tags, "Name": name},
         opts=pulumi.ResourceOptions(parent=parent),
     )
-    aws.vpc.SecurityGroupIngressRule(
+    rule = aws.vpc.SecurityGroupIngressRule(
         name,
         security_group_id=group.id,
         description=f"{description}: from the EKS cluster security group",
@@ -36,4 +47,4 @@ def cluster_only_security_group(name: str, *, description: str, vpc_id: pulumi.I
         tags=tags,
         opts=pulumi.ResourceOptions(parent=group),
     )
-    return group
+    return ClusterOnlySecurityGroup(group=group, rule=rule)

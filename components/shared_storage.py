@@ -216,7 +216,7 @@ class SharedStorage(pulumi.ComponentResource):
                 f"{name}-{index}",
                 file_system_id=file_system.id,
                 subnet_id=network.private_subnet_ids.apply(lambda ids, index=index: ids[index]),
-                security_groups=[security_group.id],
+                security_groups=[security_group.group.id],
                 opts=child,
             )
             for index in range(network.zone_count)
@@ -239,7 +239,7 @@ class SharedStorage(pulumi.ComponentResource):
             resolve_conflicts_on_update="OVERWRITE",
             tags=tags,
             # Its controller is a Deployment: it needs nodes (and DNS) to become healthy.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=cluster.compute_ready),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=cluster.system_ready),
         )
 
         in_cluster = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
@@ -269,11 +269,11 @@ class SharedStorage(pulumi.ComponentResource):
                     "resources": {"requests": {"storage": claim.size}},
                 },
                 # The controller provisions the access point; pods can only mount once the
-                # mount targets exist. On destroy the claims go first, while the driver still
-                # runs to delete their access points.
+                # mount targets exist and admit NFS from the cluster. On destroy the claims go
+                # first, while the driver still runs to delete their access points.
                 opts=pulumi.ResourceOptions(
                     parent=self, provider=cluster.provider, protect=retain and not claim.disposable,
-                    depends_on=[addon, *mount_targets],
+                    depends_on=[addon, *mount_targets, security_group.rule],
                 ),
             )
         self.register_outputs({"file_system_id": self.file_system_id})

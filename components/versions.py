@@ -36,19 +36,86 @@ NVIDIA_DEVICE_PLUGIN = HelmChart(
     repository="https://nvidia.github.io/k8s-device-plugin",
 )
 
-CLUSTER_AUTOSCALER = HelmChart(
-    chart="cluster-autoscaler",
-    version="9.52.1",
-    repository="https://kubernetes.github.io/autoscaler",
-)
+@dataclass(frozen=True)
+class ClusterAutoscalerRelease:
+    """The Cluster Autoscaler chart and image for one Kubernetes minor, pinned together.
 
-# Cluster Autoscaler's minor version must match the cluster's Kubernetes minor version
-# (upstream version policy), so the image tag is chosen per EKS version rather than taken
-# from the chart's appVersion.
+    `chart_app_version` is the chart's `Chart.yaml` appVersion; its minor, the image's and the
+    cluster's must agree (upstream's version policy: the autoscaler embeds the scheduler of its
+    own minor). The image tag is set explicitly because a chart's default `image.tag` can lag
+    its appVersion (charts 9.54.0-9.55.0 say appVersion 1.35.0 but default to v1.34.2).
+    """
+
+    chart: HelmChart
+    chart_app_version: str
+    image_tag: str
+
+
+def _autoscaler_chart(version: str) -> HelmChart:
+    return HelmChart(chart="cluster-autoscaler", version=version,
+                     repository="https://kubernetes.github.io/autoscaler")
+
+
+# kubernetes/autoscaler: tags `cluster-autoscaler-chart-<version>` (appVersion in
+# cluster-autoscaler/charts/cluster-autoscaler/Chart.yaml) and `cluster-autoscaler-<image>`.
+# 1.35 locks --enable-dynamic-resource-allocation=true (config/flags/flags.go at
+# cluster-autoscaler-1.35.2: "must be true", klog.Fatalf otherwise) and blocks at start until
+# its resource.k8s.io/v1 informers have synced (main.go WaitForCacheSync), so its chart must
+# grant them; they first appear in chart 9.54.0. 1.34 defaults the flag to false (1.34.5).
+CLUSTER_AUTOSCALER_RELEASES: dict[str, ClusterAutoscalerRelease] = {
+    "1.34": ClusterAutoscalerRelease(chart=_autoscaler_chart("9.53.0"), chart_app_version="1.34.2",
+                                     image_tag="v1.34.5"),
+    "1.35": ClusterAutoscalerRelease(chart=_autoscaler_chart("9.59.0"), chart_app_version="1.35.0",
+                                     image_tag="v1.35.2"),
+}
 CLUSTER_AUTOSCALER_IMAGE = "registry.k8s.io/autoscaling/cluster-autoscaler"
-CLUSTER_AUTOSCALER_IMAGE_TAGS: dict[str, str] = {
-    "1.34": "v1.34.1",
-    "1.35": "v1.35.2",
+
+# What each pinned chart's ClusterRole lets the autoscaler list and watch with the chart's
+# defaults (rbac.create, rbac.clusterScoped, cloudProvider aws): (apiGroup, resource),
+# transcribed from cluster-autoscaler/charts/cluster-autoscaler/templates/clusterrole.yaml at
+# `cluster-autoscaler-chart-<version>`. Add the chart here when you pin a new one.
+_CHART_READS_BEFORE_DRA = frozenset({
+    ("", "namespaces"), ("", "pods"), ("", "services"), ("", "replicationcontrollers"),
+    ("", "persistentvolumeclaims"), ("", "persistentvolumes"), ("", "nodes"), ("", "configmaps"),
+    ("batch", "jobs"), ("batch", "cronjobs"), ("extensions", "replicasets"),
+    ("extensions", "daemonsets"), ("policy", "poddisruptionbudgets"), ("apps", "daemonsets"),
+    ("apps", "replicasets"), ("apps", "statefulsets"), ("storage.k8s.io", "storageclasses"),
+    ("storage.k8s.io", "csinodes"), ("storage.k8s.io", "csidrivers"),
+    ("storage.k8s.io", "csistoragecapacities"), ("storage.k8s.io", "volumeattachments"),
+})
+CLUSTER_AUTOSCALER_CHART_READS: dict[str, frozenset[tuple[str, str]]] = {
+    # 9.52.1: the chart this project pinned before, kept to show why it could not stay.
+    "9.52.1": _CHART_READS_BEFORE_DRA,
+    "9.53.0": _CHART_READS_BEFORE_DRA,
+    # 9.54.0 added resource.k8s.io (commit d4a3ca1d9b "update k8s deps to 1.35.0-rc.0"), 9.57.0
+    # podtemplates and provisioningrequests, 9.59.0 capacity buffers/quotas and apps/deployments.
+    "9.59.0": _CHART_READS_BEFORE_DRA | {
+        ("resource.k8s.io", "resourceslices"), ("resource.k8s.io", "deviceclasses"),
+        ("resource.k8s.io", "resourceclaims"), ("", "podtemplates"), ("apps", "deployments"),
+        ("autoscaling.x-k8s.io", "provisioningrequests"),
+        ("autoscaling.x-k8s.io", "capacitybuffers"), ("autoscaling.x-k8s.io", "capacityquotas"),
+    },
+}
+
+# What the image of each minor lists and watches with its default flags before its loop starts
+# (it blocks in informerFactory.WaitForCacheSync, main.go): the listers of
+# utils/kubernetes/listers.go, the CSINode provider, the scheduler framework's volume and
+# topology plugins, and from 1.35 the DRA provider (simulator/dynamicresources/provider/
+# provider.go: resource.k8s.io/v1 ResourceClaims, ResourceSlices, DeviceClasses).
+_IMAGE_READS_BEFORE_DRA = frozenset({
+    ("", "pods"), ("", "nodes"), ("", "replicationcontrollers"), ("", "services"),
+    ("", "namespaces"), ("", "persistentvolumeclaims"), ("", "persistentvolumes"),
+    ("policy", "poddisruptionbudgets"), ("apps", "daemonsets"), ("apps", "replicasets"),
+    ("apps", "statefulsets"), ("batch", "jobs"), ("storage.k8s.io", "csinodes"),
+    ("storage.k8s.io", "storageclasses"), ("storage.k8s.io", "csidrivers"),
+    ("storage.k8s.io", "csistoragecapacities"),
+})
+CLUSTER_AUTOSCALER_IMAGE_READS: dict[str, frozenset[tuple[str, str]]] = {
+    "1.34": _IMAGE_READS_BEFORE_DRA,
+    "1.35": _IMAGE_READS_BEFORE_DRA | {
+        ("resource.k8s.io", "resourceclaims"), ("resource.k8s.io", "resourceslices"),
+        ("resource.k8s.io", "deviceclasses"),
+    },
 }
 
 # psql and pg_isready for the database bootstrap Job (PostgreSQL's official image). Its

@@ -17,6 +17,12 @@ from components.node_group import (
     gpu_labels,
 )
 from components.nvidia_device_plugin import device_plugin_values
+from components.versions import (
+    CLUSTER_AUTOSCALER_CHART_READS,
+    CLUSTER_AUTOSCALER_IMAGE_READS,
+    CLUSTER_AUTOSCALER_RELEASES,
+    EKS_STANDARD_SUPPORT_ENDS,
+)
 from tests.conftest import base_config, record, settings_from
 from tools.engine import Plan
 
@@ -107,8 +113,12 @@ def test_addons_are_explicit_and_ordered_around_the_nodes(plan):
     for group in plan.of_type(NODE_GROUP):
         for name in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent"):
             assert plan.waits_for(group, addons[name]), (group.name, name)
-        assert plan.waits_for(addons["coredns"], group)
-        assert plan.waits_for(addons["metrics-server"], group)
+    # DNS and metrics run on the system group: a GPU shortage must not hold them back.
+    groups = {g.name: g for g in plan.of_type(NODE_GROUP)}
+    for name in ("coredns", "metrics-server"):
+        assert plan.waits_for(addons[name], groups["cluster-system"])
+        for gpu_group in ("cluster-gpu-inference", "cluster-gpu-rocket"):
+            assert not plan.waits_for(addons[name], groups[gpu_group]), (name, gpu_group)
 
 
 def test_vpc_cni_role_is_scoped_to_aws_node(plan):
@@ -169,6 +179,7 @@ def test_asg_tags_describe_empty_gpu_groups_to_the_autoscaler(plan):
             for t in plan.of_type("aws:autoscaling/tag:Tag") if "inference" in t.name}
     assert tags == {
         "k8s.io/cluster-autoscaler/node-template/label/nvidia.com/gpu.present": "true",
+        "k8s.io/cluster-autoscaler/node-template/label/k8s.amazonaws.com/accelerator": "nvidia-a10g",
         "k8s.io/cluster-autoscaler/node-template/label/anythingllm.io/node-group": "inference",
         "k8s.io/cluster-autoscaler/node-template/label/anythingllm.io/gpu-node-group": "inference",
         "k8s.io/cluster-autoscaler/node-template/taint/nvidia.com/gpu": "true:NoSchedule",
@@ -182,8 +193,10 @@ def test_device_plugin_only_for_al2023_groups_and_after_nodes(plan):
     terms = release.inputs["values"]["affinity"]["nodeAffinity"][
         "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert terms[0]["matchExpressions"][0]["values"] == ["inference"]  # not the Bottlerocket group
-    for group in plan.of_type(NODE_GROUP):
-        assert plan.waits_for(release, group)
+    # A DaemonSet: it needs the cluster and its system nodes, never a GPU group that may be at 0.
+    groups = {g.name: g for g in plan.of_type(NODE_GROUP)}
+    assert plan.waits_for(release, groups["cluster-system"])
+    assert not plan.waits_for(release, groups["cluster-gpu-inference"])
     assert plan.waits_for(release, plan.one("aws:eks/cluster:Cluster"))
 
 
@@ -200,6 +213,12 @@ def test_autoscaler_uses_pod_identity_and_least_privilege(plan):
     assert values["autoDiscovery"] == {"clusterName": "anythingllm-test"}
     assert values["awsRegion"] == "eu-west-1"
     assert values["image"]["tag"] == "v1.35.2"
+    assert release.inputs["version"] == CLUSTER_AUTOSCALER_RELEASES["1.35"].chart.version
+    # It runs on the system nodes and must not wait for any GPU group (it is what grows them).
+    groups = {g.name: g for g in plan.of_type(NODE_GROUP)}
+    assert plan.waits_for(release, groups["cluster-system"])
+    assert not any(plan.waits_for(release, groups[g])
+                   for g in ("cluster-gpu-inference", "cluster-gpu-rocket"))
     association = plan.one("aws:eks/podIdentityAssociation:PodIdentityAssociation")
     assert (association.inputs["namespace"], association.inputs["serviceAccount"]) == (
         "kube-system", "cluster-autoscaler")
@@ -248,7 +267,7 @@ def test_node_template_tags_and_devices():
 
 def test_helm_values_pin_versions_and_tolerations():
     assert autoscaler_values(cluster_name="c", region="r", kubernetes_version="1.34")[
-        "image"]["tag"] == "v1.34.1"
+        "image"]["tag"] == "v1.34.5"
     tolerations = device_plugin_values(["a"])["tolerations"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in tolerations
 
@@ -258,3 +277,83 @@ def test_kubeconfig_uses_exec_auth_not_static_tokens():
     assert config["clusters"][0]["cluster"] == {"server": "https://x",
                                                 "certificate-authority-data": "Q0E="}
     assert "token" not in config["users"][0]["user"]
+
+
+# ---------------------------------------------------------------- autoscaler pins (upstream)
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.removeprefix("v").split(".")[:2])
+
+
+@pytest.mark.parametrize("kubernetes_version", sorted(EKS_STANDARD_SUPPORT_ENDS))
+def test_autoscaler_chart_image_and_cluster_minors_agree(kubernetes_version):
+    """kubernetes/autoscaler's version policy: the autoscaler of minor X for Kubernetes X. The
+    chart's appVersion (its Chart.yaml at cluster-autoscaler-chart-<v>) and the image we set
+    must both be the cluster's minor, for every version the settings accept."""
+    release = CLUSTER_AUTOSCALER_RELEASES[kubernetes_version]
+    assert _minor(release.chart_app_version) == kubernetes_version
+    assert _minor(release.image_tag) == kubernetes_version
+    values = autoscaler_values(cluster_name="c", region="r", kubernetes_version=kubernetes_version)
+    assert values["image"]["tag"] == release.image_tag
+
+
+@pytest.mark.parametrize("kubernetes_version", sorted(EKS_STANDARD_SUPPORT_ENDS))
+def test_autoscaler_chart_rbac_covers_what_its_image_reads(kubernetes_version):
+    """The image blocks until every informer it starts has synced (main.go WaitForCacheSync), and
+    /health-check answers 200 meanwhile: a list the chart's ClusterRole does not grant means an
+    autoscaler that never scales. Chart rules: templates/clusterrole.yaml at the pinned chart tag;
+    image reads: listers.go and, from 1.35, the DRA provider (versions.py)."""
+    release = CLUSTER_AUTOSCALER_RELEASES[kubernetes_version]
+    granted = CLUSTER_AUTOSCALER_CHART_READS[release.chart.version]
+    missing = CLUSTER_AUTOSCALER_IMAGE_READS[kubernetes_version] - granted
+    assert not missing, f"chart {release.chart.version} does not grant {sorted(missing)}"
+
+
+def test_the_chart_pinned_before_could_not_run_the_1_35_autoscaler():
+    """The defect this table exists for: chart 9.52.1 has no resource.k8s.io rule, and CA 1.35
+    cannot turn DRA off (config/flags/flags.go at cluster-autoscaler-1.35.2)."""
+    missing = CLUSTER_AUTOSCALER_IMAGE_READS["1.35"] - CLUSTER_AUTOSCALER_CHART_READS["9.52.1"]
+    assert missing == {("resource.k8s.io", "resourceclaims"), ("resource.k8s.io", "resourceslices"),
+                       ("resource.k8s.io", "deviceclasses")}
+
+
+def test_gpu_nodes_carry_the_autoscaler_gpu_label(plan):
+    """aws_cloud_provider.go GPULabel (cluster-autoscaler-1.35.2): on the node (the kubelet sets
+    it at registration) and on the ASG's node template, for every GPU group, never the system."""
+    groups = {g.name: g for g in plan.of_type(NODE_GROUP)}
+    assert groups["cluster-gpu-inference"].inputs["labels"]["k8s.amazonaws.com/accelerator"] == "nvidia-a10g"
+    assert groups["cluster-gpu-rocket"].inputs["labels"]["k8s.amazonaws.com/accelerator"] == "nvidia-l40s"
+    assert "k8s.amazonaws.com/accelerator" not in groups["cluster-system"].inputs["labels"]
+    template_keys = {t.inputs["tag"]["key"]: t.inputs["tag"]["value"]
+                     for t in plan.of_type("aws:autoscaling/tag:Tag") if "rocket" in t.name}
+    assert template_keys[
+        "k8s.io/cluster-autoscaler/node-template/label/k8s.amazonaws.com/accelerator"] == "nvidia-l40s"
+
+
+def test_model_capacity_waits_only_for_its_own_group():
+    """What a model server waits for (Cluster.gpu_ready): its group, DNS, the device plugin for
+    AL2023 (Bottlerocket ships its own), and the autoscaler only when the group starts at zero."""
+    config = base_config()
+    config["cluster"]["gpuNodeGroups"].append({
+        "name": "rocket", "instanceTypes": ["g6e.xlarge"], "amiType": "BOTTLEROCKET_x86_64_NVIDIA",
+        "capacityType": "ON_DEMAND", "minSize": 1, "desiredSize": 1, "maxSize": 2,
+    })
+    settings = settings_from(config)
+    captured = {}
+
+    def program():
+        network = Network("network", settings.network, cluster_name="anythingllm-test",
+                          region=settings.region, tags={})
+        cluster = Cluster("cluster", settings.cluster, cluster_name="anythingllm-test",
+                          network=network, region=settings.region, deletion_protection=False,
+                          destroyable=True, tags={})
+        captured["ready"] = {group: [r._name for r in resources]
+                             for group, resources in cluster.gpu_ready.items()}
+
+    record(program, config=config)
+    assert sorted(captured["ready"]["inference"]) == sorted([
+        "cluster-gpu-inference", "cluster-system", "cluster-coredns",
+        "cluster-nvidia-device-plugin", "cluster-autoscaler"])
+    assert sorted(captured["ready"]["rocket"]) == sorted([
+        "cluster-gpu-rocket", "cluster-system", "cluster-coredns"])

@@ -169,7 +169,7 @@ def test_efs_file_system_and_csi_driver(stack_plans, stack):
     assert attachment.inputs["policyArn"] == (
         "arn:aws:iam::aws:policy/service-role/AmazonEFSCSIDriverPolicy")
     for group in plan.of_type(NODE_GROUP):
-        assert plan.waits_for(addon, group)
+        assert plan.waits_for(addon, group) == (group.name == "cluster-system"), group.name
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -256,7 +256,7 @@ def test_bootstrap_job_runs_after_the_instance_and_before_the_connection_secrets
     assert metadata["name"].startswith("db-bootstrap-")
     assert plan.waits_for(job, rds)
     for group in plan.of_type(NODE_GROUP):
-        assert plan.waits_for(job, group)
+        assert plan.waits_for(job, group) == (group.name == "cluster-system"), group.name
     pod = job.inputs["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True

@@ -133,8 +133,9 @@ def test_controller_release(stack_plans, stack):
     assert (association.inputs["namespace"], association.inputs["serviceAccount"]) == (
         "kube-system", "aws-load-balancer-controller")
     assert plan.waits_for(release, association)
+    # It runs on the system nodes: it waits for them and for no GPU group.
     for group in plan.of_type("aws:eks/nodeGroup:NodeGroup"):
-        assert plan.waits_for(release, group)
+        assert plan.waits_for(release, group) == (group.name == "cluster-system"), group.name
 
 
 # --------------------------------------------------------------------------- ordering

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, STACKS
+from tests.conftest import ROOT, STACKS, stack_settings
 from tools.engine import run_stack
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
@@ -61,9 +61,8 @@ def test_cluster_addons_wait_for_the_cluster_and_go_before_it(stack_plans, stack
     for release in releases:
         assert plan.waits_for(release, cluster)
         assert plan.deleted_before(release, cluster)
-        for group in plan.of_type(NODE_GROUP):
-            # On destroy, Helm releases go while nodes still run their pods' finalizers.
-            assert plan.deleted_before(release, group)
+        # On destroy, Helm releases go while the system nodes still run their controllers.
+        assert plan.deleted_before(release, plan.one(NODE_GROUP, "cluster-system"))
     assert not plan.waits_for(cluster, releases[0])
 
 
@@ -123,6 +122,73 @@ def test_prod_preview_records_in_under_ten_seconds():
     assert len(plan.resources) > 50
 
 
+def _node_group_of(workload) -> str:
+    """The node group a workload's pods run on: a model server's GPU group (its pod template's
+    group label), the system group otherwise."""
+    template = workload.inputs.get("spec", {}).get("template", {})
+    gpu_group = template.get("metadata", {}).get("labels", {}).get("anythingllm.io/gpu-node-group")
+    return f"cluster-gpu-{gpu_group}" if gpu_group else "cluster-system"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_workloads_wait_only_for_the_capacity_they_run_on(stack_plans, stack):
+    """A GPU capacity shortage (common for g6e and p5) must stall only the models of that group:
+    DNS, the controllers and every CPU workload wait for the system group alone, and each model
+    waits for its own GPU group, not for the others."""
+    plan = stack_plans[stack]
+    groups = {group.name: group for group in plan.of_type(NODE_GROUP)}
+    gpu_groups = [name for name in groups if name != "cluster-system"]
+    workloads = [*plan.of_type("kubernetes:apps/v1:Deployment"), *plan.of_type("kubernetes:batch/v1:Job"),
+                 *plan.of_type("kubernetes:helm.sh/v3:Release"), *plan.of_type("aws:eks/addon:Addon"),
+                 plan.one("kubernetes:networking.k8s.io/v1:Ingress")]
+    for workload in workloads:
+        runs_on = _node_group_of(workload)
+        for name in gpu_groups:
+            assert plan.waits_for(workload, groups[name]) == (name == runs_on), (workload.name, name)
+    # Models: the device plugin on AL2023 groups, the autoscaler where the group starts at zero.
+    settings = stack_settings(stack)
+    releases = {r.inputs["name"]: r for r in plan.of_type("kubernetes:helm.sh/v3:Release")}
+    for model in settings.model_serving.models:
+        deployment = plan.one("kubernetes:apps/v1:Deployment", f"models-{model.name}")
+        group = settings.cluster.gpu_node_group_by_name[model.node_group]
+        assert plan.waits_for(deployment, releases["cluster-autoscaler"]) == (group.min_size == 0)
+        if group.ami_type == "AL2023_x86_64_NVIDIA":
+            assert plan.waits_for(deployment, releases["nvidia-device-plugin"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_ingress_does_not_wait_for_pods(stack_plans, stack):
+    """An ALB needs no ready pod: the Ingress (and so its URL and DNS record) waits for the
+    controller and the Services, not for AnythingLLM's rollout."""
+    plan = stack_plans[stack]
+    ingress = plan.one("kubernetes:networking.k8s.io/v1:Ingress")
+    for deployment in plan.of_type("kubernetes:apps/v1:Deployment"):
+        assert not plan.waits_for(ingress, deployment), deployment.name
+    for service in plan.of_type("kubernetes:core/v1:Service"):
+        if service.inputs["metadata"]["namespace"] == "anythingllm":
+            assert plan.waits_for(ingress, service)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_clients_wait_for_the_rules_that_let_them_in(stack_plans, stack):
+    """Depending on a security group does not wait for its rules (children of the group): every
+    client of PostgreSQL, Redis and NFS waits for the ingress rule itself."""
+    plan = stack_plans[stack]
+    rules = {rule.name: rule
+             for rule in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")}
+    postgres, redis, nfs = rules["database-postgres"], rules["cache-redis"], rules["storage-nfs"]
+    assert plan.waits_for(plan.one("kubernetes:batch/v1:Job"), postgres)
+    for claim in plan.of_type("kubernetes:core/v1:PersistentVolumeClaim"):
+        assert plan.waits_for(claim, nfs), claim.name
+    for deployment in plan.of_type("kubernetes:apps/v1:Deployment"):
+        namespace = deployment.inputs["metadata"]["namespace"]
+        if namespace in ("anythingllm", "llm-gateway"):
+            assert plan.waits_for(deployment, postgres), deployment.name
+        if namespace == "llm-gateway":
+            assert plan.waits_for(deployment, redis), deployment.name
+        assert plan.waits_for(deployment, nfs) or namespace == "llm-gateway", deployment.name
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_destroy_order_from_the_dependency_graph(stack_plans, stack):
     """What `pulumi destroy` (and tools/staging.py) relies on: the Ingress (and with it the ALB)
@@ -138,9 +204,12 @@ def test_destroy_order_from_the_dependency_graph(stack_plans, stack):
     workloads = [*plan.of_type("kubernetes:apps/v1:Deployment"), *plan.of_type("kubernetes:batch/v1:Job"),
                  *plan.of_type("kubernetes:helm.sh/v3:Release")]
     assert len(node_groups) >= 2 and len(workloads) >= 6
+    groups = {group.name: group for group in node_groups}
     for workload in workloads:
-        for group in node_groups:
-            assert plan.deleted_before(workload, group), (workload.name, group.name)
+        # A workload goes before the nodes it runs on: a model before its GPU group, everything
+        # else before the system group.
+        runs_on = _node_group_of(workload)
+        assert plan.deleted_before(workload, groups[runs_on]), (workload.name, runs_on)
     kubernetes = [r for r in plan.resources if r.custom and r.type.startswith("kubernetes:")
                   and r.type != "pulumi:providers:kubernetes"]
     for resource in kubernetes:
