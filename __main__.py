@@ -19,7 +19,13 @@ from components.naming import (
     replication_group_id,
 )
 from components.network import Network
-from components.observability import ADDON, MonitoredServices, Observability, cache_member_ids
+from components.observability import (
+    ADDON,
+    MonitoredServices,
+    Observability,
+    WatchedDeployment,
+    cache_member_ids,
+)
 from components.settings import load_settings
 from components.shared_storage import MODEL_CACHE, SharedStorage
 
@@ -108,8 +114,10 @@ observability = Observability(
         database_connections=settings.observability.database_connections_threshold(
             settings.database.instance_class),
         cache_member_ids=cache_member_ids(replication_group_id(name), settings.cache),
-        model_services={model.name: service_name(model) for model in settings.model_serving.models},
+        model_deployments={model.name: WatchedDeployment(service_name(model), model.replicas)
+                           for model in settings.model_serving.models},
         model_namespace=MODELS.name,
+        ingress_revision=app.ingress_revision,
     ),
 )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -277,7 +279,8 @@ class AnythingLlm(pulumi.ComponentResource):
         retain: protect the generated secrets (prod).
 
     Attributes:
-        hostname: the ALB's DNS name (Output); url: where users go; deployments: variant
+        hostname: the ALB's DNS name (Output); ingress_revision: a digest of what the Ingress
+        asks the controller for (Output); url: where users go; deployments: variant
         track -> Deployment; ingress: the Ingress.
     """
 
@@ -384,6 +387,11 @@ class AnythingLlm(pulumi.ComponentResource):
         )
         self.hostname = self.ingress.status.apply(
             lambda status: status.load_balancer.ingress[0].hostname)
+        # Changes with every change of the Ingress the controller acts on (annotations, rules).
+        self.ingress_revision = pulumi.Output.all(
+            self.ingress.metadata.annotations, self.ingress.spec.rules,
+        ).apply(lambda values: hashlib.sha256(
+            json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16])
         if dns is not None:
             zone = aws.lb.get_hosted_zone_id_output(load_balancer_type="application")
             aws.route53.Record(

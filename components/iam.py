@@ -105,8 +105,10 @@ def managed_policy_arn(partition: str, name: str) -> str:
 
 def alarm_topic_key_policy(*, account_id: str, partition: str) -> dict[str, Any]:
     """Key policy of the alarm topic's KMS key. The account administers the key through IAM (the
-    default key policy's statement); CloudWatch alarms may use it, or they could not publish to
-    the encrypted topic (the AWS managed key `alias/aws/sns` does not allow them)."""
+    default key policy's statement); CloudWatch alarms and RDS event notifications may use it, or
+    they could not publish to the encrypted topic (the AWS managed key `alias/aws/sns` does not
+    allow them; SNS developer guide, "Configuring AWS KMS permissions for AWS services", which
+    the RDS user guide's "Subscribing to Amazon RDS event notification" points to)."""
     return _document(
         {
             "Sid": "AccountAdministersTheKeyThroughIam",
@@ -116,9 +118,9 @@ def alarm_topic_key_policy(*, account_id: str, partition: str) -> dict[str, Any]
             "Resource": "*",
         },
         {
-            "Sid": "CloudWatchAlarmsPublishToTheTopic",
+            "Sid": "AlarmsAndDatabaseEventsPublishToTheTopic",
             "Effect": "Allow",
-            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.rds.amazonaws.com"]},
             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
             "Resource": "*",
         },

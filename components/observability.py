@@ -12,6 +12,7 @@ import pulumi_aws as aws
 
 from . import iam
 from .cluster import Cluster
+from .controller_target_group import ControllerTargetGroup
 from .kms import encryption_key
 from .pod_identity import pod_identity_role
 from .settings import AlarmThresholds, CacheSettings, ObservabilitySettings
@@ -41,6 +42,14 @@ def cache_member_ids(replication_group_id: str, settings: CacheSettings) -> list
         return [f"{replication_group_id}-{shard:04d}-{node:03d}"
                 for shard in range(1, settings.shards + 1) for node in range(1, nodes + 1)]
     return [f"{replication_group_id}-{node:03d}" for node in range(1, nodes + 1)]
+
+
+@dataclass(frozen=True)
+class WatchedDeployment:
+    """A Deployment by name and the number of available replicas below which it is failing."""
+
+    name: str
+    floor: int
 
 
 @dataclass(frozen=True)
@@ -133,6 +142,17 @@ def alb_alarms(thresholds: AlarmThresholds, *, load_balancer: Any,
 
 def database_alarms(thresholds: AlarmThresholds, *, identifier: str, allocated_storage_gib: int,
                     connections: int) -> list[Alarm]:
+    """CPU, connections, and free storage as a last resort.
+
+    Storage autoscaling grows the volume when less than 10 % of the *current* allocation is free
+    (RDS user guide, "Managing capacity automatically with Amazon RDS storage autoscaling"), and
+    RDS publishes no per-instance metric of the current allocation (only FreeStorageSpace), so a
+    percentage of it cannot be a CloudWatch threshold. The warnings relative to the current size
+    and to the ceiling come from RDS itself (`database_event_categories`); this alarm fires when
+    free space is below `databaseFreeStoragePercent` of the *initial* allocation, the smallest the
+    volume can ever be: autoscaling would already have grown it, so it could not (at the ceiling,
+    within its 6-hour cool-off, or no autoscaling at all).
+    """
     dimensions = {"DBInstanceIdentifier": identifier}
     periods = thresholds.evaluation_periods
     free_bytes = allocated_storage_gib * GIB * thresholds.database_free_storage_percent / 100
@@ -143,14 +163,25 @@ def database_alarms(thresholds: AlarmThresholds, *, identifier: str, allocated_s
               metric=_metric("AWS/RDS", "CPUUtilization", dimensions, statistic="Average")),
         Alarm(key="rds-free-storage",
               description=(f"Database free storage below {thresholds.database_free_storage_percent}% "
-                           f"of the {allocated_storage_gib} GiB allocated"),
+                           f"of the {allocated_storage_gib} GiB first allocated: storage autoscaling "
+                           "could not grow the volume (ceiling, cool-off) and it is filling up"),
               comparison="LessThanThreshold", threshold=round(free_bytes),
               evaluation_periods=periods,
-              metric=_metric("AWS/RDS", "FreeStorageSpace", dimensions, statistic="Minimum")),
+              metric=_metric("AWS/RDS", "FreeStorageSpace", dimensions, statistic="Minimum"),
+              # No data from a running instance means RDS stopped reporting: worth a look.
+              treat_missing_data="breaching"),
         Alarm(key="rds-connections", description=f"More than {connections} database connections",
               comparison="GreaterThanThreshold", threshold=connections, evaluation_periods=periods,
               metric=_metric("AWS/RDS", "DatabaseConnections", dimensions, statistic="Maximum")),
     ]
+
+
+# RDS event categories sent to the alarm topic (RDS user guide, "Amazon RDS event categories and
+# event messages", DB instance events): `low storage` (RDS-EVENT-0007 storage exhausted,
+# RDS-EVENT-0089 more than 90 % of the current allocation used), `failure` (RDS-EVENT-0223
+# storage autoscaling unable to scale, RDS-EVENT-0224 next step would reach the ceiling, and
+# failed instances), `notification` (RDS-EVENT-0225 allocation at 80 % of the ceiling).
+DATABASE_EVENT_CATEGORIES = ("failure", "low storage", "notification")
 
 
 def cache_alarms(thresholds: AlarmThresholds, *, member_ids: list[str]) -> list[Alarm]:
@@ -183,19 +214,34 @@ def cache_alarms(thresholds: AlarmThresholds, *, member_ids: list[str]) -> list[
 
 
 def gpu_alarms(thresholds: AlarmThresholds, *, cluster_name: str, namespace: str,
-               services: Mapping[str, str]) -> list[Alarm]:
-    """Per model (Service `vllm-<model>`): a pod pending for `gpuPendingMinutes`, i.e. its GPU
-    node group cannot grow (at maxSize, or no capacity for the instance types)."""
+               deployments: Mapping[str, WatchedDeployment]) -> list[Alarm]:
+    """Per model: fewer available replicas than its floor for `gpuPendingMinutes` (its GPU group
+    cannot grow: at maxSize, no capacity for its instance types, or no working autoscaler).
+
+    Container Insights' `pod_status_*` metrics come from each node's kubelet pod list
+    (amazon-contributing/opentelemetry-collector-contrib, receiver/awscontainerinsightreceiver/
+    internal/stores/podstore.go), and the `Service` dimension from ready endpoints only
+    (internal/aws/k8s/k8sclient/endpoint.go): a pod that no node can take never appears under
+    its Service. `status_replicas_available` comes from the API server for every Deployment,
+    0 included (internal/k8sapiserver/k8sapiserver.go getDeploymentMetrics; the CloudWatch
+    agent publishes it with ClusterName, Namespace and PodName = the Deployment's name in
+    enhanced mode, aws/amazon-cloudwatch-agent translator/translate/otel/exporter/awsemf/
+    kubernetes.go). Missing data means the agent or its pipeline is broken: that breaches too.
+    """
     minutes = thresholds.gpu_pending_minutes
     return [
-        Alarm(key=f"gpu-pending-{model}",
-              description=(f"A {model} model server pod has been pending for {minutes} minutes: "
-                           "its GPU node group is at maxSize or AWS has no capacity for it"),
-              comparison="GreaterThanThreshold", threshold=0, evaluation_periods=minutes,
-              metric=_metric("ContainerInsights", "pod_status_pending",
-                             {"ClusterName": cluster_name, "Namespace": namespace, "Service": service},
-                             statistic="Maximum", period=GPU_PERIOD_SECONDS))
-        for model, service in services.items()
+        Alarm(key=f"gpu-capacity-{model}",
+              description=(f"Fewer than {watched.floor} {model} model server(s) available for "
+                           f"{minutes} minutes: its GPU node group cannot grow (maxSize, no "
+                           "capacity for its instance types, or the autoscaler is not running), "
+                           "or the pods crash"),
+              comparison="LessThanThreshold", threshold=watched.floor, evaluation_periods=minutes,
+              metric=_metric("ContainerInsights", "status_replicas_available",
+                             {"ClusterName": cluster_name, "Namespace": namespace,
+                              "PodName": watched.name},
+                             statistic="Maximum", period=GPU_PERIOD_SECONDS),
+              treat_missing_data="breaching")
+        for model, watched in deployments.items()
     ]
 
 
@@ -249,8 +295,10 @@ class MonitoredServices:
     database_allocated_gib: int
     database_connections: int
     cache_member_ids: list[str]
-    model_services: dict[str, str]  # model -> Service name
+    model_deployments: dict[str, WatchedDeployment]  # model -> its Deployment and floor
     model_namespace: str
+    # Changes whenever the Ingress does (target groups are looked up again then).
+    ingress_revision: pulumi.Input[str] = ""
 
 
 class Observability(pulumi.ComponentResource):
@@ -326,6 +374,12 @@ class Observability(pulumi.ComponentResource):
         topic = aws.sns.Topic(f"{name}-alarms", name=f"{cluster_name}-alarms",
                               kms_master_key_id=key.arn, tags=tags, opts=child)
         self.topic_arn = topic.arn
+        # RDS's own storage warnings, relative to the current allocation and to the autoscaling
+        # ceiling (database_alarms explains why no CloudWatch threshold can be).
+        aws.rds.EventSubscription(
+            f"{name}-database-events", name=f"{cluster_name}-database", sns_topic=topic.arn,
+            source_type="db-instance", source_ids=[services.database_identifier],
+            event_categories=list(DATABASE_EVENT_CATEGORIES), enabled=True, tags=tags, opts=child)
         for address in settings.alarm_emails:
             aws.sns.TopicSubscription(f"{name}-alarms-{address}", topic=topic.arn, protocol="email",
                                       endpoint=address, opts=pulumi.ResourceOptions(parent=topic))
@@ -333,10 +387,16 @@ class Observability(pulumi.ComponentResource):
         load_balancer = aws.lb.get_load_balancer_output(
             name=pulumi.Output.from_input(services.ingress_ready).apply(
                 lambda _: services.load_balancer_name))
+        # The controller creates a target group some seconds after the Ingress changes: wait for
+        # it rather than look it up once (a lookup fails unless exactly one group matches).
+        trigger = pulumi.Output.all(services.ingress_ready, services.ingress_revision).apply(
+            lambda values: f"{values[0]}#{values[1]}")
         target_groups = {
-            track: aws.lb.get_target_group_output(tags=pulumi.Output.from_input(
-                services.ingress_ready).apply(lambda _, resource=resource: {
-                    "elbv2.k8s.aws/cluster": cluster_name, "ingress.k8s.aws/resource": resource})
+            track: ControllerTargetGroup(
+                f"{name}-target-group-{track}", region=region,
+                load_balancer_name=services.load_balancer_name,
+                tags={"elbv2.k8s.aws/cluster": cluster_name, "ingress.k8s.aws/resource": resource},
+                trigger=trigger, opts=child,
             ).arn_suffix
             for track, resource in services.target_groups.items()
         }
@@ -351,7 +411,7 @@ class Observability(pulumi.ComponentResource):
                                  connections=services.database_connections),
                 *cache_alarms(thresholds, member_ids=services.cache_member_ids),
                 *gpu_alarms(thresholds, cluster_name=cluster_name, namespace=services.model_namespace,
-                            services=services.model_services),
+                            deployments=services.model_deployments),
             ]
 
         alarms = all_alarms(load_balancer.arn_suffix, target_groups)

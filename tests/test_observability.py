@@ -9,6 +9,7 @@ import json
 import pytest
 
 from components.anythingllm import target_group_resources
+from components.controller_target_group import arn_suffix, find_target_group
 from components.observability import (
     ADDON,
     AGENT_NAMESPACE,
@@ -20,6 +21,7 @@ from components.observability import (
 )
 from components.settings import AlarmThresholds, CacheSettings
 from components.settings.observability import database_memory_gib, max_connections
+from tests.cloudwatch_alarm_model import evaluate
 from tests.conftest import ROOT, STACKS, base_config, expect_settings_error, settings_from, stack_settings
 from tools.engine import read_stack_config, run_stack
 
@@ -43,7 +45,7 @@ def test_every_failure_mode_has_an_alarm_that_notifies_the_topic(stack_plans, st
         "alb-unhealthy-targets-stable", "alb-no-healthy-target-stable",
         "rds-cpu", "rds-free-storage", "rds-connections",
         *[f"cache-{kind}-{member}" for member in members for kind in ("cpu", "memory", "evictions")],
-        *[f"gpu-pending-{model.name}" for model in settings.model_serving.models],
+        *[f"gpu-capacity-{model.name}" for model in settings.model_serving.models],
     }
     assert set(alarms) == expected
     topic = plan.one(TOPIC)
@@ -81,10 +83,14 @@ def test_prod_alarm_thresholds_and_metrics(stack_plans):
     assert {a["dimensions"]["CacheClusterId"] for k, a in alarms.items() if k.startswith("cache-")} == {
         "anythingllm-prod-cache-001", "anythingllm-prod-cache-002", "anythingllm-prod-cache-003"}
     assert alarms["cache-cpu-anythingllm-prod-cache-001"]["metricName"] == "EngineCPUUtilization"
-    gpu = alarms["gpu-pending-qwen2-5-7b-instruct"]
-    assert gpu["namespace"] == "ContainerInsights" and gpu["metricName"] == "pod_status_pending"
+    gpu = alarms["gpu-capacity-qwen2-5-7b-instruct"]
+    assert gpu["namespace"] == "ContainerInsights" and gpu["metricName"] == "status_replicas_available"
+    # PodName is the Deployment's name for Deployment metrics (k8sapiserver.go); the floor is the
+    # model's replicas in Pulumi.prod.yaml.
     assert gpu["dimensions"] == {"ClusterName": "anythingllm-prod", "Namespace": "model-serving",
-                                 "Service": "vllm-qwen2-5-7b-instruct"}
+                                 "PodName": "vllm-qwen2-5-7b-instruct"}
+    assert (gpu["comparisonOperator"], gpu["threshold"]) == ("LessThanThreshold", 2)
+    assert gpu["treatMissingData"] == "breaching"
     assert gpu["period"] * gpu["evaluationPeriods"] == 30 * 60
 
 
@@ -97,7 +103,7 @@ def test_thresholds_come_from_config():
     assert alarms["alb-5xx-rate"]["threshold"] == 2
     assert alarms["alb-5xx-rate"]["evaluationPeriods"] == 2
     assert alarms["rds-connections"]["threshold"] == 50
-    assert alarms["gpu-pending-bge-m3"]["evaluationPeriods"] == 15
+    assert alarms["gpu-capacity-bge-m3"]["evaluationPeriods"] == 15
     assert alarms["cache-evictions-anythingllm-dev-cache-001"]["threshold"] == 0
 
 
@@ -107,8 +113,9 @@ def test_topic_is_encrypted_with_a_key_cloudwatch_may_use(stack_plans):
     key = plan.one("aws:kms/key:Key", "observability-alarms")
     assert topic.property_dependencies["kmsMasterKeyId"] == [key.urn]
     statements = json.loads(key.inputs["policy"])["Statement"]
-    cloudwatch = next(s for s in statements if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"})
-    assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    publishers = next(s for s in statements if s["Sid"] == "AlarmsAndDatabaseEventsPublishToTheTopic")
+    assert publishers["Principal"] == {"Service": ["cloudwatch.amazonaws.com", "events.rds.amazonaws.com"]}
+    assert set(publishers["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
     subscriptions = plan.of_type("aws:sns/topicSubscription:TopicSubscription")
     assert [(s.inputs["protocol"], s.inputs["endpoint"]) for s in subscriptions] == [
         ("email", "platform-oncall@example.com")]
@@ -243,3 +250,142 @@ def test_addon_version_can_be_pinned():
     addon = next(r for r in run_stack(ROOT, "dev", config=config).of_type("aws:eks/addon:Addon")
                  if r.inputs["addonName"] == ADDON)
     assert addon.inputs["addonVersion"] == "v4.5.0-eksbuild.1"
+
+
+# ------------------------------------------------- each alarm fires in the failure it exists for
+
+def _replay(alarm: dict, data) -> str:
+    return evaluate(alarm, data)
+
+
+def test_every_alarm_fires_in_its_failure_and_stays_quiet_when_healthy(stack_plans):
+    """Each recorded prod alarm replayed through CloudWatch's evaluation rules
+    (tests/cloudwatch_alarm_model.py) on the datapoints its failure produces, and on a healthy
+    service's. The datapoints are what the metric's source emits then: e.g. Container Insights
+    emits status_replicas_available = 0 for a Deployment whose pods no node can take."""
+    alarms = {key: alarm.inputs for key, alarm in _alarms(stack_plans["prod"]).items()}
+    n = 3  # evaluationPeriods in prod
+    gib = GIB
+    scenarios = {
+        # key: (failure it exists for, datapoints then, healthy datapoints)
+        "alb-5xx-rate": ("no pod can answer: the ALB itself returns 503",
+                         {"requests": [0] * n, "target5xx": [None] * n, "elb5xx": [400] * n},
+                         {"requests": [1000] * n, "target5xx": [3] * n, "elb5xx": [None] * n}),
+        "alb-target-response-time": ("pods saturated, p95 to first byte 30 s", [30.0] * n, [0.4] * n),
+        "alb-unhealthy-targets-stable": ("a pod fails /api/ping", [1] * n, [0] * n),
+        "alb-no-healthy-target-stable": ("every pod gone: targets deregistered, no data",
+                                         [None] * n, [3] * n),
+        "rds-cpu": ("a runaway query", [97.0] * n, [20.0] * n),
+        # Grown from 100 GiB to its 1000 GiB ceiling, 6 GiB left; healthy: just grown to
+        # 110 GiB with 11 GiB free (autoscaling keeps >= 10 % of the current size free).
+        "rds-free-storage": ("at the autoscaling ceiling and filling", [6 * gib] * n, [11 * gib] * n),
+        "rds-connections": ("a connection leak", [1700] * n, [200] * n),
+        "gpu-capacity-qwen2-5-7b-instruct": (
+            "GPU group cannot grow: the Deployment reports 0 available", [0] * 30, [2] * 30),
+    }
+    for member in ("anythingllm-prod-cache-001",):
+        scenarios[f"cache-cpu-{member}"] = ("the engine thread saturated", [99.0] * n, [10.0] * n)
+        scenarios[f"cache-memory-{member}"] = ("the data set outgrew the node", [95.0] * n, [40.0] * n)
+        scenarios[f"cache-evictions-{member}"] = ("keys evicted under memory pressure", [5000] * n, [0] * n)
+    for key, (failure, broken, healthy) in scenarios.items():
+        assert _replay(alarms[key], broken) == "ALARM", (key, failure)
+        assert _replay(alarms[key], healthy) == "OK", (key, "healthy")
+    # A quiet night: one error among three requests does not page.
+    assert _replay(alarms["alb-5xx-rate"], {"requests": [3] * n, "target5xx": [1] * n,
+                                            "elb5xx": [None] * n}) == "OK"
+    # The Container Insights pipeline itself broken: no data breaches the GPU alarm too.
+    assert _replay(alarms["gpu-capacity-bge-m3"], [None] * 30) == "ALARM"
+
+
+def test_the_pending_pod_alarm_could_not_fire_when_capacity_was_missing():
+    """Why the GPU alarm changed: pod_status_pending with a Service dimension is emitted from a
+    node's kubelet for pods bound to it, with Service only for ready endpoints (podstore.go,
+    endpoint.go); an unschedulable pod yields no datapoint, and with notBreaching the old
+    alarm stayed OK exactly then."""
+    old = {"comparisonOperator": "GreaterThanThreshold", "threshold": 0, "evaluationPeriods": 30,
+           "datapointsToAlarm": 30, "treatMissingData": "notBreaching"}
+    assert evaluate(old, [None] * 30) == "OK"
+
+
+def test_database_storage_events_reach_the_topic(stack_plans):
+    """RDS's own warnings, relative to the current allocation (RDS-EVENT-0089, 90 % used) and to
+    the autoscaling ceiling (RDS-EVENT-0224/0225), for the stack's instance only."""
+    plan = stack_plans["prod"]
+    subscription = plan.one("aws:rds/eventSubscription:EventSubscription")
+    assert subscription.inputs["sourceType"] == "db-instance"
+    assert subscription.inputs["sourceIds"] == ["anythingllm-prod-postgres"]
+    assert set(subscription.inputs["eventCategories"]) == {"low storage", "failure", "notification"}
+    assert subscription.property_dependencies["snsTopic"] == [plan.one(TOPIC).urn]
+
+
+# ------------------------------------------------- target groups the controller creates
+
+class _FakeElbv2:
+    """DescribeLoadBalancers/TargetGroups/Tags of an account where the controller's target
+    group appears after `appears_after` polls."""
+
+    def __init__(self, groups_by_poll):
+        self.groups_by_poll, self.polls = groups_by_poll, 0
+
+    def describe_load_balancers(self, Names):
+        return {"LoadBalancers": [{"LoadBalancerArn": f"arn:lb/{Names[0]}"}]}
+
+    def describe_target_groups(self, LoadBalancerArn):
+        groups = self.groups_by_poll[min(self.polls, len(self.groups_by_poll) - 1)]
+        self.polls += 1
+        return {"TargetGroups": [{"TargetGroupArn": arn} for arn in groups]}
+
+    def describe_tags(self, ResourceArns):
+        return {"TagDescriptions": [
+            {"ResourceArn": arn, "Tags": [{"Key": "ingress.k8s.aws/resource", "Value": arn.split("#")[1]}]}
+            for arn in ResourceArns]}
+
+
+def _arn(resource: str) -> str:
+    return f"arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/k8s-x/1#{resource}"
+
+
+def test_target_group_waiter_waits_for_the_controller():
+    """The canary's group appears only after the controller's reconcile: the waiter polls
+    instead of failing as aws.lb.get_target_group does while nothing matches."""
+    stable, canary = _arn("ns/app-stable:http"), _arn("ns/app-canary:http")
+    client = _FakeElbv2([[stable], [stable], [stable, canary]])
+    clock = iter(range(0, 10**6, 10))
+    found = find_target_group(client, load_balancer_name="lb",
+                              tags={"ingress.k8s.aws/resource": "ns/app-canary:http"},
+                              timeout=900, clock=lambda: next(clock), sleep=lambda _: None)
+    assert found == canary and client.polls == 3
+
+
+def test_target_group_waiter_fails_clearly():
+    tags = {"ingress.k8s.aws/resource": "ns/app-canary:http"}
+    clock = iter(range(0, 10**6, 100))
+    with pytest.raises(TimeoutError, match="no target group of lb carries"):
+        find_target_group(_FakeElbv2([[_arn("ns/app-stable:http")]]), load_balancer_name="lb", tags=tags,
+                          timeout=300, clock=lambda: next(clock), sleep=lambda _: None)
+    twice = _FakeElbv2([[_arn("ns/app-canary:http"), _arn("ns/app-canary:http").replace("/1#", "/2#")]])
+    with pytest.raises(RuntimeError, match="2 target groups"):
+        find_target_group(twice, load_balancer_name="lb", tags=tags, timeout=300)
+    assert arn_suffix("arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/k8s-a/b") == "targetgroup/k8s-a/b"
+
+
+def test_alarms_take_their_target_group_from_the_waiter(canary_stack_plan):
+    """Each track's alarms read the waiter's output, and the waiter is asked again whenever the
+    Ingress changes (its trigger depends on the Ingress)."""
+    plan = canary_stack_plan
+    ingress = plan.one("kubernetes:networking.k8s.io/v1:Ingress")
+    for track in ("stable", "canary"):
+        waiter = plan.one("pulumi-python:dynamic:Resource", f"observability-target-group-{track}")
+        assert waiter.property_dependencies["trigger"] == [ingress.urn]
+        alarm = next(a for a in plan.of_type(ALARM)
+                     if a.name == f"observability-alb-unhealthy-targets-{track}")
+        assert waiter.urn in alarm.dependencies
+        assert waiter.inputs["__provider"] == "[dynamic provider code]"
+
+
+@pytest.fixture(scope="module")
+def canary_stack_plan():
+    config = copy.deepcopy(read_stack_config(ROOT, "dev"))
+    config["anythingllm:app"] = {**config["anythingllm:app"],
+                                 "canary": {"imageTag": "pg-1.16.0", "weight": 10, "isolation": "shared"}}
+    return run_stack(ROOT, "dev", config=config)

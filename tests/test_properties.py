@@ -20,7 +20,7 @@ from components import iam
 from components.ingress import alb_annotations
 from components.instance_types import GPU_INSTANCE_TYPES
 from components.litellm_config import litellm_config
-from components.observability import cache_member_ids, database_alarms, gpu_alarms
+from components.observability import WatchedDeployment, cache_member_ids, database_alarms, gpu_alarms
 from components.settings import AlarmThresholds, SettingsError
 from components.settings.observability import max_connections
 from tests.conftest import ROOT, base_config, namespaced, settings_from
@@ -211,7 +211,8 @@ def test_alarm_thresholds_follow_the_settings(storage, percent, connections, min
                                                 connections=connections)}
     assert alarms["rds-free-storage"].threshold == round(storage * 2**30 * percent / 100)
     assert alarms["rds-connections"].threshold == connections
-    [gpu] = gpu_alarms(thresholds, cluster_name="c", namespace="n", services={"m": "vllm-m"})
+    [gpu] = gpu_alarms(thresholds, cluster_name="c", namespace="n",
+                       deployments={"m": WatchedDeployment("vllm-m", 1)})
     # CloudWatch: evaluation periods x period at most one day.
     assert gpu.evaluation_periods * gpu.metric["period"] == minutes * 60 <= 86400
 

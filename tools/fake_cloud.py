@@ -32,6 +32,8 @@ _ID_PREFIXES = {
     "aws:efs/mountTarget:MountTarget": "fsmt",
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "sgr",
 }
+# Pulumi dynamic resources (a provider written in the program) register under this type.
+DYNAMIC_RESOURCE = "pulumi-python:dynamic:Resource"
 # Services whose ARNs have no region (IAM) or a different resource path.
 _GLOBAL_SERVICES = {"iam"}
 
@@ -80,11 +82,6 @@ class FakeCloud(Mocks):
             suffix = f"app/{name}/{_digest(name, 16)}"
             arn = self._elb_arn(f"loadbalancer/{suffix}")
             return {"name": name, "arnSuffix": suffix, "id": arn, "arn": arn}
-        if args.token == "aws:lb/getTargetGroup:getTargetGroup":
-            resource = args.args["tags"]["ingress.k8s.aws/resource"]
-            suffix = f"targetgroup/k8s-{_digest(resource, 18)}/{_digest(resource + '/id', 16)}"
-            arn = self._elb_arn(suffix)
-            return {"arnSuffix": suffix, "id": arn, "arn": arn, "tags": dict(args.args["tags"])}
         raise NotImplementedError(f"the offline engine has no answer for invoke {args.token!r}")
 
     def _elb_arn(self, resource: str) -> str:
@@ -138,6 +135,11 @@ class FakeCloud(Mocks):
             prefix = "internal-" if scheme == "internal" else ""
             host = f"{prefix}{lb_name}-{int(_digest(key, 8), 16) % 10**10}.{self.region}.elb.amazonaws.com"
             return {"status": {"loadBalancer": {"ingress": [{"hostname": host}]}}}
+        if typ == DYNAMIC_RESOURCE and inputs.get("kind") == "elbv2-target-group-by-tags":
+            # The target group the load balancer controller created for an Ingress backend.
+            resource = inputs["tags"]["ingress.k8s.aws/resource"]
+            suffix = f"targetgroup/k8s-{_digest(resource, 18)}/{_digest(resource + '/id', 16)}"
+            return {"arn": self._elb_arn(suffix), "arn_suffix": suffix}
         if typ == "random:index/randomPassword:RandomPassword":
             # Deterministic, never a real secret: enough characters of the requested length.
             length = int(inputs.get("length", 16))
