@@ -269,6 +269,9 @@ def test_isolated_canary_gets_its_own_database_storage_and_secrets(isolated_plan
     assert canary_passwords and not any(p.protect for p in canary_passwords)
 
 
+DYNAMIC = "pulumi-python:dynamic:Resource"
+
+
 def test_weight_zero_only_changes_the_ingress():
     """Rollback: weight 0 keeps every canary resource, only the ALB rule's weights change."""
     canary = {"imageTag": CANARY_TAG, "isolation": "shared"}
@@ -276,7 +279,12 @@ def test_weight_zero_only_changes_the_ingress():
     assert {r.urn for r in at_ten.resources} == {r.urn for r in at_zero.resources}
     zero = at_zero.by_urn()
     changed = sorted(r.name for r in at_ten.resources if r.inputs != zero[r.urn].inputs)
-    assert changed == ["anythingllm-ingress"]
+    # Beside the Ingress, only the target-group waiters' trigger moves: they look again (read only).
+    assert changed == ["anythingllm-ingress", "observability-target-group-canary",
+                       "observability-target-group-stable"]
+    for waiter in ("observability-target-group-canary", "observability-target-group-stable"):
+        ten, zero_inputs = at_ten.one(DYNAMIC, waiter).inputs, at_zero.one(DYNAMIC, waiter).inputs
+        assert {k for k in ten if ten[k] != zero_inputs[k]} == {"trigger"}
     annotations = at_zero.one(INGRESS).inputs["metadata"]["annotations"]
     weighted = json.loads(annotations[PREFIX + "actions.weighted-release"])
     assert [g["weight"] for g in weighted["forwardConfig"]["targetGroups"]] == [100, 0]

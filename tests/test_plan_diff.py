@@ -99,9 +99,10 @@ def test_a_real_canary_rollout_diff(tmp_path):
     head_file = str(tmp_path / "head.json")
     assert main([str(tmp_path / "base.json"), head_file, "--out", str(tmp_path / "d.md")]) == 0
     text = (tmp_path / "d.md").read_text()
-    # Deployment, Service, HPA, PDB of the canary and its two target-group alarms; the Ingress
-    # and the dashboard (two more graphs) change.
-    assert "**6 to add, 2 to change, 0 to remove**" in text
+    # Deployment, Service, HPA, PDB of the canary, the waiter for its target group and its two
+    # alarms; the Ingress, the dashboard (two more graphs) and the stable target group's waiter
+    # (its trigger follows the Ingress) change.
+    assert "**7 to add, 3 to change, 0 to remove**" in text
     assert "`anythingllm-canary`" in text
     assert "alb-unhealthy-targets-canary" in text
     assert "metadata.annotations.alb.ingress.kubernetes.io/actions.weighted-release" in text

@@ -68,7 +68,7 @@ def test_annotations_exact_strings_without_certificate():
             "stickiness.enabled=true,stickiness.type=lb_cookie,"
             "stickiness.lb_cookie.duration_seconds=86400,"
             "load_balancing.algorithm.type=least_outstanding_requests,"
-            "deregistration_delay.timeout_seconds=300"),
+            "deregistration_delay.timeout_seconds=30"),
         PREFIX + "load-balancer-attributes": (
             "idle_timeout.timeout_seconds=600,routing.http.drop_invalid_header_fields.enabled=true,"
             "deletion_protection.enabled=false"),
@@ -217,6 +217,10 @@ def test_anythingllm_deployment(stack_plans, stack):
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert pre_stop == pre_stop_seconds(settings.ingress) > settings.ingress.deregistration_delay_seconds
     assert pod["terminationGracePeriodSeconds"] == termination_grace_seconds(settings.ingress) > pre_stop
+    # Prod drains long streams for 5 minutes; throwaway stacks let a pod go within a minute, so
+    # that their destroy (and every rollout) does not wait 330 s per pod.
+    expected_grace = {"prod": 330, "dev": 60, "staging": 60}[stack]
+    assert pod["terminationGracePeriodSeconds"] == expected_grace
     assert deployment.inputs["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert "replicas" not in deployment.inputs["spec"]  # owned by the autoscaler
     spread = {c["topologyKey"]: c["whenUnsatisfiable"] for c in pod["topologySpreadConstraints"]}

@@ -16,9 +16,15 @@ from pydantic import Field, field_validator, model_validator
 from ..versions import ANYTHINGLLM_TAG
 from .base import ConfigProblem, _cidr, _Model
 
+# The deregistration delay is also how long a leaving AnythingLLM pod lives (its preStop outlasts
+# it, and bash as PID 1 ignores SIGTERM): prod drains streams for 5 minutes; dev and staging,
+# destroyed and redeployed often, let a leaving pod finish for 30 s (an answer still streaming
+# then is cut, which a developer can retry).
 SERVING_ENVIRONMENT_DEFAULTS: dict[str, dict[str, dict]] = {
-    "prod": {"ingress": {"deletionProtection": True}, "app": {"replicas": 3}},
-    "dev": {"ingress": {"deletionProtection": False}, "app": {"replicas": 2}},
+    "prod": {"ingress": {"deletionProtection": True, "deregistrationDelaySeconds": 300},
+             "app": {"replicas": 3}},
+    "dev": {"ingress": {"deletionProtection": False, "deregistrationDelaySeconds": 30},
+            "app": {"replicas": 2}},
 }
 SERVING_ENVIRONMENT_DEFAULTS["staging"] = SERVING_ENVIRONMENT_DEFAULTS["dev"]
 
@@ -174,7 +180,8 @@ class IngressSettings(_Model):
     sticky_session_seconds: int = Field(default=86400, ge=1, le=604800)
     # In-flight requests (streamed answers) get this long to finish when a pod leaves; pods
     # stay up longer than this (preStop), so the ALB never cuts a stream a pod could finish.
-    deregistration_delay_seconds: int = Field(default=300, ge=0, le=3600)
+    # No default: the environment's (SERVING_ENVIRONMENT_DEFAULTS).
+    deregistration_delay_seconds: int = Field(ge=0, le=3600)
     health_check: HealthCheckSettings = Field(default_factory=HealthCheckSettings)
     deletion_protection: bool
     access_logs: AccessLogSettings | None = None
