@@ -14,23 +14,20 @@ from .kms import encryption_key
 from .namespaces import APP, MODELS, WorkloadNamespaces
 from .naming import creation_token
 from .network import Network
-from .pod_identity import pod_identity_role
 from .security_groups import cluster_only_security_group
 from .settings import StorageSettings
 
 NFS_PORT = 2049
 EFS_CSI_ADDON = "aws-efs-csi-driver"
-EFS_CSI_CONTROLLER_SA = "efs-csi-controller-sa"
-EFS_CSI_POLICY = "service-role/AmazonEFSCSIDriverPolicy"
-STORAGE_CLASS = "efs-ap"
+EFS_CSI_DRIVER = "efs.csi.aws.com"
 # AnythingLLM's image runs as user anythingllm (UID/GID 1000). Access points write every file
 # as this owner, so pods need no root, chown or fsGroup pass over a large tree.
-POSIX_OWNER = "1000"
+POSIX_OWNER = 1000
 
 
 @dataclass(frozen=True)
 class ClaimSpec:
-    """A ReadWriteMany claim of the `efs-ap` class. EFS is elastic: the size is required by
+    """A ReadWriteMany claim on its own EFS access point. EFS is elastic: the size is required by
     the Kubernetes API but neither reserved nor enforced."""
 
     name: str
@@ -102,23 +99,36 @@ def tls_only_policy(file_system_arn: str) -> dict:
     }
 
 
-def storage_class_parameters(file_system_id: str) -> dict[str, str]:
-    """Dynamic provisioning through one EFS access point per claim.
+def access_point_path(claim: ClaimSpec) -> str:
+    """`/dynamic/<namespace>/<claim>`: the directory of a claim. Derived from the claim, not
+    random, so a re-created claim finds its data again; the same path the `efs-ap` dynamic
+    provisioner used (basePath `/dynamic`, subPathPattern `${.PVC.namespace}/${.PVC.name}`), so
+    stacks created before static provisioning keep their data."""
+    return f"/dynamic/{claim.namespace}/{claim.name}"
 
-    Each claim gets the directory `/dynamic/<namespace>/<claim>` owned by UID/GID 1000 with
-    mode 700. The path is derived from the claim, not random (`ensureUniqueDirectory:
-    false`), so a claim that is deleted and re-created (for example after a namespace was
-    recreated) finds its data again.
+
+def volume_name(claim: ClaimSpec) -> str:
+    """The PersistentVolume bound to `claim` (cluster-scoped, so the namespace is in the name)."""
+    return f"efs-{claim.namespace}-{claim.name}"
+
+
+def persistent_volume_spec(claim: ClaimSpec, *, file_system_id: str, access_point_id: str) -> dict:
+    """A PersistentVolume on one EFS access point, pre-bound to exactly `claim`.
+
+    aws-efs-csi-driver's static provisioning with access points (examples/kubernetes/
+    access_points): `volumeHandle: <fs>::<fsap>`, mounted with TLS (efs-utils requires it with
+    an access point). Pulumi deletes the PV itself, so the reclaim policy only says that nothing
+    else may delete data: Retain.
     """
     return {
-        "provisioningMode": "efs-ap",
-        "fileSystemId": file_system_id,
-        "directoryPerms": "700",
-        "uid": POSIX_OWNER,
-        "gid": POSIX_OWNER,
-        "basePath": "/dynamic",
-        "subPathPattern": "${.PVC.namespace}/${.PVC.name}",
-        "ensureUniqueDirectory": "false",
+        "capacity": {"storage": claim.size},
+        "volume_mode": "Filesystem",
+        "access_modes": ["ReadWriteMany"],
+        "persistent_volume_reclaim_policy": "Retain",
+        "storage_class_name": "",
+        "mount_options": ["tls"],
+        "csi": {"driver": EFS_CSI_DRIVER, "volume_handle": f"{file_system_id}::{access_point_id}"},
+        "claim_ref": {"namespace": claim.namespace, "name": claim.name},
     }
 
 
@@ -132,15 +142,15 @@ class SharedStorage(pulumi.ComponentResource):
         any access that is not TLS through a mount target;
       - a security group admitting NFS (2049/tcp) only from the cluster security group, and a
         mount target in every private subnet;
-      - the `aws-efs-csi-driver` EKS add-on, whose controller service account gets
-        `AmazonEFSCSIDriverPolicy` through EKS Pod Identity (it creates and deletes access
-        points). Its node DaemonSet tolerates every taint, so it also runs on GPU nodes;
-      - the `efs-ap` StorageClass (reclaim policy Retain in prod, Delete elsewhere);
-      - the claims `anythingllm/anythingllm-storage` (AnythingLLM's STORAGE_DIR) and
-        `model-serving/model-cache` (the vLLM weight cache), or the `claims` given (the
-        isolated canary adds `anythingllm/anythingllm-canary-storage`).
-    In prod (`retain`), the key, the file system and the claims (except disposable ones) are
-    `protect`ed.
+      - the `aws-efs-csi-driver` EKS add-on (its node DaemonSet tolerates every taint, so it
+        also runs on GPU nodes and mounts the volumes);
+      - per claim, statically provisioned: an EFS access point rooted at
+        `/dynamic/<namespace>/<claim>` (UID/GID 1000, mode 700), a PersistentVolume on it and
+        the ReadWriteMany claim bound to that volume: `anythingllm/anythingllm-storage`
+        (AnythingLLM's STORAGE_DIR) and `model-serving/model-cache` (the vLLM weight cache), or
+        the `claims` given (the isolated canary adds `anythingllm/anythingllm-canary-storage`).
+    In prod (`retain`), the key, the file system and each claim with its access point and
+    volume (except disposable ones) are `protect`ed.
 
     Args:
         name: logical name prefix.
@@ -150,12 +160,12 @@ class SharedStorage(pulumi.ComponentResource):
         cluster: the Cluster (security group, provider, nodes for the add-on).
         namespaces: the WorkloadNamespaces the claims go into.
         addon_version: pinned add-on version, or None for the EKS default of the cluster.
-        retain: prod durability (protect, Retain reclaim policy).
+        retain: prod durability (protect).
         tags: common tags.
         claims: the claims to create (default `CLAIMS`).
 
     Attributes:
-        file_system_id (Output); storage_class_name; claims (claim name -> PVC resource).
+        file_system_id (Output); claims (claim name -> PVC resource).
     """
 
     def __init__(
@@ -174,8 +184,6 @@ class SharedStorage(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("anythingllm:storage:SharedStorage", name, None, opts)
-        partition = aws.get_partition_output().partition
-        account_id = aws.get_caller_identity_output().account_id
 
         key = encryption_key(
             f"{name}-efs", description=f"EFS shared storage of {cluster_name}",
@@ -222,19 +230,14 @@ class SharedStorage(pulumi.ComponentResource):
             for index in range(network.zone_count)
         ]
 
-        controller_role = pod_identity_role(
-            f"{name}-efs-csi", account_id=account_id, cluster_name=cluster_name,
-            namespace="kube-system", service_account=EFS_CSI_CONTROLLER_SA, partition=partition,
-            managed_policies=[EFS_CSI_POLICY], tags=tags, parent=self,
-        )
+        # Only the node plugin matters here: it mounts the access points. The controller, which
+        # could create access points for dynamic claims, has no AWS identity: nothing here asks
+        # it for one.
         addon = aws.eks.Addon(
             f"{name}-{EFS_CSI_ADDON}",
             cluster_name=cluster.cluster_name,
             addon_name=EFS_CSI_ADDON,
             addon_version=addon_version,
-            pod_identity_associations=[
-                {"role_arn": controller_role.arn, "service_account": EFS_CSI_CONTROLLER_SA},
-            ],
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
             tags=tags,
@@ -242,20 +245,41 @@ class SharedStorage(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=cluster.system_ready),
         )
 
-        in_cluster = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
-        storage_class = k8s.storage.v1.StorageClass(
-            f"{name}-{STORAGE_CLASS}",
-            metadata={"name": STORAGE_CLASS},
-            provisioner="efs.csi.aws.com",
-            parameters=file_system.id.apply(storage_class_parameters),
-            mount_options=["tls"],
-            reclaim_policy="Retain" if retain else "Delete",
-            volume_binding_mode="Immediate",
-            opts=in_cluster,
-        )
-        self.storage_class_name = STORAGE_CLASS
+        # Static provisioning: Pulumi owns each access point and its PersistentVolume. A claim
+        # provisioned dynamically is deleted before its volume, which the driver's controller
+        # removes later, asynchronously: on destroy the add-on could go first and leave the
+        # access point and a PV stuck on its finalizer. Here every piece is in the graph and
+        # deleted in order (claim, volume, access point), with no controller involved.
         self.claims: dict[str, k8s.core.v1.PersistentVolumeClaim] = {}
         for claim in claims:
+            keep = retain and not claim.disposable
+            access_point = aws.efs.AccessPoint(
+                f"{name}-{claim.name}",
+                file_system_id=file_system.id,
+                # Every file is written as UID/GID 1000, whatever the pod's user.
+                posix_user={"uid": POSIX_OWNER, "gid": POSIX_OWNER},
+                root_directory={
+                    "path": access_point_path(claim),
+                    "creation_info": {"owner_uid": POSIX_OWNER, "owner_gid": POSIX_OWNER,
+                                      "permissions": "700"},
+                },
+                tags={**tags, "Name": f"{cluster_name}-{claim.namespace}-{claim.name}"},
+                opts=pulumi.ResourceOptions(parent=self, protect=keep),
+            )
+            volume = k8s.core.v1.PersistentVolume(
+                f"{name}-{claim.name}",
+                metadata={"name": volume_name(claim),
+                          "annotations": {"anythingllm.io/purpose": claim.purpose}},
+                spec=pulumi.Output.all(file_system.id, access_point.id).apply(
+                    lambda ids, claim=claim: persistent_volume_spec(
+                        claim, file_system_id=ids[0], access_point_id=ids[1])),
+                # Pods can mount only once the mount targets exist and admit NFS from the cluster,
+                # and only on nodes that run the driver's node plugin.
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=cluster.provider, protect=keep,
+                    depends_on=[addon, *mount_targets, security_group.rule],
+                ),
+            )
             self.claims[claim.name] = k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-{claim.name}",
                 metadata={
@@ -265,15 +289,11 @@ class SharedStorage(pulumi.ComponentResource):
                 },
                 spec={
                     "access_modes": ["ReadWriteMany"],
-                    "storage_class_name": storage_class.metadata.name,
+                    # No class: never provisioned dynamically, bound to its own volume only.
+                    "storage_class_name": "",
+                    "volume_name": volume.metadata.name,
                     "resources": {"requests": {"storage": claim.size}},
                 },
-                # The controller provisions the access point; pods can only mount once the
-                # mount targets exist and admit NFS from the cluster. On destroy the claims go
-                # first, while the driver still runs to delete their access points.
-                opts=pulumi.ResourceOptions(
-                    parent=self, provider=cluster.provider, protect=retain and not claim.disposable,
-                    depends_on=[addon, *mount_targets, security_group.rule],
-                ),
+                opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider, protect=keep),
             )
         self.register_outputs({"file_system_id": self.file_system_id})

@@ -21,6 +21,8 @@ SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 SUBNET = "aws:ec2/subnet:Subnet"
 ADDON = "aws:eks/addon:Addon"
+PV = "kubernetes:core/v1:PersistentVolume"
+ACCESS_POINT = "aws:efs/accessPoint:AccessPoint"
 PVC = "kubernetes:core/v1:PersistentVolumeClaim"
 SECRET = "kubernetes:core/v1:Secret"
 JOB = "kubernetes:batch/v1:Job"
@@ -111,7 +113,8 @@ def test_everything_is_encrypted_in_transit(stack_plans, stack):
     assert policy == tls_only_policy(policy["Statement"][0]["Resource"])
     deny = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
     assert [d["Condition"] for d in deny] == [{"Bool": {"aws:SecureTransport": "false"}}]
-    assert plan.one("kubernetes:storage.k8s.io/v1:StorageClass").inputs["mountOptions"] == ["tls"]
+    for volume in plan.of_type("kubernetes:core/v1:PersistentVolume"):
+        assert volume.inputs["spec"]["mountOptions"] == ["tls"]
 
 
 # --------------------------------------------------------------------------- secrets
@@ -157,41 +160,55 @@ def test_efs_file_system_and_csi_driver(stack_plans, stack):
         {"transitionToIa": "AFTER_30_DAYS"}, {"transitionToPrimaryStorageClass": "AFTER_1_ACCESS"}]
     addon = plan.one(ADDON, "storage-aws-efs-csi-driver")
     assert addon.inputs["addonName"] == "aws-efs-csi-driver"
-    (association,) = addon.inputs["podIdentityAssociations"]
-    assert association["serviceAccount"] == "efs-csi-controller-sa"
-    role = plan.one("aws:iam/role:Role", "storage-efs-csi")
-    assert addon.property_dependencies["podIdentityAssociations"] == [role.urn]
-    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
-    assert trust["Condition"]["StringEquals"]["aws:RequestTag/kubernetes-service-account"] == (
-        "efs-csi-controller-sa")
-    attachment = plan.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment",
-                          "storage-efs-csi-AmazonEFSCSIDriverPolicy")
-    assert attachment.inputs["policyArn"] == (
-        "arn:aws:iam::aws:policy/service-role/AmazonEFSCSIDriverPolicy")
+    # Static provisioning needs only the node plugin: the controller gets no AWS identity.
+    assert "podIdentityAssociations" not in addon.inputs
+    assert not [r for r in plan.of_type("aws:iam/role:Role") if "efs" in r.name]
     for group in plan.of_type(NODE_GROUP):
         assert plan.waits_for(addon, group) == (group.name == "cluster-system"), group.name
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_claims_are_read_write_many_on_efs_access_points(stack_plans, stack):
+    """aws-efs-csi-driver static provisioning with access points (examples/kubernetes/
+    access_points at the add-on's release): an access point per claim, a PV with
+    `volumeHandle: <fs>::<fsap>` pre-bound to its claim, the claim naming that volume."""
     plan = stack_plans[stack]
-    storage_class = plan.one("kubernetes:storage.k8s.io/v1:StorageClass")
-    parameters = storage_class.inputs["parameters"]
-    assert parameters["provisioningMode"] == "efs-ap"
-    assert parameters["fileSystemId"].startswith("fs-")
-    assert (parameters["uid"], parameters["gid"], parameters["directoryPerms"]) == ("1000", "1000", "700")
-    assert storage_class.inputs["reclaimPolicy"] == ("Retain" if stack == "prod" else "Delete")
     claims = {c.inputs["metadata"]["name"]: c for c in plan.of_type(PVC)}
     assert {n: c.inputs["metadata"]["namespace"] for n, c in claims.items()} == {
         "anythingllm-storage": "anythingllm", "model-cache": "model-serving"}
+    volumes = {v.inputs["metadata"]["name"]: v for v in plan.of_type(PV)}
+    access_points = {a.name: a for a in plan.of_type(ACCESS_POINT)}
     addon = plan.one(ADDON, "storage-aws-efs-csi-driver")
-    for claim in claims.values():
+    efs = plan.one(EFS)
+    assert not plan.of_type("kubernetes:storage.k8s.io/v1:StorageClass")
+    for name, claim in claims.items():
+        namespace = claim.inputs["metadata"]["namespace"]
+        access_point = access_points[f"storage-{name}"]
+        assert access_point.inputs["rootDirectory"] == {
+            "path": f"/dynamic/{namespace}/{name}",  # where the dynamic provisioner put the data
+            "creationInfo": {"ownerUid": 1000, "ownerGid": 1000, "permissions": "700"}}
+        assert access_point.inputs["posixUser"] == {"uid": 1000, "gid": 1000}
+        assert access_point.property_dependencies["fileSystemId"] == [efs.urn]
+        volume = volumes[f"efs-{namespace}-{name}"]
+        spec = volume.inputs["spec"]
+        assert spec["csi"]["driver"] == "efs.csi.aws.com"
+        fs_id, ap_id = spec["csi"]["volumeHandle"].split("::")
+        assert fs_id.startswith("fs-") and ap_id.startswith("fsap-")
+        assert spec["claimRef"] == {"namespace": namespace, "name": name}
+        assert spec["accessModes"] == ["ReadWriteMany"] and spec["storageClassName"] == ""
+        assert spec["persistentVolumeReclaimPolicy"] == "Retain"
+        assert claim.inputs["spec"]["volumeName"] == f"efs-{namespace}-{name}"
+        assert claim.inputs["spec"]["storageClassName"] == ""
         assert claim.inputs["spec"]["accessModes"] == ["ReadWriteMany"]
-        assert claim.inputs["spec"]["storageClassName"] == "efs-ap"
-        assert plan.waits_for(claim, addon)
-        assert plan.deleted_before(claim, addon)  # the driver deletes the access point
+        # Created in order; destroyed in the reverse, with no controller left to race: the claim,
+        # then its volume, then the access point, then the file system.
+        assert plan.waits_for(claim, volume) and plan.waits_for(volume, access_point)
+        assert plan.waits_for(volume, addon)
+        assert plan.deleted_before(claim, volume) and plan.deleted_before(volume, access_point)
+        assert plan.deleted_before(access_point, efs)
         for mount_target in plan.of_type(MOUNT_TARGET):
             assert plan.waits_for(claim, mount_target)
+        assert (claim.protect, volume.protect, access_point.protect) == (stack == "prod",) * 3
 
 
 def test_lifecycle_policy_values():
@@ -321,8 +338,9 @@ def test_prod_protects_exactly_the_stateful_resources(stack_plans):
     # The keys' aliases inherit `protect` from their key (their parent) in Pulumi.
     # Plus the generated keys whose change would break stored data: LiteLLM's salt key and
     # AnythingLLM's JWT_SECRET, SIG_KEY and SIG_SALT.
+    # Each claim with its volume and access point: deleting any of them loses the binding.
     assert protected == sorted([
-        EFS, PVC, PVC, RDS, REDIS, *["aws:kms/key:Key", "aws:kms/alias:Alias"] * 5,
+        EFS, *[PVC, PV, ACCESS_POINT] * 2, RDS, REDIS, *["aws:kms/key:Key", "aws:kms/alias:Alias"] * 5,
         *["random:index/randomPassword:RandomPassword"] * 4,
     ])
 

@@ -30,6 +30,7 @@ _ID_PREFIXES = {
     "aws:ec2/vpcEndpoint:VpcEndpoint": "vpce",
     "aws:efs/fileSystem:FileSystem": "fs",
     "aws:efs/mountTarget:MountTarget": "fsmt",
+    "aws:efs/accessPoint:AccessPoint": "fsap",
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "sgr",
 }
 # Pulumi dynamic resources (a provider written in the program) register under this type.
