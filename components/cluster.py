@@ -7,6 +7,7 @@ import json
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
+import pulumiverse_time as time
 
 from . import iam
 from .cluster_autoscaler import ClusterAutoscaler
@@ -18,6 +19,11 @@ from .pod_identity import pod_identity_role
 from .settings import ClusterSettings
 
 CLUSTER_ADMIN_POLICY = "cluster-access-policy/AmazonEKSClusterAdminPolicy"
+# EKS applies access entries and their policy associations asynchronously ("changes may take a
+# few seconds to take effect", EKS user guide, access entries): the first Kubernetes calls of a
+# fresh cluster can be refused as Unauthorized. terraform-aws-eks waits 30 s for the same reason
+# (its `time_sleep` before the data plane).
+ACCESS_PROPAGATION = "30s"
 # Installed before any node exists: nodes need networking (vpc-cni, kube-proxy) to become
 # Ready, and vpc-cni takes its AWS credentials from the Pod Identity agent.
 PRE_COMPUTE_ADDONS = ("eks-pod-identity-agent", "kube-proxy", "vpc-cni")
@@ -68,7 +74,8 @@ class Cluster(pulumi.ComponentResource):
       - the on-demand system node group and one GPU node group per config entry (tainted
         `nvidia.com/gpu=true:NoSchedule`, labelled `nvidia.com/gpu.present=true` and with
         their group name);
-      - a `kubernetes.Provider` for this cluster, which every Kubernetes resource uses;
+      - a 30 s wait after the access entries (they propagate asynchronously), then a
+        `kubernetes.Provider` for this cluster, which every Kubernetes resource uses;
       - the NVIDIA device plugin (for AL2023 GPU groups; Bottlerocket ships its own) and the
         Cluster Autoscaler.
 
@@ -233,6 +240,13 @@ class Cluster(pulumi.ComponentResource):
             self.eks_cluster.certificate_authority.data,
         ).apply(lambda args: kubeconfig(args[0], args[1], args[2], region))
         self.kubeconfig = pulumi.Output.secret(kubeconfig_json)
+        access_propagated = time.Sleep(
+            f"{name}-access-propagation",
+            create_duration=ACCESS_PROPAGATION,
+            # Waits again whenever the set of admins changes.
+            triggers={"admins": ",".join(sorted(settings.admin_role_arns))},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=admin_access),
+        )
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
@@ -240,7 +254,7 @@ class Cluster(pulumi.ComponentResource):
             # Server-side apply: field ownership is tracked, conflicts with controllers
             # that edit the same objects are reported instead of silently overwritten.
             enable_server_side_apply=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=admin_access),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[access_propagated]),
         )
 
         # What a workload on the system nodes waits for: those nodes and cluster DNS.

@@ -99,6 +99,15 @@ def test_admin_roles_get_access_entries_with_cluster_admin_policy(plan):
     assert association.inputs["accessScope"] == {"type": "cluster"}
     provider = plan.one("pulumi:providers:kubernetes")
     assert plan.waits_for(provider, association)
+    # Access entries propagate asynchronously: the provider (and so every Kubernetes call) waits
+    # 30 s after the last association, and again when the admins change.
+    sleep = plan.one("time:index/sleep:Sleep")
+    assert sleep.inputs["createDuration"] == "30s"
+    assert sleep.inputs["triggers"] == {"admins": "arn:aws:iam::111122223333:role/admin"}
+    assert association.urn in sleep.dependencies and sleep.urn in provider.dependencies
+    for resource in plan.resources:
+        if resource.type.startswith("kubernetes:"):
+            assert plan.waits_for(resource, sleep), resource.name
 
 
 def test_addons_are_explicit_and_ordered_around_the_nodes(plan):
