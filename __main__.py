@@ -75,7 +75,7 @@ cache = Cache("cache", settings.cache, cluster_name=name, network=network, clust
 ingress = Ingress(
     "ingress", settings.ingress, cluster=cluster, cluster_name=name,
     load_balancer_name=load_balancer_name(settings.project, settings.stack),
-    vpc_id=network.vpc_id, region=settings.region, tags=tags,
+    vpc_id=network.vpc_id, region=settings.region, tags=tags, retain=retain,
 )
 hugging_face_token = (pulumi.Output.secret(settings.hugging_face_token.get_secret_value())
                       if settings.hugging_face_token is not None else None)

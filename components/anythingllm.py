@@ -381,7 +381,7 @@ class AnythingLlm(pulumi.ComponentResource):
             # URL and DNS record exist while AnythingLLM is still migrating its database.
             opts=pulumi.ResourceOptions(
                 parent=self, provider=provider,
-                depends_on=[ingress.release, *services],
+                depends_on=[ingress.release, *services, *ingress.load_balancer_prerequisites],
                 custom_timeouts=pulumi.CustomTimeouts(create=INGRESS_TIMEOUT, update=INGRESS_TIMEOUT),
             ),
         )

@@ -125,3 +125,50 @@ def alarm_topic_key_policy(*, account_id: str, partition: str) -> dict[str, Any]
             "Resource": "*",
         },
     )
+
+
+# Elastic Load Balancing's log-delivery account per Region that existed before August 2022
+# (ELB user guide, "Enable access logs for your Application Load Balancer", step 2; the same
+# table as terraform-provider-aws internal/service/elb/service_account_data_source.go). Regions
+# opened since then only accept the service principal below, which the others accept too.
+ELB_LOG_DELIVERY_ACCOUNTS: dict[str, str] = {
+    "us-east-1": "127311923021", "us-east-2": "033677994240", "us-west-1": "027434742980",
+    "us-west-2": "797873946194", "af-south-1": "098369216593", "ap-east-1": "754344448648",
+    "ap-southeast-3": "589379963580", "ap-south-1": "718504428378", "ap-northeast-3": "383597477331",
+    "ap-northeast-2": "600734575887", "ap-southeast-1": "114774131450",
+    "ap-southeast-2": "783225319266", "ap-northeast-1": "582318560864",
+    "ca-central-1": "985666609251", "eu-central-1": "054676820928", "eu-west-1": "156460612806",
+    "eu-west-2": "652711504416", "eu-south-1": "635631232127", "eu-west-3": "009996457667",
+    "eu-north-1": "897822967062", "me-south-1": "076674570225", "sa-east-1": "507241528517",
+}
+ELB_LOG_DELIVERY_SERVICE = "logdelivery.elasticloadbalancing.amazonaws.com"
+
+
+def alb_access_log_bucket_policy(*, bucket_arn: str, prefix: str, account_id: str, region: str,
+                                 partition: str) -> dict[str, Any]:
+    """Bucket policy that lets ELB write this account's access logs under `prefix`, and nothing
+    else: `s3:PutObject` on `<bucket>/<prefix>/AWSLogs/<account>/*` for the log-delivery service
+    (and, in Regions older than August 2022, the Region's ELB account), and no request without
+    TLS. Without it the controller's SetLoadBalancerAttributes is refused and the Ingress never
+    gets an address."""
+    logs = f"{bucket_arn}/{prefix + '/' if prefix else ''}AWSLogs/{account_id}/*"
+    principals: dict[str, Any] = {"Service": ELB_LOG_DELIVERY_SERVICE}
+    if region in ELB_LOG_DELIVERY_ACCOUNTS:
+        principals["AWS"] = f"arn:{partition}:iam::{ELB_LOG_DELIVERY_ACCOUNTS[region]}:root"
+    return _document(
+        {
+            "Sid": "ElbDeliversAccessLogs",
+            "Effect": "Allow",
+            "Principal": principals,
+            "Action": "s3:PutObject",
+            "Resource": logs,
+        },
+        {
+            "Sid": "DenyUnencryptedTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [bucket_arn, f"{bucket_arn}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+    )

@@ -8,11 +8,12 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+from . import iam
 from .cluster import Cluster
 from .helm import pinned_release
 from .node_group import system_labels
 from .pod_identity import pod_identity_role
-from .settings import CanarySettings, IngressSettings
+from .settings import AccessLogSettings, CanarySettings, IngressSettings
 from .versions import AWS_LOAD_BALANCER_CONTROLLER
 
 NAMESPACE = "kube-system"
@@ -187,7 +188,9 @@ class Ingress(pulumi.ComponentResource):
     this cluster, with the vendored upstream IAM policy inline; its Pod Identity association;
     and the controller's Helm release (chart pinned in versions.py, two replicas on the
     system nodes, webhook certificate kept across upgrades, the `alb` IngressClass, the
-    stack's tags on every AWS resource it creates).
+    stack's tags on every AWS resource it creates); with `accessLogs`, the access-log bucket
+    (SSE-S3, public access blocked, owner-enforced objects, expiry after `retentionDays`, the
+    ELB log-delivery policy, TLS only).
 
     The Ingress object itself belongs to the workload it routes to (AnythingLlm); it must
     depend on `release`, so that `pulumi destroy` deletes the Ingress, and with it the ALB,
@@ -203,16 +206,19 @@ class Ingress(pulumi.ComponentResource):
         vpc_id: the VPC the controller manages load balancers in.
         region: AWS region.
         tags: common tags.
+        retain: protect the access-log bucket and keep its logs on destroy (prod).
 
     Attributes:
         release: the controller's Helm release.
+        load_balancer_prerequisites: what the ALB needs first (the access-log bucket policy).
         annotations: the Ingress annotations (`alb_annotations`).
         ingress_class: the IngressClass name to put in `spec.ingressClassName`.
     """
 
     def __init__(self, name: str, settings: IngressSettings, *, cluster: Cluster, cluster_name: str,
                  load_balancer_name: str, vpc_id: pulumi.Input[str], region: str,
-                 tags: dict[str, str], opts: pulumi.ResourceOptions | None = None):
+                 tags: dict[str, str], retain: bool = False,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:ingress:Ingress", name, None, opts)
         role = pod_identity_role(
             f"{name}-controller",
@@ -249,4 +255,46 @@ class Ingress(pulumi.ComponentResource):
         )
         self.ingress_class = INGRESS_CLASS
         self.annotations = alb_annotations(settings, load_balancer_name=load_balancer_name)
+        # What the ALB needs before the controller can create it (the Ingress waits for these).
+        self.load_balancer_prerequisites: list[pulumi.Resource] = (
+            self._access_log_bucket(name, settings.access_logs, region=region, retain=retain,
+                                    tags=tags)
+            if settings.access_logs is not None else [])
         self.register_outputs({"release": self.release.name})
+
+    def _access_log_bucket(self, name: str, settings: AccessLogSettings, *, region: str,
+                           retain: bool, tags: dict[str, str]) -> list[pulumi.Resource]:
+        """The access-log bucket: SSE-S3 (the only encryption ALB log delivery supports, ELB
+        user guide "Enable access logs"), public access blocked, objects owned by the bucket
+        owner, logs expired after `retentionDays`, and the policy ELB delivery needs."""
+        keep = pulumi.ResourceOptions(parent=self, protect=retain)
+        bucket = aws.s3.Bucket(f"{name}-access-logs", bucket=settings.bucket,
+                               force_destroy=not retain, tags=tags, opts=keep)
+        child = pulumi.ResourceOptions(parent=bucket)
+        public_access = aws.s3.BucketPublicAccessBlock(
+            f"{name}-access-logs", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
+            ignore_public_acls=True, restrict_public_buckets=True, opts=child)
+        ownership = aws.s3.BucketOwnershipControls(
+            f"{name}-access-logs", bucket=bucket.id,
+            rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)
+        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-access-logs", bucket=bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+            opts=child)
+        lifecycle = aws.s3.BucketLifecycleConfiguration(
+            f"{name}-access-logs", bucket=bucket.id,
+            rules=[{"id": "expire-access-logs", "status": "Enabled", "filter": {},
+                    "expiration": {"days": settings.retention_days},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 1}}],
+            opts=child)
+        identity = aws.get_caller_identity_output()
+        partition = aws.get_partition_output().partition
+        policy = aws.s3.BucketPolicy(
+            f"{name}-access-logs", bucket=bucket.id,
+            policy=pulumi.Output.all(bucket.arn, identity.account_id, partition).apply(
+                lambda values: iam.to_json(iam.alb_access_log_bucket_policy(
+                    bucket_arn=values[0], prefix=settings.prefix, account_id=values[1],
+                    region=region, partition=values[2]))),
+            # A policy is refused while the public access block is being changed.
+            opts=pulumi.ResourceOptions(parent=bucket, depends_on=[public_access]))
+        return [policy, ownership, encryption, lifecycle]

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from components import iam
 from components.anythingllm import pre_stop_seconds, termination_grace_seconds
 from components.ingress import IAM_POLICY_FILE, alb_annotations
 from components.model_serving import rollout_strategy
@@ -104,6 +105,49 @@ def test_annotations_exact_strings_with_tls_waf_and_logs():
 
 
 # --------------------------------------------------------------------------- controller
+
+
+def test_prod_access_logs_go_to_a_bucket_elb_may_write(stack_plans):
+    """ELB user guide, "Enable access logs for your Application Load Balancer": the bucket in the
+    ALB's Region, SSE-S3 only, and a policy that lets ELB put `<prefix>/AWSLogs/<account>/*`
+    (us-east-1 predates August 2022: its ELB account 127311923021 as well as the service). The
+    Ingress, whose annotation names the bucket, waits for that policy."""
+    plan = stack_plans["prod"]
+    bucket = plan.one("aws:s3/bucket:Bucket")
+    assert bucket.inputs["bucket"] == "example-alb-access-logs"
+    assert bucket.protect and bucket.inputs["forceDestroy"] is False
+    encryption = plan.one(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+    assert encryption.inputs["rules"] == [
+        {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]
+    block = plan.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+    assert all(block[key] is True for key in ("blockPublicAcls", "blockPublicPolicy",
+                                              "ignorePublicAcls", "restrictPublicBuckets"))
+    ownership = plan.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
+    assert ownership.inputs["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
+    (rule,) = plan.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]
+    assert rule["expiration"] == {"days": 90} and rule["status"] == "Enabled"
+    policy_resource = plan.one("aws:s3/bucketPolicy:BucketPolicy")
+    policy = json.loads(policy_resource.inputs["policy"])
+    deliver, deny = policy["Statement"]
+    assert deliver["Principal"] == {"Service": "logdelivery.elasticloadbalancing.amazonaws.com",
+                                    "AWS": "arn:aws:iam::127311923021:root"}
+    assert (deliver["Action"], deliver["Resource"]) == (
+        "s3:PutObject", "arn:aws:s3:::example-alb-access-logs/anythingllm-prod/AWSLogs/123456789012/*")
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    ingress = plan.one(INGRESS)
+    assert plan.waits_for(ingress, policy_resource)
+    attributes = ingress.inputs["metadata"]["annotations"][PREFIX + "load-balancer-attributes"]
+    assert "access_logs.s3.bucket=example-alb-access-logs" in attributes
+    assert not stack_plans["dev"].of_type("aws:s3/bucket:Bucket")
+
+
+def test_access_log_policy_in_a_region_opened_after_august_2022():
+    policy = iam.alb_access_log_bucket_policy(bucket_arn="arn:aws:s3:::logs", prefix="",
+                                              account_id="1", region="ap-southeast-5", partition="aws")
+    assert policy["Statement"][0]["Principal"] == {
+        "Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
+    assert policy["Statement"][0]["Resource"] == "arn:aws:s3:::logs/AWSLogs/1/*"
 
 
 def test_controller_policy_is_the_pinned_upstream_file():

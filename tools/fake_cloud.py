@@ -53,7 +53,7 @@ class FakeCloud(Mocks):
         key = f"{args.typ}::{args.name}"
         inputs = dict(args.inputs)
         prefix = _ID_PREFIXES.get(args.typ)
-        physical = (inputs.get("name") or inputs.get("identifier")
+        physical = (inputs.get("name") or inputs.get("identifier") or inputs.get("bucket")
                     or f"{args.name}-{_digest(key, 7)}")
         resource_id = f"{prefix}-{_digest(key, 17)}" if prefix else str(physical)
         state: dict[str, Any] = {**inputs, **self._outputs(args.typ, args.name, inputs, physical)}
@@ -94,6 +94,8 @@ class FakeCloud(Mocks):
         kind = type_token.rsplit(":", 1)[1]
         resource = kind[0].lower() + kind[1:]
         region = "" if module in _GLOBAL_SERVICES else self.region
+        if type_token == "aws:s3/bucket:Bucket":  # arn:aws:s3:::<bucket>
+            return f"arn:{PARTITION}:s3:::{physical}"
         if type_token == "aws:sns/topic:Topic":  # arn:aws:sns:<region>:<account>:<name>
             return f"arn:{PARTITION}:sns:{region}:{ACCOUNT_ID}:{physical}"
         return f"arn:{PARTITION}:{module}:{region}:{ACCOUNT_ID}:{resource}/{physical}"

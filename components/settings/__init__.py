@@ -29,6 +29,7 @@ from .loading import (
 from .network import ExistingNetworkSettings, NetworkSettings
 from .observability import AlarmThresholds, ObservabilitySettings
 from .serving import (
+    AccessLogSettings,
     AppSettings,
     CanaryHeaderSettings,
     CanarySettings,
@@ -42,6 +43,7 @@ from .stack import StackSettings
 
 __all__ = [
     "PROJECT_NAMESPACE",
+    "AccessLogSettings",
     "AlarmThresholds",
     "AppSettings",
     "CacheSettings",

@@ -128,8 +128,16 @@ class HealthCheckSettings(_Model):
 
 
 class AccessLogSettings(_Model):
+    """ALB access logs into an S3 bucket the stack creates with the policy ELB needs.
+
+    `bucket` names the new bucket (globally unique). An existing bucket is not accepted: whether
+    its policy admits ELB cannot be checked before `up`, and without it the controller fails and
+    the Ingress never gets an address.
+    """
+
     bucket: str
     prefix: str = ""
+    retention_days: int = Field(default=90, ge=1, le=3650)
 
     @field_validator("bucket")
     @classmethod
