@@ -11,7 +11,7 @@ TEST_STAMP := $(VENV)/.installed-test
 SCAN_VENV := .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.installed
 
-.PHONY: preview test lint venv policy scan cost clean
+.PHONY: preview test lint venv policy scan cost timeline clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
@@ -49,6 +49,11 @@ scan: $(STAMP) $(SCAN_STAMP)
 # Monthly cost of a stack's offline plan, per component (prices: tools/data/aws-prices-*.json).
 cost: $(STAMP)
 	$(BIN)/python -m tools.cost $(STACK)
+
+# Predicted first-deploy and destroy critical paths of a stack's offline plan
+# (durations, each with its source: tools/data/durations.json).
+timeline: $(STAMP)
+	$(BIN)/python -m tools.timeline $(STACK)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

@@ -142,15 +142,25 @@ def token_less_account(name: str, *, account: str, namespace: pulumi.Input[str],
     )
 
 
+SKIP_AWAIT = "pulumi.com/skipAwait"
+
+
 def http_service(name: str, *, namespace: pulumi.Input[str], labels: dict[str, str],
                  selector: dict[str, str], port: int, opts: pulumi.ResourceOptions,
                  object_name: str | None = None) -> k8s.core.v1.Service:
     """A ClusterIP Service exposing the container port named `http` and nothing else, named
-    `object_name` (default: the workload's `app.kubernetes.io/name`)."""
+    `object_name` (default: the workload's `app.kubernetes.io/name`).
+
+    Not awaited: pulumi-kubernetes holds a Service with a selector until its pods are ready
+    (provider/pkg/await/service.go), with a 10-minute default timeout. Its Deployment is already
+    awaited with a timeout sized for it (a vLLM pod on a GPU node started from zero takes
+    longer than 10 minutes), and what depends on the Service (the Ingress) needs it to exist,
+    not its pods to be ready.
+    """
     return k8s.core.v1.Service(
         name,
         metadata={"name": object_name or labels["app.kubernetes.io/name"], "namespace": namespace,
-                  "labels": labels},
+                  "labels": labels, "annotations": {SKIP_AWAIT: "true"}},
         spec={"type": "ClusterIP", "selector": selector,
               "ports": [{"name": "http", "port": port, "target_port": "http", "protocol": "TCP"}]},
         opts=opts,

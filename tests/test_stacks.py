@@ -167,6 +167,10 @@ def test_the_ingress_does_not_wait_for_pods(stack_plans, stack):
     for service in plan.of_type("kubernetes:core/v1:Service"):
         if service.inputs["metadata"]["namespace"] == "anythingllm":
             assert plan.waits_for(ingress, service)
+        # pulumi-kubernetes would hold a Service until its pods are ready (await/service.go, 10
+        # minutes by default): through it the Ingress would wait for the rollout after all, and a
+        # model Service for a GPU node started from zero would time out.
+        assert service.inputs["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -59,6 +59,8 @@ def test_pull_request_runs_ci_and_posts_the_plan_diff():
     assert diff_job["permissions"] == {"contents": "read", "pull-requests": "write"}
     runs = _runs(diff_job)
     assert "for stack in dev prod" in runs and "python -m tools.plan_diff" in runs
+    # A pull request that adds minutes to an `up` says so (make timeline against the base).
+    assert "tools.timeline \"$stack\" --json" in runs and "--summary" in runs
     script = _uses(diff_job, "actions/github-script")["with"]["script"]
     assert "updateComment" in script and "anythingllm-plan-diff" in script  # one comment, updated
 
