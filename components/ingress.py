@@ -270,7 +270,9 @@ class Ingress(pulumi.ComponentResource):
         keep = pulumi.ResourceOptions(parent=self, protect=retain)
         bucket = aws.s3.Bucket(f"{name}-access-logs", bucket=settings.bucket,
                                force_destroy=not retain, tags=tags, opts=keep)
-        child = pulumi.ResourceOptions(parent=bucket)
+        # Children of the component, not of the bucket: they would inherit its `protect`, and
+        # its settings must stay changeable.
+        child = pulumi.ResourceOptions(parent=self)
         public_access = aws.s3.BucketPublicAccessBlock(
             f"{name}-access-logs", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
             ignore_public_acls=True, restrict_public_buckets=True, opts=child)
@@ -296,5 +298,5 @@ class Ingress(pulumi.ComponentResource):
                     bucket_arn=values[0], prefix=settings.prefix, account_id=values[1],
                     region=region, partition=values[2]))),
             # A policy is refused while the public access block is being changed.
-            opts=pulumi.ResourceOptions(parent=bucket, depends_on=[public_access]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]))
         return [policy, ownership, encryption, lifecycle]

@@ -338,9 +338,11 @@ def test_prod_protects_exactly_the_stateful_resources(stack_plans):
     # The keys' aliases inherit `protect` from their key (their parent) in Pulumi.
     # Plus the generated keys whose change would break stored data: LiteLLM's salt key and
     # AnythingLLM's JWT_SECRET, SIG_KEY and SIG_SALT.
-    # Each claim with its volume and access point: deleting any of them loses the binding.
+    # Each claim with its volume and access point: deleting any of them loses the binding. The
+    # ALB access-log bucket (its settings stay changeable: they are not its children).
     assert protected == sorted([
         EFS, *[PVC, PV, ACCESS_POINT] * 2, RDS, REDIS, *["aws:kms/key:Key", "aws:kms/alias:Alias"] * 5,
+        "aws:s3/bucket:Bucket",
         *["random:index/randomPassword:RandomPassword"] * 4,
     ])
 
