@@ -389,3 +389,29 @@ def canary_stack_plan():
     config["anythingllm:app"] = {**config["anythingllm:app"],
                                  "canary": {"imageTag": "pg-1.16.0", "weight": 10, "isolation": "shared"}}
     return run_stack(ROOT, "dev", config=config)
+
+
+def test_the_waiter_provider_loads_where_pulumi_runs_it(tmp_path):
+    """Pulumi's SDK serializes a dynamic provider with dill, by reference to its module; the host
+    that runs it is `python -u -m pulumi.dynamic` started in the project directory, with the
+    project's virtualenv (pulumi/pulumi sdk/python/dist/pulumi-resource-pulumi-python): `-m`
+    puts that directory on sys.path. Load the serialized provider the same way, in a fresh
+    process, and use it."""
+    import subprocess
+    import sys
+
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    from components.controller_target_group import _Waiter
+
+    (tmp_path / "provider.b64").write_text(serialize_provider(_Waiter()))
+    script = (
+        "import base64, sys, dill\n"
+        f"provider = dill.loads(base64.b64decode(open({str(tmp_path / 'provider.b64')!r}).read()))\n"
+        "result = provider.diff('id', {'trigger': 'a', 'tags': {}}, {'trigger': 'b', 'tags': {}})\n"
+        "print(type(provider).__name__, result.changes)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["_Waiter", "True"]
