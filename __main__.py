@@ -118,6 +118,7 @@ observability = Observability(
                            for model in settings.model_serving.models},
         model_namespace=MODELS.name,
         ingress_revision=app.ingress_revision,
+        service_uids=app.service_uids,
     ),
 )
 

@@ -280,7 +280,8 @@ class AnythingLlm(pulumi.ComponentResource):
 
     Attributes:
         hostname: the ALB's DNS name (Output); ingress_revision: a digest of what the Ingress
-        asks the controller for (Output); url: where users go; deployments: variant
+        asks the controller for (Output); service_uids: variant track -> its Service's UID
+        (Output); url: where users go; deployments: variant
         track -> Deployment; ingress: the Ingress.
     """
 
@@ -303,6 +304,7 @@ class AnythingLlm(pulumi.ComponentResource):
         service_account = token_less_account(f"{name}-app", account=SERVICE_ACCOUNT,
                                              namespace=namespace, opts=in_cluster)
         self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
+        self.service_uids: dict[str, pulumi.Output[str]] = {}
         services: list[k8s.core.v1.Service] = []
         stable, *_ = all_variants = variants(settings)
         for variant in all_variants:
@@ -346,6 +348,7 @@ class AnythingLlm(pulumi.ComponentResource):
             services.append(http_service(logical, namespace=namespace, labels=variant.labels,
                                          selector=variant.selector, port=SERVER_PORT,
                                          object_name=variant.name, opts=in_cluster))
+            self.service_uids[variant.track] = services[-1].metadata.uid
             disruption_budget(logical, namespace=namespace, labels=variant.labels,
                               selector=variant.selector, object_name=variant.name, opts=in_cluster)
             cpu_autoscaler(logical, namespace=namespace, labels=variant.labels, deployment=variant.name,

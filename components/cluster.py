@@ -21,8 +21,8 @@ from .settings import ClusterSettings
 CLUSTER_ADMIN_POLICY = "cluster-access-policy/AmazonEKSClusterAdminPolicy"
 # EKS applies access entries and their policy associations asynchronously ("changes may take a
 # few seconds to take effect", EKS user guide, access entries): the first Kubernetes calls of a
-# fresh cluster can be refused as Unauthorized. terraform-aws-eks waits 30 s for the same reason
-# (its `time_sleep` before the data plane).
+# fresh cluster can be refused as Unauthorized. 30 s, the wait terraform-aws-eks puts between a
+# new cluster and what it creates in it (its `time_sleep`).
 ACCESS_PROPAGATION = "30s"
 # Installed before any node exists: nodes need networking (vpc-cni, kube-proxy) to become
 # Ready, and vpc-cni takes its AWS credentials from the Pod Identity agent.
@@ -243,8 +243,9 @@ class Cluster(pulumi.ComponentResource):
         access_propagated = time.Sleep(
             f"{name}-access-propagation",
             create_duration=ACCESS_PROPAGATION,
-            # Waits again whenever the set of admins changes.
-            triggers={"admins": ",".join(sorted(settings.admin_role_arns))},
+            # Waits again whenever the admins change or the cluster (and so its entries) is new.
+            triggers={"admins": ",".join(sorted(settings.admin_role_arns)),
+                      "cluster": self.eks_cluster.arn},
             opts=pulumi.ResourceOptions(parent=self, depends_on=admin_access),
         )
         self.provider = k8s.Provider(

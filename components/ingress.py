@@ -70,7 +70,7 @@ def alb_annotations(settings: IngressSettings, *, load_balancer_name: str) -> di
     ]
     if settings.access_logs is not None:
         load_balancer_pairs += [("access_logs.s3.enabled", True),
-                                ("access_logs.s3.bucket", settings.access_logs.bucket)]
+                                ("access_logs.s3.bucket", settings.access_logs.create_bucket)]
         if settings.access_logs.prefix:
             load_balancer_pairs.append(("access_logs.s3.prefix", settings.access_logs.prefix))
     annotations = {
@@ -206,7 +206,7 @@ class Ingress(pulumi.ComponentResource):
         vpc_id: the VPC the controller manages load balancers in.
         region: AWS region.
         tags: common tags.
-        retain: protect the access-log bucket and keep its logs on destroy (prod).
+        retain: protect the access-log bucket and never force-delete its logs (prod).
 
     Attributes:
         release: the controller's Helm release.
@@ -268,7 +268,7 @@ class Ingress(pulumi.ComponentResource):
         user guide "Enable access logs"), public access blocked, objects owned by the bucket
         owner, logs expired after `retentionDays`, and the policy ELB delivery needs."""
         keep = pulumi.ResourceOptions(parent=self, protect=retain)
-        bucket = aws.s3.Bucket(f"{name}-access-logs", bucket=settings.bucket,
+        bucket = aws.s3.Bucket(f"{name}-access-logs", bucket=settings.create_bucket,
                                force_destroy=not retain, tags=tags, opts=keep)
         # Children of the component, not of the bucket: they would inherit its `protect`, and
         # its settings must stay changeable.

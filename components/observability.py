@@ -30,6 +30,19 @@ GPU_PERIOD_SECONDS = 60
 GIB = 2**30
 
 
+def agent_configuration() -> dict[str, Any]:
+    """The add-on's CloudWatch agent configuration, stated rather than left to the add-on's
+    default: the GPU alarms read `status_replicas_available`, which the agent publishes only
+    with enhanced Container Insights on its EMF pipeline (aws/amazon-cloudwatch-agent
+    translator/translate/otel/exporter/awsemf/kubernetes.go, getDeploymentMetricDeclarations).
+    That is today's default (aws-observability/helm-charts charts/amazon-cloudwatch-observability
+    values.yaml); a later add-on that changed it would leave those alarms without data, and they
+    treat missing data as breaching. Setting `agent.config` replaces the whole default agent
+    configuration (Application Signals and traces, which nothing here uses, are left out)."""
+    return {"agent": {"config": {"logs": {"metrics_collected": {"kubernetes": {
+        "enhanced_container_insights": True, "accelerated_compute_metrics": True}}}}}}
+
+
 def container_insights_log_group(cluster_name: str, kind: str) -> str:
     return f"/aws/containerinsights/{cluster_name}/{kind}"
 
@@ -167,9 +180,7 @@ def database_alarms(thresholds: AlarmThresholds, *, identifier: str, allocated_s
                            "could not grow the volume (ceiling, cool-off) and it is filling up"),
               comparison="LessThanThreshold", threshold=round(free_bytes),
               evaluation_periods=periods,
-              metric=_metric("AWS/RDS", "FreeStorageSpace", dimensions, statistic="Minimum"),
-              # No data from a running instance means RDS stopped reporting: worth a look.
-              treat_missing_data="breaching"),
+              metric=_metric("AWS/RDS", "FreeStorageSpace", dimensions, statistic="Minimum")),
         Alarm(key="rds-connections", description=f"More than {connections} database connections",
               comparison="GreaterThanThreshold", threshold=connections, evaluation_periods=periods,
               metric=_metric("AWS/RDS", "DatabaseConnections", dimensions, statistic="Maximum")),
@@ -299,6 +310,8 @@ class MonitoredServices:
     model_namespace: str
     # Changes whenever the Ingress does (target groups are looked up again then).
     ingress_revision: pulumi.Input[str] = ""
+    # track -> the UID of the Service behind its target group (a new Service, a new group).
+    service_uids: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 class Observability(pulumi.ComponentResource):
@@ -358,6 +371,7 @@ class Observability(pulumi.ComponentResource):
             addon_version=addon_version,
             pod_identity_associations=[{"role_arn": agent_role.arn,
                                         "service_account": AGENT_SERVICE_ACCOUNT}],
+            configuration_values=json.dumps(agent_configuration(), sort_keys=True),
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
             tags=tags,
@@ -396,7 +410,7 @@ class Observability(pulumi.ComponentResource):
                 f"{name}-target-group-{track}", region=region,
                 load_balancer_name=services.load_balancer_name,
                 tags={"elbv2.k8s.aws/cluster": cluster_name, "ingress.k8s.aws/resource": resource},
-                trigger=trigger, opts=child,
+                trigger=trigger, service_uid=services.service_uids.get(track), opts=child,
             ).arn_suffix
             for track, resource in services.target_groups.items()
         }

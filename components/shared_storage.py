@@ -116,9 +116,10 @@ def persistent_volume_spec(claim: ClaimSpec, *, file_system_id: str, access_poin
     """A PersistentVolume on one EFS access point, pre-bound to exactly `claim`.
 
     aws-efs-csi-driver's static provisioning with access points (examples/kubernetes/
-    access_points): `volumeHandle: <fs>::<fsap>`, mounted with TLS (efs-utils requires it with
-    an access point). Pulumi deletes the PV itself, so the reclaim policy only says that nothing
-    else may delete data: Retain.
+    access_points): `volumeHandle: <fs>::<fsap>`. The node plugin mounts an access point with TLS
+    by itself (pkg/driver/node.go adds `tls`; a `tls` mount option only logs a deprecation
+    warning), which the file system policy requires. Pulumi deletes the PV itself, so the reclaim
+    policy only says that nothing else may delete data: Retain.
     """
     return {
         "capacity": {"storage": claim.size},
@@ -126,7 +127,6 @@ def persistent_volume_spec(claim: ClaimSpec, *, file_system_id: str, access_poin
         "access_modes": ["ReadWriteMany"],
         "persistent_volume_reclaim_policy": "Retain",
         "storage_class_name": "",
-        "mount_options": ["tls"],
         "csi": {"driver": EFS_CSI_DRIVER, "volume_handle": f"{file_system_id}::{access_point_id}"},
         "claim_ref": {"namespace": claim.namespace, "name": claim.name},
     }

@@ -103,7 +103,8 @@ def test_admin_roles_get_access_entries_with_cluster_admin_policy(plan):
     # 30 s after the last association, and again when the admins change.
     sleep = plan.one("time:index/sleep:Sleep")
     assert sleep.inputs["createDuration"] == "30s"
-    assert sleep.inputs["triggers"] == {"admins": "arn:aws:iam::111122223333:role/admin"}
+    assert sleep.inputs["triggers"]["admins"] == "arn:aws:iam::111122223333:role/admin"
+    assert sleep.property_dependencies["triggers"] == [plan.one("aws:eks/cluster:Cluster").urn]
     assert association.urn in sleep.dependencies and sleep.urn in provider.dependencies
     for resource in plan.resources:
         if resource.type.startswith("kubernetes:"):

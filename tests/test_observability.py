@@ -9,7 +9,7 @@ import json
 import pytest
 
 from components.anythingllm import target_group_resources
-from components.controller_target_group import arn_suffix, find_target_group
+from components.controller_target_group import arn_suffix, find_target_group, stale_groups
 from components.observability import (
     ADDON,
     AGENT_NAMESPACE,
@@ -357,6 +357,23 @@ def test_target_group_waiter_waits_for_the_controller():
     assert found == canary and client.polls == 3
 
 
+def test_a_recreated_service_is_not_answered_with_its_old_group():
+    """The controller's group name hashes the Service's UID (aws-load-balancer-controller v3.5.0
+    model_build_target_group.go): after the Service is re-created the old group may linger for a
+    reconcile, and would still carry the same tags. The waiter then skips it."""
+    resource = "ns/app-canary:http"
+    old, new = _arn(resource), _arn(resource).replace("/1#", "/2#")
+    olds = {"arn": old, "service_uid": "uid-1", "trigger": "a"}
+    assert stale_groups(olds, {"service_uid": "uid-2", "trigger": "a"}) == {old}
+    assert stale_groups(olds, {"service_uid": "uid-1", "trigger": "b"}) == frozenset()
+    client = _FakeElbv2([[old], [old, new], [new]])
+    clock = iter(range(0, 10**6, 10))
+    found = find_target_group(client, load_balancer_name="lb", tags={"ingress.k8s.aws/resource": resource},
+                              timeout=900, exclude=frozenset({old}), clock=lambda: next(clock),
+                              sleep=lambda _: None)
+    assert found == new and client.polls == 2
+
+
 def test_target_group_waiter_fails_clearly():
     tags = {"ingress.k8s.aws/resource": "ns/app-canary:http"}
     clock = iter(range(0, 10**6, 100))
@@ -377,6 +394,9 @@ def test_alarms_take_their_target_group_from_the_waiter(canary_stack_plan):
     for track in ("stable", "canary"):
         waiter = plan.one("pulumi-python:dynamic:Resource", f"observability-target-group-{track}")
         assert waiter.property_dependencies["trigger"] == [ingress.urn]
+        service = plan.one("kubernetes:core/v1:Service",
+                           "anythingllm-app" if track == "stable" else "anythingllm-canary")
+        assert waiter.property_dependencies["service_uid"] == [service.urn]
         alarm = next(a for a in plan.of_type(ALARM)
                      if a.name == f"observability-alb-unhealthy-targets-{track}")
         assert waiter.urn in alarm.dependencies

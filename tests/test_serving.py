@@ -83,7 +83,7 @@ def test_annotations_exact_strings_with_tls_waf_and_logs():
         stickySessionSeconds=3600, idleTimeoutSeconds=900, deregistrationDelaySeconds=60,
         healthCheck={"intervalSeconds": 10, "timeoutSeconds": 4, "healthyThreshold": 3,
                      "unhealthyThreshold": 4, "successCodes": "200-299"},
-        accessLogs={"bucket": "alb-logs", "prefix": "chat"},
+        accessLogs={"createBucket": "alb-logs", "prefix": "chat"},
     )
     settings = settings_from(config)
     annotations = alb_annotations(settings.ingress, load_balancer_name="anythingllm-prod")

@@ -60,6 +60,11 @@ class FakeCloud(Mocks):
         if args.typ.startswith("aws:"):
             state.setdefault("arn", self._arn(args.typ, physical))
             state.setdefault("name", physical)
+        if args.typ.startswith("kubernetes:") and isinstance(state.get("metadata"), dict):
+            # The API server's UID of the object (a UUID; deterministic here).
+            digest = _digest(key + "/uid", 32)
+            state["metadata"] = {**state["metadata"], "uid": "-".join(
+                (digest[:8], digest[8:12], digest[12:16], digest[16:20], digest[20:]))}
         return resource_id, state
 
     def call(self, args: MockCallArgs) -> dict[str, Any]:

@@ -130,16 +130,28 @@ class HealthCheckSettings(_Model):
 class AccessLogSettings(_Model):
     """ALB access logs into an S3 bucket the stack creates with the policy ELB needs.
 
-    `bucket` names the new bucket (globally unique). An existing bucket is not accepted: whether
-    its policy admits ELB cannot be checked before `up`, and without it the controller fails and
-    the Ingress never gets an address.
+    `createBucket` names the new bucket (globally unique, not existing yet). An existing bucket is
+    not accepted: whether its policy admits ELB cannot be checked before `up` (without it the
+    controller fails and the Ingress never gets an address), and taking it over would replace its
+    policy and lifecycle rules.
     """
 
-    bucket: str
+    create_bucket: str
     prefix: str = ""
     retention_days: int = Field(default=90, ge=1, le=3650)
 
-    @field_validator("bucket")
+    @model_validator(mode="before")
+    @classmethod
+    def _existing_bucket(cls, value: object) -> object:
+        if isinstance(value, dict) and "bucket" in value:
+            raise ConfigProblem(
+                "bucket", "the stack now creates the access-log bucket with the policy ELB log "
+                "delivery needs: name a new bucket in `createBucket` (an existing bucket is not "
+                "taken over; README, 'Stacks deployed before the stack created its access-log "
+                "bucket')")
+        return value
+
+    @field_validator("create_bucket")
     @classmethod
     def _bucket(cls, value: str) -> str:
         if not S3_BUCKET.match(value):
