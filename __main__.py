@@ -61,7 +61,8 @@ storage = SharedStorage(
 # AnythingLLM keeps its data and its vectors (pgvector) in one database; LiteLLM keeps keys,
 # budgets and spend logs in its own.
 database_consumers = [
-    *database_consumers(settings.app),
+    *database_consumers(settings.app,
+                        embedding_dimensions=settings.model_serving.embedding_model.dimensions),
     DatabaseConsumer("litellm", namespace=GATEWAY.name),
 ]
 database = Database(

@@ -143,11 +143,13 @@ def variants(settings: AppSettings) -> list[Variant]:
     return found
 
 
-def database_consumers(settings: AppSettings) -> list[DatabaseConsumer]:
-    """AnythingLLM's roles and databases (with `vector`, for pgvector), created by the
-    bootstrap Job: stable's, and an isolated canary's own."""
+def database_consumers(settings: AppSettings, *, embedding_dimensions: int) -> list[DatabaseConsumer]:
+    """AnythingLLM's roles and databases (with `vector` and the vector table of the embedding
+    model's size, for pgvector), created by the bootstrap Job: stable's, and an isolated
+    canary's own."""
     names = dict.fromkeys(variant.database for variant in variants(settings))  # shared: once
-    return [DatabaseConsumer(database, namespace=APP.name, extensions=("vector",)) for database in names]
+    return [DatabaseConsumer(database, namespace=APP.name, extensions=("vector",),
+                             vector_dimensions=embedding_dimensions) for database in names]
 
 
 def storage_claims(settings: AppSettings) -> list[ClaimSpec]:

@@ -33,6 +33,13 @@ RDS_CA_MOUNT_PATH = "/etc/rds-ca"
 RDS_CA_KEY = "ca.pem"
 RDS_CA_FILE = f"{RDS_CA_MOUNT_PATH}/{RDS_CA_KEY}"
 SCRIPT_MOUNT_PATH = "/bootstrap"
+# AnythingLLM's pgvector store (Mintplex-Labs/anything-llm, `pg` branch at 5514d7c "pg-1.16.0",
+# server/utils/vectorDbProviders/pgvector/index.js): table `PGVECTOR_TABLE_NAME` (default below)
+# in `public`, created lazily with exactly these columns, no index, and searched with
+# `WHERE namespace = $2 ORDER BY embedding <=> $1 LIMIT $3` (cosine distance).
+VECTOR_TABLE = "anythingllm_vectors"
+# pgvector's HNSW index takes `vector` columns of at most 2000 dimensions.
+HNSW_MAX_DIMENSIONS = 2000
 WAIT_SECONDS = 600
 
 
@@ -41,12 +48,15 @@ class DatabaseConsumer:
     """A workload that gets its own role and database.
 
     `name` is the role and the database name; `namespace` is where its connection Secret
-    goes; `extensions` are created in its database by the bootstrap.
+    goes; `extensions` are created in its database by the bootstrap; `vector_dimensions`, when
+    set, is the embedding size of AnythingLLM's vector table, which the bootstrap creates with
+    its indexes (`vector_table_sql`).
     """
 
     name: str
     namespace: str
     extensions: tuple[str, ...] = ()
+    vector_dimensions: int | None = None
 
     def __post_init__(self) -> None:
         if not IDENTIFIER.match(self.name) or self.name.startswith(("pg_", "rds")):
@@ -57,6 +67,11 @@ class DatabaseConsumer:
         unknown = set(self.extensions) - set(KNOWN_EXTENSIONS)
         if unknown:
             raise ValueError(f"database consumer {self.name!r}: unknown extensions {sorted(unknown)}")
+        if self.vector_dimensions is not None and (
+                "vector" not in self.extensions
+                or not 1 <= self.vector_dimensions <= HNSW_MAX_DIMENSIONS):
+            raise ValueError(f"database consumer {self.name!r}: a vector table needs the `vector` "
+                             f"extension and 1..{HNSW_MAX_DIMENSIONS} dimensions")
 
     @property
     def password_variable(self) -> str:
@@ -104,7 +119,45 @@ def bootstrap_sql(consumers: list[DatabaseConsumer]) -> str:
             lines.append(f"\\connect {name}")
             lines += [f"CREATE EXTENSION IF NOT EXISTS {extension};"
                       for extension in consumer.extensions]
+        if consumer.vector_dimensions is not None:
+            lines += vector_table_sql(consumer.name, consumer.vector_dimensions)
     return "\n".join(lines) + "\n"
+
+
+def vector_table_sql(owner: str, dimensions: int) -> list[str]:
+    """AnythingLLM's vector table, created before AnythingLLM first needs it, with its indexes.
+
+    The columns are the ones AnythingLLM would create (its `CREATE TABLE IF NOT EXISTS` then
+    finds this table and leaves it alone; its inserts name id, namespace, embedding, metadata).
+    Made ahead: two pods embedding their first document at once no longer race on the CREATE,
+    and the table is owned by the app's role (created under `SET ROLE`). Indexes: a btree on
+    `namespace` (every count and delete filters by it) and HNSW for cosine distance, the
+    operator of AnythingLLM's similarity search (`<=>`; pgvector README, "HNSW",
+    `vector_cosine_ops`). A table of another embedding size stops the bootstrap: its vectors
+    would have to be re-embedded (README, "Changing the embedding model").
+    """
+    table = f"public.{VECTOR_TABLE}"
+    return [
+        f"SET ROLE {owner};",
+        f"CREATE TABLE IF NOT EXISTS {table} (id UUID PRIMARY KEY, namespace TEXT, "
+        f"embedding vector({dimensions}), metadata JSONB, "
+        "created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);",
+        "DO $$",
+        "DECLARE existing integer;",
+        "BEGIN",
+        "  SELECT atttypmod INTO existing FROM pg_catalog.pg_attribute",
+        f"   WHERE attrelid = '{table}'::regclass AND attname = 'embedding' AND NOT attisdropped;",
+        f"  IF existing IS DISTINCT FROM {dimensions} THEN",
+        f"    RAISE EXCEPTION '{table} holds % dimensions, the embedding model has {dimensions}: "
+        "re-embed (README, Changing the embedding model)', existing;",
+        "  END IF;",
+        "END",
+        "$$;",
+        f"CREATE INDEX IF NOT EXISTS {VECTOR_TABLE}_namespace ON {table} (namespace);",
+        f"CREATE INDEX IF NOT EXISTS {VECTOR_TABLE}_embedding_cosine ON {table} "
+        "USING hnsw (embedding vector_cosine_ops);",
+        "RESET ROLE;",
+    ]
 
 
 def bootstrap_shell() -> str:

@@ -26,8 +26,10 @@ from components.db_bootstrap import (
     connection_url,
 )
 
+DIMENSIONS = 8  # small vectors; the SQL is the same for the embedding model's 1024
 CONSUMERS = [
-    DatabaseConsumer("anythingllm", namespace="anythingllm", extensions=("vector",)),
+    DatabaseConsumer("anythingllm", namespace="anythingllm", extensions=("vector",),
+                     vector_dimensions=DIMENSIONS),
     DatabaseConsumer("litellm", namespace="llm-gateway"),
 ]
 PASSWORDS = {"ANYTHINGLLM_PASSWORD": "a" * 40, "LITELLM_PASSWORD": "b" * 40}
@@ -48,9 +50,10 @@ class Server:
             capture_output=True, text=True, check=check,
         )
 
-    def run_bootstrap(self, directory: Path, passwords: dict[str, str]) -> subprocess.CompletedProcess:
+    def run_bootstrap(self, directory: Path, passwords: dict[str, str],
+                      consumers: list[DatabaseConsumer] = CONSUMERS) -> subprocess.CompletedProcess:
         directory.mkdir(exist_ok=True)
-        (directory / "bootstrap.sql").write_text(bootstrap_sql(CONSUMERS))
+        (directory / "bootstrap.sql").write_text(bootstrap_sql(consumers))
         (directory / "bootstrap.sh").write_text(bootstrap_shell())
         env = {
             "PATH": f"{self.bin}:{os.environ['PATH']}",
@@ -78,6 +81,12 @@ class Server:
         for consumer in CONSUMERS:
             state[f"extensions:{consumer.name}"] = self.psql(
                 "SELECT extname, extversion FROM pg_extension ORDER BY 1",
+                database=consumer.name).stdout
+            state[f"tables:{consumer.name}"] = self.psql(
+                "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+                database=consumer.name).stdout
+            state[f"indexes:{consumer.name}"] = self.psql(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1",
                 database=consumer.name).stdout
         return state
 
@@ -129,10 +138,58 @@ def test_a_second_run_changes_nothing(server, first_run, tmp_path_factory):
     assert server.snapshot() == first_run
 
 
-def test_the_owner_can_migrate_and_store_vectors(server, first_run):
-    server.psql("CREATE TABLE IF NOT EXISTS anythingllm_vectors (id uuid PRIMARY KEY, "
-                "embedding vector(3)); INSERT INTO anythingllm_vectors VALUES "
-                "(gen_random_uuid(), '[1,2,3]')", user="anythingllm", database="anythingllm")
+# AnythingLLM's own statements (Mintplex-Labs/anything-llm, `pg` branch at 5514d7c,
+# server/utils/vectorDbProviders/pgvector/index.js), with its parameters filled in.
+ANYTHINGLLM_CREATE = ('CREATE TABLE IF NOT EXISTS "anythingllm_vectors" (id UUID PRIMARY KEY, '
+                      "namespace TEXT, embedding vector({d}), metadata JSONB, "
+                      "created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)")
+ANYTHINGLLM_INSERT = ('INSERT INTO "anythingllm_vectors" (id, namespace, embedding, metadata) '
+                      "VALUES ({id}, {namespace}, {embedding}, {metadata})")
+ANYTHINGLLM_SEARCH = ('SELECT embedding <=> {query} AS _distance, metadata FROM "anythingllm_vectors" '
+                      "WHERE namespace = {namespace} ORDER BY _distance ASC LIMIT 4")
+
+
+def test_the_vector_table_is_there_before_anythingllm_needs_it(first_run):
+    """Owned by the app's role (its lazy CREATE then finds it), with a btree on namespace and
+    HNSW for cosine distance, the operator of its search."""
+    assert first_run["tables:anythingllm"].splitlines() == ["anythingllm_vectors|anythingllm"]
+    indexes = dict(line.split("|", 1) for line in first_run["indexes:anythingllm"].splitlines())
+    assert "USING hnsw (embedding vector_cosine_ops)" in indexes["anythingllm_vectors_embedding_cosine"]
+    assert "USING btree (namespace)" in indexes["anythingllm_vectors_namespace"]
+    assert first_run["tables:litellm"] == ""
+
+
+def test_anythingllm_statements_work_and_its_search_uses_the_index(server, first_run):
+    """Run as AnythingLLM would: its CREATE (a no-op now), its inserts, and its search, whose
+    plan must use an index: the HNSW index when the namespace is most of the table, the namespace
+    index when it is a small part."""
+    run = {"user": "anythingllm", "database": "anythingllm"}
+    server.psql(ANYTHINGLLM_CREATE.format(d=DIMENSIONS), **run)
+    vector = "'[' || array_to_string(ARRAY(SELECT random() FROM generate_series(1, 8)), ',') || ']'"
+    server.psql("INSERT INTO anythingllm_vectors (id, namespace, embedding, metadata) "
+                f"SELECT gen_random_uuid(), CASE WHEN i % 50 = 0 THEN 'small' ELSE 'big' END, "
+                f"({vector})::vector, jsonb_build_object('text', 'chunk ' || i) "
+                "FROM generate_series(1, 5000) AS i; ANALYZE anythingllm_vectors", **run)
+    server.psql(ANYTHINGLLM_INSERT.format(id="gen_random_uuid()", namespace="'big'",
+                                          embedding="'[1,0,0,0,0,0,0,0]'",
+                                          metadata="'{\"text\": \"x\"}'"), **run)
+    query = "'[1,0,0,0,0,0,0,0]'"
+    big = server.psql("EXPLAIN " + ANYTHINGLLM_SEARCH.format(query=query, namespace="'big'"), **run).stdout
+    assert "Index Scan using anythingllm_vectors_embedding_cosine" in big, big
+    small = server.psql("EXPLAIN " + ANYTHINGLLM_SEARCH.format(query=query, namespace="'small'"),
+                        **run).stdout
+    assert "anythingllm_vectors_namespace" in small and "Seq Scan" not in small, small
+    found = server.psql(ANYTHINGLLM_SEARCH.format(query=query, namespace="'big'"), **run).stdout
+    assert len(found.splitlines()) == 4
+
+
+def test_a_changed_embedding_size_stops_the_bootstrap(server, first_run, tmp_path_factory):
+    """Vectors of another size cannot be compared: the Job fails with a message, nothing moves."""
+    resized = [DatabaseConsumer("anythingllm", namespace="anythingllm", extensions=("vector",),
+                                vector_dimensions=DIMENSIONS * 2), CONSUMERS[1]]
+    result = server.run_bootstrap(tmp_path_factory.mktemp("job-resized"), PASSWORDS, resized)
+    assert result.returncode != 0
+    assert f"holds {DIMENSIONS} dimensions, the embedding model has {DIMENSIONS * 2}" in result.stderr
 
 
 def test_a_consumer_cannot_connect_to_another_consumers_database(server, first_run):

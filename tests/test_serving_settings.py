@@ -106,7 +106,7 @@ BAD_INPUTS = [
     (lambda c: c["modelServing"]["models"][0].update(dimensions=1024),
      "modelServing.models[0].dimensions", "only embedding models"),
     (lambda c: c["modelServing"]["models"][1].update(dimensions=16001),
-     "modelServing.models[1].dimensions", "less than or equal to 16000"),
+     "modelServing.models[1].dimensions", "less than or equal to 2000"),
     (lambda c: c["modelServing"]["models"][1].update(kind="chat", dimensions=None),
      "modelServing.models", "exactly one model must have kind 'embedding'"),
     (lambda c: c["modelServing"]["models"][1].update(name="chat"),

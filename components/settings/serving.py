@@ -53,7 +53,9 @@ HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,40}$")
 # ALB matches header values with `*` and `?` as wildcards: a canary value is literal text.
 HEADER_VALUE = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 # pgvector's `vector` type holds at most 16000 dimensions.
-MAX_VECTOR_DIMENSIONS = 16000
+# pgvector's HNSW index (which AnythingLLM's similarity search needs at any size) takes `vector`
+# columns of at most 2000 dimensions (pgvector README, "HNSW").
+MAX_VECTOR_DIMENSIONS = 2000
 
 
 def cpu_millicores(value: str) -> int:
