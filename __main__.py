@@ -98,7 +98,8 @@ app = AnythingLlm(
     gateway_url=gateway.url, gateway_client_secret=gateway.client_secret, namespaces=namespaces,
     database_secrets=database.connection_secrets, bootstrap_job=database.bootstrap_job,
     storage_claims=storage.claims, ingress=ingress, provider=cluster.provider,
-    system_ready=cluster.system_ready, retain=retain,
+    system_ready=cluster.system_ready, retain=retain, prompt_window=settings.chat_prompt_window,
+    chunk_limit=settings.embedding_chunk_limit,
 )
 
 # Alarms watch every hop of the request path and the data services, by the names given above.
@@ -137,6 +138,8 @@ pulumi.export("fileSystemId", storage.file_system_id)
 pulumi.export("databaseAddress", database.address)
 pulumi.export("cacheAddress", cache.host)
 pulumi.export("url", app.url)
+# AnythingLLM's first admin (multi-user mode): `pulumi stack output anythingllmAdmin --show-secrets`.
+pulumi.export("anythingllmAdmin", app.admin_credentials)
 pulumi.export("albHostname", app.hostname)
 pulumi.export("alarmTopicArn", observability.topic_arn)
 pulumi.export("dashboard", observability.dashboard_name)

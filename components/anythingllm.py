@@ -11,6 +11,14 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from .anythingllm_admin import (
+    ADMIN_JOB_PREFIX,
+    SCRIPT_KEY,
+    admin_job_name,
+    admin_script,
+)
+from .anythingllm_admin import SCRIPT_MOUNT_PATH as ADMIN_SCRIPT_MOUNT_PATH
+from .anythingllm_admin import WAIT_SECONDS as ADMIN_WAIT_SECONDS
 from .database import CA_CONFIG_MAP
 from .db_bootstrap import RDS_CA_MOUNT_PATH, DatabaseConsumer
 from .ingress import USE_ANNOTATION, Ingress, canary_routing, target_group_resource_id
@@ -52,7 +60,13 @@ APP_DATABASE = "anythingllm"  # the database consumer (role and database) of sta
 CANARY_DATABASE = "anythingllm_canary"
 # Tells the stable and the canary pods apart (in selectors, so the two never mix).
 TRACK_LABEL = "anythingllm.io/track"
-SECRET_KEYS = ("JWT_SECRET", "SIG_KEY", "SIG_SALT")
+# AUTH_TOKEN: without it (and JWT_SECRET) AnythingLLM's single-user mode lets every request
+# through (server/utils/middleware/validatedRequest.js); the admin Job then turns multi-user
+# mode on (anythingllm_admin.py), after which it is no longer consulted.
+SECRET_KEYS = ("JWT_SECRET", "SIG_KEY", "SIG_SALT", "AUTH_TOKEN")
+ADMIN_SECRET = "anythingllm-admin"
+ADMIN_JOB_UID = 10001
+ADMIN_PASSWORD_LENGTH = 32
 SECRET_LENGTH = 64
 SERVICE_ACCOUNT = "anythingllm"
 # Seconds a leaving pod keeps serving after the ALB stops sending it new requests, on top of
@@ -63,6 +77,12 @@ GRACE_MARGIN_SECONDS = 15
 # `prisma migrate deploy` runs at every start before the server listens: up to 10 minutes.
 STARTUP_PROBE_FAILURES = 60
 INGRESS_TIMEOUT = "20m"  # the controller provisions the ALB (a few minutes) before it has a name
+# The admin Job reads AUTH_TOKEN and the admin's password from environment variables, as the
+# script's only inputs (checkov's secrets-as-files check).
+ADMIN_JOB_SCAN_EXCEPTIONS = {
+    SECRETS_AS_FILES_CHECK: "the admin Job's script reads AUTH_TOKEN and the admin credentials "
+                            "from its environment, like AnythingLLM itself",
+}
 # Security-scan findings the image cannot satisfy (each Deployment carries them as annotations).
 APP_SCAN_EXCEPTIONS = {
     READ_ONLY_ROOT_CHECK: "the image writes /app/server/.env and Prisma's client and the collector "
@@ -159,8 +179,8 @@ def storage_claims(settings: AppSettings) -> list[ClaimSpec]:
 
 
 def app_environment(*, chat_model: ModelSettings, embedding_model: ModelSettings,
-                    gateway_url: str, database_secret: pulumi.Input[str],
-                    secrets: str = SECRETS) -> list[dict]:
+                    gateway_url: str, database_secret: pulumi.Input[str], prompt_window: int,
+                    chunk_limit: int, secrets: str = SECRETS) -> list[dict]:
     """AnythingLLM's settings as environment: a setting changed in the UI would change one
     pod's process only, so everything that must agree across replicas is declared here."""
     return [
@@ -173,13 +193,17 @@ def app_environment(*, chat_model: ModelSettings, embedding_model: ModelSettings
         {"name": "LLM_PROVIDER", "value": "litellm"},
         {"name": "LITE_LLM_BASE_PATH", "value": gateway_url},
         {"name": "LITE_LLM_MODEL_PREF", "value": chat_model.name},
-        {"name": "LITE_LLM_MODEL_TOKEN_LIMIT", "value": str(chat_model.max_model_len)},
+        # The prompt's share of the window: AnythingLLM sends no max_tokens, so what the prompt
+        # leaves of max_model_len is all the answer gets (StackSettings.chat_prompt_window).
+        {"name": "LITE_LLM_MODEL_TOKEN_LIMIT", "value": str(prompt_window)},
         secret_env("LITE_LLM_API_KEY", CLIENT_SECRET),
         {"name": "EMBEDDING_ENGINE", "value": "litellm"},
         {"name": "EMBEDDING_MODEL_PREF", "value": embedding_model.name},
-        # Characters per chunk; a token is at least one character, so the model's token
-        # window is a safe ceiling.
-        {"name": "EMBEDDING_MODEL_MAX_CHUNK_LENGTH", "value": str(embedding_model.max_model_len)},
+        # The ceiling of the text splitter's chunk size in characters (the chunk size itself is a
+        # system setting the admin Job writes): the model's window less the chunk header's
+        # share, so a chunk with its header never exceeds the embedder's limit
+        # (StackSettings.embedding_chunk_limit).
+        {"name": "EMBEDDING_MODEL_MAX_CHUNK_LENGTH", "value": str(chunk_limit)},
         # Chromium (web scraping) without its setuid sandbox, instead of CAP_SYS_ADMIN.
         {"name": "ANYTHINGLLM_CHROMIUM_ARGS", "value": "--no-sandbox,--disable-setuid-sandbox"},
     ]
@@ -226,6 +250,40 @@ def app_pod_spec(settings: AppSettings, ingress: IngressSettings, *, environment
             {"name": "comkey", "empty_dir": {"size_limit": "16Mi"}},
             {"name": "rds-ca", "config_map": {"name": CA_CONFIG_MAP}},
         ],
+    }
+
+
+def admin_pod_spec(variant: Variant, *, config_map: str, chunk_size: int, chunk_overlap: int) -> dict:
+    """The admin Job's pod: the variant's own image runs the script with its Node.js, read-only,
+    as a high uid (it writes nothing, so it needs none of the image's files), on the system
+    nodes; it talks to the variant's Service."""
+    return {
+        "service_account_name": SERVICE_ACCOUNT,
+        "automount_service_account_token": False,
+        "restart_policy": "Never",
+        "node_selector": system_labels(),
+        "security_context": pod_security_context(uid=ADMIN_JOB_UID),
+        "containers": [{
+            "name": "admin",
+            "image": variant.image,
+            "image_pull_policy": IMAGE_PULL_POLICY,
+            "command": ["node", f"{ADMIN_SCRIPT_MOUNT_PATH}/{SCRIPT_KEY}"],
+            "env": [
+                {"name": "ANYTHINGLLM_URL",
+                 "value": f"http://{variant.name}.{APP.name}.svc.cluster.local:{SERVER_PORT}"},
+                {"name": "WAIT_SECONDS", "value": str(ADMIN_WAIT_SECONDS)},
+                {"name": "CHUNK_SIZE", "value": str(chunk_size)},
+                {"name": "CHUNK_OVERLAP", "value": str(chunk_overlap)},
+                secret_env("AUTH_TOKEN", variant.secrets),
+                secret_env("ADMIN_USERNAME", ADMIN_SECRET),
+                secret_env("ADMIN_PASSWORD", ADMIN_SECRET),
+            ],
+            "security_context": container_security_context(read_only_root=True),
+            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"},
+                          "limits": {"cpu": "500m", "memory": "256Mi"}},
+            "volume_mounts": [{"name": "script", "mount_path": ADMIN_SCRIPT_MOUNT_PATH, "read_only": True}],
+        }],
+        "volumes": [{"name": "script", "config_map": {"name": config_map}}],
     }
 
 
@@ -292,8 +350,8 @@ class AnythingLlm(pulumi.ComponentResource):
                  gateway_client_secret: k8s.core.v1.Secret, namespaces: WorkloadNamespaces,
                  database_secrets: dict[str, k8s.core.v1.Secret], bootstrap_job: pulumi.Resource,
                  storage_claims: dict[str, pulumi.Resource], ingress: Ingress, provider: k8s.Provider,
-                 system_ready: list[pulumi.Resource], retain: bool,
-                 opts: pulumi.ResourceOptions | None = None):
+                 system_ready: list[pulumi.Resource], retain: bool, prompt_window: int,
+                 chunk_limit: int, opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:serving:AnythingLlm", name, None, opts)
         namespace = namespaces.by_name[APP.name].metadata.name
         in_cluster = pulumi.ResourceOptions(parent=self, provider=provider)
@@ -316,6 +374,7 @@ class AnythingLlm(pulumi.ComponentResource):
             environment = app_environment(chat_model=chat_model, embedding_model=embedding_model,
                                           gateway_url=gateway_url,
                                           database_secret=database_secret.metadata.name,
+                                          prompt_window=prompt_window, chunk_limit=chunk_limit,
                                           secrets=variant.secrets)
             deployment = k8s.apps.v1.Deployment(
                 logical,
@@ -359,6 +418,10 @@ class AnythingLlm(pulumi.ComponentResource):
                            cpu_utilization=variant.scaling.target_cpu_utilization,
                            opts=pulumi.ResourceOptions(parent=self, provider=provider,
                                                        depends_on=[deployment]))
+
+        self.admin_credentials = self._admin(name, settings, namespace=namespace, secrets=secrets,
+                                             retain=retain, in_cluster=in_cluster,
+                                             system_ready=system_ready)
 
         annotations = dict(ingress.annotations)
         backends = None
@@ -411,6 +474,63 @@ class AnythingLlm(pulumi.ComponentResource):
         self.url = (pulumi.Output.from_input(f"{scheme}://{dns.name}") if dns is not None
                     else self.hostname.apply(lambda host: f"{scheme}://{host}"))
         self.register_outputs({"url": self.url})
+
+    def _admin(self, name: str, settings: AppSettings, *, namespace: pulumi.Input[str],
+               secrets: dict[str, k8s.core.v1.Secret], retain: bool,
+               in_cluster: pulumi.ResourceOptions,
+               system_ready: list[pulumi.Resource]) -> pulumi.Output[dict[str, str]]:
+        """The generated admin (Secret `anythingllm-admin`, protected in prod) and, per database
+        (stable's, an isolated canary's), the Job that turns multi-user mode on with it and
+        writes the text splitter's settings (anythingllm_admin.py), once that variant is ready."""
+        password = random.RandomPassword(f"{name}-admin-password", length=ADMIN_PASSWORD_LENGTH,
+                                         special=False, opts=pulumi.ResourceOptions(parent=self,
+                                                                                    protect=retain))
+        admin_secret = k8s.core.v1.Secret(
+            f"{name}-admin", metadata={"name": ADMIN_SECRET, "namespace": namespace}, type="Opaque",
+            string_data={"ADMIN_USERNAME": settings.admin_username, "ADMIN_PASSWORD": password.result},
+            opts=in_cluster)
+        script = admin_script()
+        databases: dict[str, Variant] = {}
+        for variant in variants(settings):  # a shared canary uses stable's database: stable's Job
+            databases.setdefault(variant.database, variant)
+        for variant in databases.values():
+            job_name = admin_job_name(script, variant.image, variant.name, settings.admin_username,
+                                      str(settings.chunk_size), str(settings.chunk_overlap))
+            logical = f"{name}-admin" if variant.track == "stable" else f"{name}-{variant.track}-admin"
+            config_map = k8s.core.v1.ConfigMap(
+                f"{logical}-script", metadata={"name": job_name, "namespace": namespace},
+                data={SCRIPT_KEY: script}, opts=in_cluster)
+            k8s.batch.v1.Job(
+                logical,
+                metadata={
+                    "name": job_name, "namespace": namespace,
+                    "labels": {"app.kubernetes.io/name": ADMIN_JOB_PREFIX,
+                               "app.kubernetes.io/part-of": APP_NAME, TRACK_LABEL: variant.track},
+                    # A failed run is replaced by the next `pulumi up` instead of awaited forever.
+                    "annotations": {"pulumi.com/replaceUnready": "true",
+                                    **scan_exceptions(ADMIN_JOB_SCAN_EXCEPTIONS, images=(variant.image,))},
+                },
+                spec={
+                    "backoff_limit": 3,
+                    "active_deadline_seconds": ADMIN_WAIT_SECONDS + 300,
+                    "template": {
+                        "metadata": {"labels": {"app.kubernetes.io/name": ADMIN_JOB_PREFIX}},
+                        "spec": admin_pod_spec(variant, config_map=job_name,
+                                               chunk_size=settings.chunk_size,
+                                               chunk_overlap=settings.chunk_overlap),
+                    },
+                },
+                # After the variant's rollout: the API answers, and the database is migrated.
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=in_cluster.provider,
+                    depends_on=[self.deployments[variant.track], admin_secret, config_map,
+                                secrets[variant.secrets], *system_ready],
+                    custom_timeouts=pulumi.CustomTimeouts(create=f"{ADMIN_WAIT_SECONDS + 600}s",
+                                                          update=f"{ADMIN_WAIT_SECONDS + 600}s"),
+                ),
+            )
+        return pulumi.Output.secret(pulumi.Output.all(settings.admin_username, password.result).apply(
+            lambda values: {"username": values[0], "password": values[1]}))
 
     def _generated_secrets(self, logical: str, secret_name: str, *, namespace: pulumi.Input[str],
                            retain: bool, opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:

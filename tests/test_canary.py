@@ -238,6 +238,21 @@ def test_ingress_routes_by_header_then_weight(shared_plan):
         assert not shared_plan.waits_for(ingress, _named(shared_plan, DEPLOYMENT, name))
 
 
+def test_each_database_gets_its_own_admin_job(shared_plan, isolated_plan):
+    """Multi-user mode lives in the database: an isolated canary's needs its own switch (with
+    its own AUTH_TOKEN, against its own Service); a shared canary's is stable's."""
+    assert sorted(j.name for j in shared_plan.of_type(JOB)) == ["anythingllm-admin", "database-bootstrap"]
+    jobs = {j.name: j for j in isolated_plan.of_type(JOB)}
+    assert sorted(jobs) == ["anythingllm-admin", "anythingllm-canary-admin", "database-bootstrap"]
+    (container,) = jobs["anythingllm-canary-admin"].inputs["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["ANYTHINGLLM_URL"] == "http://anythingllm-canary.anythingllm.svc.cluster.local:3001"
+    assert env["AUTH_TOKEN"] == _ref("anythingllm-canary-secrets", "AUTH_TOKEN")
+    assert container["image"].endswith(f":{CANARY_TAG}")
+    assert isolated_plan.waits_for(jobs["anythingllm-canary-admin"],
+                                   _named(isolated_plan, DEPLOYMENT, "anythingllm-canary"))
+
+
 def test_isolated_canary_gets_its_own_database_storage_and_secrets(isolated_plan):
     canary = _named(isolated_plan, DEPLOYMENT, "anythingllm-canary")
     env = _env(canary)
@@ -253,7 +268,7 @@ def test_isolated_canary_gets_its_own_database_storage_and_secrets(isolated_plan
     script = _bootstrap_sql(isolated_plan)
     assert "CREATE DATABASE anythingllm_canary OWNER anythingllm_canary" in script
     assert "\\connect anythingllm_canary\nCREATE EXTENSION IF NOT EXISTS vector;" in script
-    job = isolated_plan.one(JOB)
+    job = isolated_plan.one(JOB, "database-bootstrap")
     secret = _named(isolated_plan, SECRET, "anythingllm-canary-database")
     assert isolated_plan.waits_for(secret, job)
     assert isolated_plan.waits_for(canary, secret)

@@ -134,7 +134,7 @@ def test_credentials_are_secret_in_state_and_never_in_the_plan(stack_plans, stac
         ("llm-gateway", "litellm-database"), ("llm-gateway", "llm-gateway-redis"),
         ("model-serving", "vllm-api-key"), ("llm-gateway", "vllm-api-key"),
         ("llm-gateway", "litellm-secrets"), ("anythingllm", "llm-gateway-client"),
-        ("anythingllm", "anythingllm-secrets"),
+        ("anythingllm", "anythingllm-secrets"), ("anythingllm", "anythingllm-admin"),
     }
     revealed: list[str] = []
     for secret in secrets:
@@ -143,7 +143,8 @@ def test_credentials_are_secret_in_state_and_never_in_the_plan(stack_plans, stac
         assert data == "[secret]" or set(data.values()) == {"[secret]"}, secret.name
         revealed += [value for key, value in secret.raw_inputs["stringData"].items()
                      if key not in {"REDIS_HOST", "REDIS_PORT", "REDIS_SSL", "PGHOST", "PGPORT",
-                                    "PGDATABASE", "PGUSER", "PGSSLMODE", "PGSSLROOTCERT"}]
+                                    "PGDATABASE", "PGUSER", "PGSSLMODE", "PGSSLROOTCERT",
+                                    "ADMIN_USERNAME"}]
     revealed.append(rds.raw_inputs["password"])
     written = json.dumps(plan.to_json()) + json.dumps(plan.outputs)
     assert revealed and not [value for value in revealed if value in written]
@@ -269,7 +270,7 @@ def test_database_instance_properties(stack_plans, stack):
 @pytest.mark.parametrize("stack", STACKS)
 def test_bootstrap_job_runs_after_the_instance_and_before_the_connection_secrets(stack_plans, stack):
     plan = stack_plans[stack]
-    rds, job = plan.one(RDS), plan.one(JOB)
+    rds, job = plan.one(RDS), plan.one(JOB, "database-bootstrap")
     metadata = job.inputs["metadata"]
     assert metadata["namespace"] == "data-bootstrap"
     assert metadata["name"].startswith("db-bootstrap-")
@@ -338,14 +339,15 @@ def test_cache_is_cluster_mode_disabled_with_tls_and_auth(stack_plans, stack):
 def test_prod_protects_exactly_the_stateful_resources(stack_plans):
     protected = sorted(r.type for r in stack_plans["prod"].resources if r.protect)
     # The keys' aliases inherit `protect` from their key (their parent) in Pulumi.
-    # Plus the generated keys whose change would break stored data: LiteLLM's salt key and
-    # AnythingLLM's JWT_SECRET, SIG_KEY and SIG_SALT.
+    # Plus the generated keys whose change would break stored data or lock users out: LiteLLM's
+    # salt key, AnythingLLM's JWT_SECRET, SIG_KEY, SIG_SALT and AUTH_TOKEN, and its admin's
+    # password.
     # Each claim with its volume and access point: deleting any of them loses the binding. The
     # ALB access-log bucket (its settings stay changeable: they are not its children).
     assert protected == sorted([
         EFS, *[PVC, PV, ACCESS_POINT] * 2, RDS, REDIS, *["aws:kms/key:Key", "aws:kms/alias:Alias"] * 5,
         "aws:s3/bucket:Bucket",
-        *["random:index/randomPassword:RandomPassword"] * 4,
+        *["random:index/randomPassword:RandomPassword"] * 6,
     ])
 
 

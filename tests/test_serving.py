@@ -9,6 +9,7 @@ import pytest
 
 from components import iam
 from components.anythingllm import pre_stop_seconds, termination_grace_seconds
+from components.anythingllm_admin import admin_script
 from components.ingress import IAM_POLICY_FILE, alb_annotations
 from components.model_serving import rollout_strategy
 from components.versions import ANYTHINGLLM_IMAGE, LITELLM_IMAGE, VLLM_IMAGE
@@ -209,7 +210,7 @@ def test_ingress_is_created_after_and_deleted_before_the_controller(stack_plans,
 def test_anythingllm_waits_for_the_database_bootstrap(stack_plans, stack):
     plan = stack_plans[stack]
     deployment = _k8s(plan, DEPLOYMENT, "anythingllm", "anythingllm")
-    job = plan.one("kubernetes:batch/v1:Job")
+    job = plan.one("kubernetes:batch/v1:Job", "database-bootstrap")
     database_secret = _k8s(plan, "kubernetes:core/v1:Secret", "anythingllm-database")
     assert plan.waits_for(deployment, job) and plan.waits_for(deployment, database_secret)
     # Pods created before the controller's webhook runs would get no readiness gate.
@@ -233,8 +234,19 @@ def test_anythingllm_deployment(stack_plans, stack):
     assert env["STORAGE_DIR"] == "/app/server/storage" and env["SERVER_PORT"] == "3001"
     assert env["VECTOR_DB"] == "pgvector" and env["DISABLE_TELEMETRY"] == "true"
     assert env["DATABASE_URL"] == _ref("anythingllm-database", "DATABASE_URL")
-    for key in ("JWT_SECRET", "SIG_KEY", "SIG_SALT"):
+    # AUTH_TOKEN from the first second: without it (or JWT_SECRET) single-user mode lets every
+    # request through (anything-llm `pg` 5514d7c, server/utils/middleware/validatedRequest.js).
+    for key in ("JWT_SECRET", "SIG_KEY", "SIG_SALT", "AUTH_TOKEN"):
         assert env[key] == _ref("anythingllm-secrets", key)
+    secret = next(r for r in plan.of_type("kubernetes:core/v1:Secret")
+                  if r.inputs["metadata"]["name"] == "anythingllm-secrets")
+    assert set(secret.raw_inputs["stringData"]) == {"JWT_SECRET", "SIG_KEY", "SIG_SALT", "AUTH_TOKEN"}
+    # The prompt leaves the answer its budget; chunks with their header fit the embedder.
+    settings = stack_settings(stack)
+    chat = settings.chat_model
+    assert int(env["LITE_LLM_MODEL_TOKEN_LIMIT"]) == chat.max_model_len - min(4096, chat.max_model_len // 4)
+    assert int(env["EMBEDDING_MODEL_MAX_CHUNK_LENGTH"]) == (
+        settings.model_serving.embedding_model.max_model_len - 2048 - 2)
     assert env["LLM_PROVIDER"] == "litellm" and env["EMBEDDING_ENGINE"] == "litellm"
     assert env["LITE_LLM_BASE_PATH"] == "http://litellm.llm-gateway.svc.cluster.local:4000"
     assert env["LITE_LLM_MODEL_PREF"] == "qwen2-5-7b-instruct" and env["EMBEDDING_MODEL_PREF"] == "bge-m3"
@@ -277,6 +289,33 @@ def test_anythingllm_deployment(stack_plans, stack):
     service = _k8s(plan, "kubernetes:core/v1:Service", "anythingllm", "anythingllm")
     assert service.inputs["spec"]["ports"] == [{"name": "http", "port": 3001, "targetPort": "http",
                                                 "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_admin_job_closes_the_instance_with_multi_user_mode(stack_plans, stack):
+    """The Job runs anythingllm_admin.admin_script (tested against a stand-in AnythingLLM in
+    tests/test_anythingllm_admin.py) after the rollout, with the variant's AUTH_TOKEN and the
+    generated admin; the admin is a secret stack output."""
+    plan = stack_plans[stack]
+    (job,) = [j for j in plan.of_type("kubernetes:batch/v1:Job") if j.name == "anythingllm-admin"]
+    pod = job.inputs["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = _env(container)
+    assert container["image"] == ANYTHINGLLM_IMAGE
+    assert container["command"] == ["node", "/admin-bootstrap/admin-bootstrap.mjs"]
+    assert env["ANYTHINGLLM_URL"] == "http://anythingllm.anythingllm.svc.cluster.local:3001"
+    assert env["AUTH_TOKEN"] == _ref("anythingllm-secrets", "AUTH_TOKEN")
+    assert env["ADMIN_PASSWORD"] == _ref("anythingllm-admin", "ADMIN_PASSWORD")
+    assert (env["CHUNK_SIZE"], env["CHUNK_OVERLAP"]) == ("1000", "20")
+    assert pod["securityContext"]["runAsUser"] == 10001 and pod["automountServiceAccountToken"] is False
+    script = next(c for c in plan.of_type("kubernetes:core/v1:ConfigMap")
+                  if c.name == "anythingllm-admin-script")
+    assert script.inputs["data"]["admin-bootstrap.mjs"] == admin_script()
+    assert script.inputs["metadata"]["name"] == job.inputs["metadata"]["name"]
+    assert plan.waits_for(job, _k8s(plan, DEPLOYMENT, "anythingllm", "anythingllm"))
+    assert plan.outputs["anythingllmAdmin"] == "[secret]"
+    assert plan.raw_outputs["anythingllmAdmin"]["username"] == "admin"
+    assert len(plan.raw_outputs["anythingllmAdmin"]["password"]) == 32
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -181,7 +181,7 @@ def test_clients_wait_for_the_rules_that_let_them_in(stack_plans, stack):
     rules = {rule.name: rule
              for rule in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")}
     postgres, redis, nfs = rules["database-postgres"], rules["cache-redis"], rules["storage-nfs"]
-    assert plan.waits_for(plan.one("kubernetes:batch/v1:Job"), postgres)
+    assert plan.waits_for(plan.one("kubernetes:batch/v1:Job", "database-bootstrap"), postgres)
     for claim in plan.of_type("kubernetes:core/v1:PersistentVolumeClaim"):
         assert plan.waits_for(claim, nfs), claim.name
     for deployment in plan.of_type("kubernetes:apps/v1:Deployment"):

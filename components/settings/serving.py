@@ -56,6 +56,7 @@ HEADER_VALUE = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 # pgvector's HNSW index (which AnythingLLM's similarity search needs at any size) takes `vector`
 # columns of at most 2000 dimensions (pgvector README, "HNSW").
 MAX_VECTOR_DIMENSIONS = 2000
+ADMIN_USERNAME = r"^[a-z][a-z0-9._@-]{1,63}$"
 
 
 def cpu_millicores(value: str) -> int:
@@ -442,6 +443,33 @@ class AppSettings(_Autoscaled):
     chat_model: str | None = None
     resources: ResourceSettings = Field(default_factory=lambda: ResourceSettings(
         cpu="500m", memory="2Gi", cpu_limit="2", memory_limit="4Gi"))
+    # The admin the stack creates when it switches AnythingLLM to multi-user mode (its password
+    # is generated: stack output `anythingllmAdmin`). AnythingLLM's rule: server/models/user.js.
+    admin_username: str = "admin"
+    # Characters per chunk and overlap of AnythingLLM's text splitter (its defaults 1000 / 20,
+    # server/utils/TextSplitter/index.js); the header it adds to each chunk comes on top.
+    chunk_size: int = Field(default=1000, ge=100, le=100000)
+    chunk_overlap: int = Field(default=20, ge=0, le=10000)
+    # Tokens kept free for the answer in the chat model's window: AnythingLLM sends no
+    # max_tokens and fills `LITE_LLM_MODEL_TOKEN_LIMIT` (less its 600-token margin) with the
+    # prompt; vLLM then allows max_model_len - prompt for the answer. Default: a quarter of the
+    # chat model's window, at most 4096 (StackSettings.answer_tokens).
+    answer_tokens: int | None = Field(default=None, ge=256, le=65536)
+
+    @field_validator("admin_username")
+    @classmethod
+    def _admin_username(cls, value: str) -> str:
+        if not re.match(ADMIN_USERNAME, value):
+            raise ConfigProblem("", f"{value!r} is not an AnythingLLM username: 2-64 characters, "
+                                    "lowercase letters, digits and . _ @ -, starting with a letter")
+        return value
+
+    @model_validator(mode="after")
+    def _splitter(self) -> AppSettings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ConfigProblem("chunkOverlap", f"{self.chunk_overlap} must be below chunkSize "
+                                                f"({self.chunk_size})")
+        return self
 
     @field_validator("image_tag")
     @classmethod

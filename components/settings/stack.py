@@ -38,6 +38,13 @@ DEFAULTED_SECTIONS = {
 }
 
 
+# Characters kept for the header AnythingLLM puts in front of each chunk after splitting
+# (`<document_metadata>` with the title, date and source URL; server/utils/TextSplitter/index.js
+# stringifyHeader), which its splitter does not count against the chunk size.
+CHUNK_HEADER_RESERVE = 2048
+DEFAULT_ANSWER_TOKENS = 4096
+
+
 class StackSettings(_Model):
     """The whole stack: identity, environment, network, cluster and the data services."""
 
@@ -236,6 +243,17 @@ class StackSettings(_Model):
         if self.app.chat_model is not None and self.app.chat_model not in chat_names:
             raise ConfigProblem("app.chatModel", f"{self.app.chat_model!r} is not a chat model; "
                                                  f"chat models: {chat_names}")
+        embedder = self.model_serving.embedding_model
+        if self.app.chunk_size > self.embedding_chunk_limit:
+            raise ConfigProblem(
+                "app.chunkSize", f"{self.app.chunk_size} characters plus the chunk header "
+                f"({CHUNK_HEADER_RESERVE} reserved) do not fit {embedder.name!r}'s {embedder.max_model_len} "
+                f"tokens: at most {self.embedding_chunk_limit}")
+        chat = self.chat_model
+        if self.answer_tokens > chat.max_model_len // 2:
+            raise ConfigProblem(
+                "app.answerTokens", f"{self.answer_tokens} leaves too little of {chat.name!r}'s "
+                f"{chat.max_model_len}-token window for the prompt: at most {chat.max_model_len // 2}")
         if self.is_prod:
             ingress = self.ingress
             rules = [
@@ -269,6 +287,24 @@ class StackSettings(_Model):
                 "known here (m, r and t classes are); set the alarm's connection count",
             )
         return self
+
+    @property
+    def embedding_chunk_limit(self) -> int:
+        """Characters a chunk may have so that, with its header, it fits the embedding model:
+        every token covers at least one character, and the model adds 2 special tokens."""
+        return self.model_serving.embedding_model.max_model_len - CHUNK_HEADER_RESERVE - 2
+
+    @property
+    def answer_tokens(self) -> int:
+        """Tokens of the chat model's window kept for the answer (`app.answerTokens`)."""
+        if self.app.answer_tokens is not None:
+            return self.app.answer_tokens
+        return min(DEFAULT_ANSWER_TOKENS, self.chat_model.max_model_len // 4)
+
+    @property
+    def chat_prompt_window(self) -> int:
+        """AnythingLLM's `LITE_LLM_MODEL_TOKEN_LIMIT`: the window less the answer's share."""
+        return self.chat_model.max_model_len - self.answer_tokens
 
     @property
     def chat_model(self):
