@@ -33,6 +33,7 @@ from .workloads import (
     IMAGE_PULL_POLICY,
     READ_ONLY_ROOT_CHECK,
     SECRETS_AS_FILES_CHECK,
+    SECRETS_DIGEST,
     container_security_context,
     cpu_autoscaler,
     disruption_budget,
@@ -43,6 +44,7 @@ from .workloads import (
     rolling_update,
     scan_exceptions,
     secret_env,
+    secrets_digest,
     selector_labels,
     spread_constraints,
     token_less_account,
@@ -390,7 +392,11 @@ class AnythingLlm(pulumi.ComponentResource):
                     "strategy": rolling_update(),
                     "selector": {"match_labels": variant.selector},
                     "template": {
-                        "metadata": {"labels": variant.labels},
+                        # A changed Secret (database URL, gateway key, JWT/SIG/AUTH) rolls the pods:
+                        # each reads them once, at start.
+                        "metadata": {"labels": variant.labels, "annotations": {
+                            SECRETS_DIGEST: secrets_digest(secrets[variant.secrets], database_secret,
+                                                           gateway_client_secret)}},
                         "spec": app_pod_spec(settings, ingress_settings, environment=environment,
                                              labels=variant.selector, image=variant.image,
                                              storage_claim=variant.storage_claim),

@@ -40,6 +40,14 @@ def model_entry(model: ModelSettings, api_base: str, *, timeout_seconds: int) ->
     }
 
 
+def cached_call_types(settings: GatewaySettings) -> list[str]:
+    """What the response cache stores: embeddings; chat completions only by choice."""
+    types = ["embedding", "aembedding"]
+    if settings.cache_chat_completions:
+        types += ["completion", "acompletion"]
+    return types
+
+
 def litellm_config(models: list[ModelSettings], api_bases: dict[str, str],
                    settings: GatewaySettings) -> dict:
     """The proxy config: every model, the router and the response cache on ElastiCache (TLS
@@ -69,8 +77,11 @@ def litellm_config(models: list[ModelSettings], api_bases: dict[str, str],
                 "ssl": True,
                 "namespace": CACHE_NAMESPACE,
                 "ttl": settings.cache_ttl_seconds,
-                # Answers and embeddings only; a cache hit never skips auth or budgets.
-                "supported_call_types": ["acompletion", "aembedding"],
+                # Embeddings only, unless chat caching is chosen: a cached answer makes
+                # "regenerate" return the same text until the TTL ends. The names are the
+                # proxy's call types (litellm/types/caching.py CachingSupportedCallTypes;
+                # caching_handler.py compares the called function's name).
+                "supported_call_types": cached_call_types(settings),
             },
             "request_timeout": settings.request_timeout_seconds,
             # Parameters a vLLM model does not support are dropped instead of failing the call.
@@ -79,6 +90,13 @@ def litellm_config(models: list[ModelSettings], api_bases: dict[str, str],
         "general_settings": {
             "master_key": env(MASTER_KEY_VARIABLE),
             "database_url": env(DATABASE_URL_VARIABLE),
+            # Keep serving through a database outage (an RDS Multi-AZ failover): otherwise
+            # /health/readiness answers 503 and every pod leaves the Service at once
+            # (litellm/proxy/health_endpoints/_health_endpoints.py _resolve_public_readiness_db).
+            # Keys are then not checked against the database; the client key is the only one.
+            "allow_requests_on_db_unavailable": True,
+            # No `disable_prisma_schema_update` here: it would override the environment, and the
+            # migration Job must migrate while the serving pods must not (DISABLE_SCHEMA_UPDATE).
         },
     }
 

@@ -20,6 +20,7 @@ from .versions import LITELLM_IMAGE, LITELLM_UID
 from .workloads import (
     IMAGE_PULL_POLICY,
     SECRETS_AS_FILES_CHECK,
+    SECRETS_DIGEST,
     container_security_context,
     cpu_autoscaler,
     disruption_budget,
@@ -31,6 +32,7 @@ from .workloads import (
     rolling_update,
     scan_exceptions,
     secret_env,
+    secrets_digest,
     selector_labels,
     spread_constraints,
     token_less_account,
@@ -44,6 +46,7 @@ CLIENT_SECRET = "llm-gateway-client"  # in the AnythingLLM namespace
 SERVICE_ACCOUNT = "litellm"
 CONFIG_PATH = "/etc/litellm"
 KEY_LENGTH = 48
+MIGRATION_DEADLINE_SECONDS = 1800
 # Writable paths of a read-only container: LiteLLM copies its admin UI and logo to
 # /var/lib/litellm when LITELLM_NON_ROOT is set; Prisma and Python use /tmp.
 WRITABLE_PATHS = {"tmp": "/tmp", "litellm-state": "/var/lib/litellm"}
@@ -65,6 +68,9 @@ def config_digest(config_text: str) -> str:
 
 
 def gateway_container(settings: GatewaySettings, *, database_secret: pulumi.Input[str]) -> dict:
+    """The serving container. It never migrates the database (DISABLE_SCHEMA_UPDATE: LiteLLM then
+    only logs a schema drift, litellm/proxy/db/prisma_client.py should_update_prisma_schema):
+    the migration Job did, once, before the rollout."""
     return {
         "name": "litellm",
         "image": LITELLM_IMAGE,
@@ -78,6 +84,7 @@ def gateway_container(settings: GatewaySettings, *, database_secret: pulumi.Inpu
             {"name": "LITELLM_NON_ROOT", "value": "true"},
             {"name": "HOME", "value": "/tmp"},
             {"name": "LITELLM_LOCAL_MODEL_COST_MAP", "value": "True"},
+            {"name": "DISABLE_SCHEMA_UPDATE", "value": "true"},
             secret_env("LITELLM_MASTER_KEY", SECRETS),
             secret_env("LITELLM_SALT_KEY", SECRETS),
             secret_env("DATABASE_URL", database_secret),
@@ -87,7 +94,7 @@ def gateway_container(settings: GatewaySettings, *, database_secret: pulumi.Inpu
         ],
         "ports": [{"name": "http", "container_port": GATEWAY_PORT, "protocol": "TCP"}],
         "resources": settings.resources.as_kubernetes(),
-        # Prisma migrations run before the server listens.
+        # The server starts in seconds (no migrations here); 5 minutes for a slow image pull.
         "startup_probe": http_probe("/health/readiness", "http", period=10, failures=30),
         # Neither checks the models (that is /health, which needs the key and calls every model).
         "readiness_probe": http_probe("/health/readiness", "http", period=10, failures=3),
@@ -119,6 +126,26 @@ def gateway_pod_spec(settings: GatewaySettings, *, labels: dict[str, str],
             *[{"name": volume, "empty_dir": {"size_limit": "256Mi"}} for volume in WRITABLE_PATHS],
         ],
     }
+
+
+def migration_pod_spec(settings: GatewaySettings, *, database_secret: pulumi.Input[str]) -> dict:
+    """The migration Job's pod: the gateway's own image, environment and config, running
+    `litellm --config ... --skip_server_startup` ("useful for migrations only",
+    litellm/proxy/proxy_cli.py: `prisma migrate deploy` with its migration lock, then exit)."""
+    spec = gateway_pod_spec(settings, labels={}, database_secret=database_secret)
+    (container,) = spec["containers"]
+    container = {key: value for key, value in container.items()
+                 if key not in ("ports", "startup_probe", "readiness_probe", "liveness_probe")}
+    container["name"] = "migrate"
+    container["args"] = ["--config", f"{CONFIG_PATH}/config.yaml", "--skip_server_startup"]
+    container["env"] = [e for e in container["env"] if e["name"] != "DISABLE_SCHEMA_UPDATE"]
+    spec = {key: value for key, value in spec.items() if key != "topology_spread_constraints"}
+    return {**spec, "containers": [container], "restart_policy": "Never"}
+
+
+def migration_job_name() -> str:
+    """Per LiteLLM version: an upgrade migrates again, a config change does not."""
+    return f"litellm-migrate-{hashlib.sha256(LITELLM_IMAGE.encode()).hexdigest()[:10]}"
 
 
 def clients_only_policy_spec() -> dict:
@@ -204,6 +231,31 @@ class LlmGateway(pulumi.ComponentResource):
         )
         labels = workload_labels(GATEWAY_APP, "llm-gateway", image_version(LITELLM_IMAGE))
         selector = selector_labels(GATEWAY_APP, "llm-gateway")
+        # The schema migrations (200+ on a fresh database) run once per version, here, instead of
+        # in every serving pod under its startup budget.
+        migration = k8s.batch.v1.Job(
+            f"{name}-migrate",
+            metadata={"name": migration_job_name(), "namespace": namespace,
+                      "labels": {"app.kubernetes.io/name": "litellm-migrate",
+                                 "app.kubernetes.io/part-of": "anythingllm"},
+                      "annotations": {"pulumi.com/replaceUnready": "true",
+                                      **scan_exceptions(GATEWAY_SCAN_EXCEPTIONS, images=(LITELLM_IMAGE,))}},
+            spec={
+                "backoff_limit": 3,
+                "active_deadline_seconds": MIGRATION_DEADLINE_SECONDS,
+                "template": {
+                    "metadata": {"labels": {"app.kubernetes.io/name": "litellm-migrate"}},
+                    "spec": migration_pod_spec(settings, database_secret=database_secret.metadata.name),
+                },
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=provider,
+                depends_on=[*system_ready, secrets, config_map, service_account, database_secret,
+                            redis_secret, model_key_secret],
+                custom_timeouts=pulumi.CustomTimeouts(create=f"{MIGRATION_DEADLINE_SECONDS + 300}s",
+                                                      update=f"{MIGRATION_DEADLINE_SECONDS + 300}s"),
+            ),
+        )
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-litellm",
             metadata={"name": GATEWAY_APP, "namespace": namespace, "labels": labels,
@@ -215,18 +267,22 @@ class LlmGateway(pulumi.ComponentResource):
                 "template": {
                     "metadata": {
                         "labels": labels,
-                        # A config change restarts the pods (a ConfigMap alone does not).
-                        "annotations": {"anythingllm.io/config-digest": config_digest(config_text)},
+                        # A config or Secret change restarts the pods (neither alone does).
+                        "annotations": {
+                            "anythingllm.io/config-digest": config_digest(config_text),
+                            SECRETS_DIGEST: secrets_digest(secrets, database_secret, redis_secret,
+                                                           model_key_secret),
+                        },
                     },
                     "spec": gateway_pod_spec(settings, labels=selector,
                                              database_secret=database_secret.metadata.name),
                 },
             },
-            # Its database, Redis and the model key must exist before the first pod starts.
+            # Its database (migrated), Redis and the model key must exist before the first pod.
             opts=pulumi.ResourceOptions(
                 parent=self, provider=provider,
                 depends_on=[*system_ready, secrets, config_map, service_account, database_secret,
-                            redis_secret, model_key_secret],
+                            redis_secret, model_key_secret, migration],
             ),
         )
         http_service(f"{name}-litellm", namespace=namespace, labels=labels, selector=selector,

@@ -7,6 +7,9 @@ to the same standard and a reviewer checks each piece once.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -143,6 +146,16 @@ def token_less_account(name: str, *, account: str, namespace: pulumi.Input[str],
 
 
 SKIP_AWAIT = "pulumi.com/skipAwait"
+SECRETS_DIGEST = "anythingllm.io/secrets-digest"
+
+
+def secrets_digest(*secrets: k8s.core.v1.Secret) -> pulumi.Output[str]:
+    """A digest of the Secrets a pod reads through its environment, for its pod template: a
+    changed value then rolls the pods (environment variables are read once, at start). The
+    digest reveals nothing of high-entropy values, so it is shown in plans rather than masked."""
+    contents = pulumi.Output.all(*[secret.string_data for secret in secrets])
+    return pulumi.Output.unsecret(contents.apply(lambda values: hashlib.sha256(
+        json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]))
 
 
 def http_service(name: str, *, namespace: pulumi.Input[str], labels: dict[str, str],

@@ -241,9 +241,10 @@ def test_ingress_routes_by_header_then_weight(shared_plan):
 def test_each_database_gets_its_own_admin_job(shared_plan, isolated_plan):
     """Multi-user mode lives in the database: an isolated canary's needs its own switch (with
     its own AUTH_TOKEN, against its own Service); a shared canary's is stable's."""
-    assert sorted(j.name for j in shared_plan.of_type(JOB)) == ["anythingllm-admin", "database-bootstrap"]
-    jobs = {j.name: j for j in isolated_plan.of_type(JOB)}
-    assert sorted(jobs) == ["anythingllm-admin", "anythingllm-canary-admin", "database-bootstrap"]
+    admin_jobs = sorted(j.name for j in shared_plan.of_type(JOB) if j.name.endswith("-admin"))
+    assert admin_jobs == ["anythingllm-admin"]
+    jobs = {j.name: j for j in isolated_plan.of_type(JOB) if j.name.endswith("-admin")}
+    assert sorted(jobs) == ["anythingllm-admin", "anythingllm-canary-admin"]
     (container,) = jobs["anythingllm-canary-admin"].inputs["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
     assert env["ANYTHINGLLM_URL"] == "http://anythingllm-canary.anythingllm.svc.cluster.local:3001"

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from components.settings import CacheSettings
 from components.settings.base import daily_overlaps_weekly, daily_window, weekly_window
 from tests.conftest import base_config, expect_settings_error, settings_from
 from tests.test_settings import _prod, _set
@@ -135,9 +136,8 @@ def test_explicit_values_win_over_environment_defaults():
 
 
 def test_cache_engine_versions_and_parameter_groups():
-    config = base_config()
-    config["cache"] = {"engine": "redis", "clusterMode": "enabled", "shards": 3, "replicas": 1}
-    cache = settings_from(config).cache
+    cache = CacheSettings(engine="redis", nodeType="cache.t4g.small", clusterMode="enabled",
+                          shards=3, replicas=1, snapshotRetentionDays=0)
     assert cache.version == "7.1"
     assert cache.parameter_group_name == "default.redis7.cluster.on"
     assert cache.automatic_failover

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.cache import connection_secret_data, node_layout
+from components.settings import CacheSettings
 from tests.conftest import ROOT, base_config, namespaced, settings_from
 from tools.engine import Plan, run_stack
 
@@ -23,19 +24,27 @@ def variant() -> Plan:
     config["storage"] = {"transitionToIaDays": None}
     config["database"] = {"engineVersion": "16", "instanceClass": "db.t4g.small",
                           "performanceInsights": False, "maxAllocatedStorageGib": None}
-    config["cache"] = {"engine": "redis", "clusterMode": "enabled", "shards": 2, "replicas": 1}
+    config["cache"] = {"engine": "redis", "replicas": 1}
     return _plan(config)
 
 
-def test_cluster_mode_enabled_uses_shards_and_the_configuration_endpoint(variant):
+def test_redis_oss_with_a_replica(variant):
     redis = variant.one(REDIS)
-    assert redis.inputs["clusterMode"] == "enabled"
-    assert (redis.inputs["numNodeGroups"], redis.inputs["replicasPerNodeGroup"]) == (2, 1)
-    assert "numCacheClusters" not in redis.inputs
-    assert redis.inputs["parameterGroupName"] == "default.redis7.cluster.on"
+    assert redis.inputs["clusterMode"] == "disabled" and redis.inputs["numCacheClusters"] == 2
+    assert redis.inputs["parameterGroupName"] == "default.redis7"
     assert redis.inputs["engineVersion"] == "7.1"
     data = variant.one("kubernetes:core/v1:Secret", "cache-connection").raw_inputs["stringData"]
-    assert data["REDIS_HOST"].startswith("clustercfg.")
+    assert data["REDIS_HOST"].startswith("master.")
+
+
+def test_the_cache_component_still_lays_out_cluster_mode():
+    """The stack refuses cluster mode for LiteLLM; the reusable component keeps its layout."""
+    cache = CacheSettings(engine="redis", nodeType="cache.t4g.small", clusterMode="enabled",
+                          shards=2, replicas=1, snapshotRetentionDays=0)
+    assert node_layout(cache) == {"automatic_failover_enabled": True, "multi_az_enabled": True,
+                                  "cluster_mode": "enabled", "num_node_groups": 2,
+                                  "replicas_per_node_group": 1}
+    assert cache.parameter_group_name == "default.redis7.cluster.on"
 
 
 def test_performance_insights_off_and_no_storage_autoscaling(variant):

@@ -49,7 +49,9 @@ def test_rendered_config_loads_with_litellm_models(stack_plans, stack):
     assert {m.model_name for m in config.model_list} == {e["model_name"] for e in raw["model_list"]}
 
     # Every section key is one LiteLLM reads: a typo would be silently ignored by the proxy.
-    general_fields = set(ConfigGeneralSettings.model_fields)
+    # allow_requests_on_db_unavailable is read from the dict, not the model
+    # (litellm/proxy/db/exception_handler.py; exercised in the readiness test below).
+    general_fields = set(ConfigGeneralSettings.model_fields) | {"allow_requests_on_db_unavailable"}
     assert set(raw["general_settings"]) <= general_fields
     assert set(raw["router_settings"]) <= set(Router.get_valid_args())
     for key in raw["litellm_settings"]:
@@ -100,3 +102,42 @@ def test_cache_off_when_ttl_is_zero():
                             GatewaySettings(cache_ttl_seconds=0))
     assert config["litellm_settings"]["cache"] is False
     assert yaml.safe_load(render(config)) == config
+
+
+def test_readiness_stays_up_through_a_database_outage(stack_plans, monkeypatch):
+    """LiteLLM 1.106.2's readiness probe answers 503 for an unreachable database unless
+    `PrismaDBExceptionHandler.should_allow_request_on_db_unavailable()` is true
+    (proxy/health_endpoints/_health_endpoints.py `_resolve_public_readiness_db`). Run that check
+    on the rendered general_settings: it reads them from the proxy's module state, stood in for
+    here (the proxy's web stack is not installed for the tests)."""
+    import sys
+    import types
+
+    from litellm.proxy.db.exception_handler import PrismaDBExceptionHandler
+
+    def allowed(general_settings: dict) -> bool:
+        state = types.ModuleType("litellm.proxy.proxy_server")
+        state.general_settings = general_settings
+        monkeypatch.setitem(sys.modules, "litellm.proxy.proxy_server", state)
+        return PrismaDBExceptionHandler.should_allow_request_on_db_unavailable()
+
+    general = yaml.safe_load(_config_of(stack_plans["prod"]))["general_settings"]
+    assert "disable_prisma_schema_update" not in general  # it would override the pods' env
+    assert allowed(general) is True
+    assert allowed({k: v for k, v in general.items() if k != "allow_requests_on_db_unavailable"}) is False
+
+
+@pytest.mark.parametrize("chat, expected", [(False, ["embedding", "aembedding"]),
+                                            (True, ["embedding", "aembedding", "completion", "acompletion"])])
+def test_the_cache_stores_embeddings_and_answers_only_by_choice(chat, expected):
+    """LiteLLM's caching handler caches a call when the called function's name is in
+    supported_call_types (litellm/caching/caching_handler.py); the names are CachingSupportedCallTypes."""
+    from typing import get_args
+
+    from litellm.types.caching import CachingSupportedCallTypes
+
+    from components.litellm_config import cached_call_types
+    from components.settings import GatewaySettings
+
+    types = cached_call_types(GatewaySettings(cacheChatCompletions=chat))
+    assert types == expected and set(types) <= set(get_args(CachingSupportedCallTypes))

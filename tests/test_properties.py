@@ -68,7 +68,7 @@ def stack_configs(draw) -> dict[str, Any]:
                           "allocatedStorageGib": allocated,
                           "maxAllocatedStorageGib": draw(st.sampled_from([None, 2 * allocated]))}
     engine = draw(st.sampled_from(["valkey", "redis"]))
-    cluster_mode = draw(st.sampled_from(["disabled", "enabled"]))
+    cluster_mode = "disabled"  # the stack refuses cluster mode (LiteLLM, test_serving_settings)
     config["cache"] = {"engine": engine, "nodeType": draw(st.sampled_from(CACHE_TYPES[environment])),
                        "replicas": draw(st.integers(1 if prod else 0, 2)), "clusterMode": cluster_mode,
                        **({"shards": draw(st.integers(1, 3))} if cluster_mode == "enabled" else {})}

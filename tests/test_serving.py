@@ -13,8 +13,8 @@ from components.anythingllm_admin import admin_script
 from components.ingress import IAM_POLICY_FILE, alb_annotations
 from components.model_serving import rollout_strategy
 from components.versions import ANYTHINGLLM_IMAGE, LITELLM_IMAGE, VLLM_IMAGE
-from tests.conftest import STACKS, base_config, settings_from, stack_settings
-from tools.engine import Plan, Registration
+from tests.conftest import ROOT, STACKS, base_config, settings_from, stack_settings
+from tools.engine import Plan, Registration, run_stack
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
@@ -362,6 +362,44 @@ def test_gateway(stack_plans, stack):
 
 
 # --------------------------------------------------------------------------- models
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gateway_migrates_once_in_a_job_before_its_rollout(stack_plans, stack):
+    """litellm 1.106.2 proxy_cli.py: `--skip_server_startup` runs `prisma migrate deploy` and
+    exits; DISABLE_SCHEMA_UPDATE makes a serving proxy only check for drift
+    (db/prisma_client.py should_update_prisma_schema)."""
+    plan = stack_plans[stack]
+    deployment = _k8s(plan, DEPLOYMENT, "litellm", "llm-gateway")
+    (serving,) = _pod(deployment)["containers"]
+    assert _env(serving)["DISABLE_SCHEMA_UPDATE"] == "true"
+    job = plan.one("kubernetes:batch/v1:Job", "gateway-migrate")
+    pod = job.inputs["spec"]["template"]["spec"]
+    (migrate,) = pod["containers"]
+    assert migrate["image"] == LITELLM_IMAGE and pod["restartPolicy"] == "Never"
+    assert migrate["args"] == ["--config", "/etc/litellm/config.yaml", "--skip_server_startup"]
+    env = _env(migrate)
+    assert "DISABLE_SCHEMA_UPDATE" not in env
+    assert env["DATABASE_URL"] == _ref("litellm-database", "DATABASE_URL")
+    assert plan.waits_for(deployment, job)
+    assert job.inputs["metadata"]["name"].startswith("litellm-migrate-")
+
+
+def test_a_changed_secret_rolls_the_pods_that_read_it(stack_plans):
+    """Pods read their Secrets once, as environment: the pod templates carry a digest of them,
+    visible (not a secret), which changes with any value."""
+    def digests(plan):
+        return {r.name: r.inputs["spec"]["template"]["metadata"]["annotations"][
+                    "anythingllm.io/secrets-digest"]
+                for r in plan.of_type(DEPLOYMENT) if r.name in ("gateway-litellm", "anythingllm-app")}
+
+    dev = digests(stack_plans["dev"])
+    # Another stack: other generated keys, other endpoints in the same Secrets.
+    other = digests(run_stack(ROOT, "dev-copy", config_from="dev"))
+    assert set(dev) == {"gateway-litellm", "anythingllm-app"}
+    for name, digest in dev.items():
+        assert len(digest) == 16 and digest != "[secret]"
+        assert other[name] != digest, name
 
 
 @pytest.mark.parametrize("stack", STACKS)

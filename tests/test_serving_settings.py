@@ -81,6 +81,8 @@ BAD_INPUTS = [
     (lambda c: c["ingress"].update(accessLogs={"createBucket": "logs", "retentionDays": 0}),
      "ingress.accessLogs.retentionDays", "greater than or equal to 1"),
     (lambda c: c.update(app={"replicas": 1}), "app.replicas", "greater than or equal to 2"),
+    (lambda c: c.update(cache={"clusterMode": "enabled", "shards": 2, "replicas": 1}),
+     "cache.clusterMode", "'enabled' is not supported"),
     (lambda c: c.update(app={"replicas": 2, "chunkSize": 500, "chunkOverlap": 500}),
      "app.chunkOverlap", "must be below chunkSize"),
     # bge-m3's 8192 tokens less the 2048 characters kept for AnythingLLM's chunk header.

@@ -488,6 +488,8 @@ class GatewaySettings(_Autoscaled):
     """The LiteLLM gateway: replicas (one worker each) sharing limits and cache in Redis."""
 
     cache_ttl_seconds: int = Field(default=600, ge=0, le=604800)
+    # Cache chat answers too (off: "regenerate" would repeat the cached answer for the TTL).
+    cache_chat_completions: bool = False
     request_timeout_seconds: int = Field(default=600, ge=30, le=3600)
     resources: ResourceSettings = Field(default_factory=lambda: ResourceSettings(
         cpu="500m", memory="1Gi", cpu_limit="2", memory_limit="4Gi"))

@@ -243,6 +243,13 @@ class StackSettings(_Model):
         if self.app.chat_model is not None and self.app.chat_model not in chat_names:
             raise ConfigProblem("app.chatModel", f"{self.app.chat_model!r} is not a chat model; "
                                                  f"chat models: {chat_names}")
+        if self.cache.cluster_mode == "enabled":
+            raise ConfigProblem(
+                "cache.clusterMode", "'enabled' is not supported: the cache serves only LiteLLM, "
+                "which builds a plain Redis client unless given startup nodes (litellm/_redis.py) "
+                "and has open cluster-mode bugs (MOVED/CROSSSLOT, rate-limiter slot errors: "
+                "BerriAI/litellm #8159, #8878, #15066); use 'disabled' (a primary and replicas "
+                "across zones with automatic failover)")
         embedder = self.model_serving.embedding_model
         if self.app.chunk_size > self.embedding_chunk_limit:
             raise ConfigProblem(
