@@ -30,6 +30,8 @@ from components.settings import load_settings
 from components.shared_storage import MODEL_CACHE, SharedStorage
 
 settings = load_settings()
+for warning in settings.warnings:
+    pulumi.log.warn(warning)
 tags = common_tags(project=settings.project, stack=settings.stack,
                    environment=settings.environment, extra=settings.tags,
                    expires_at=settings.expires_at_text)

@@ -74,6 +74,9 @@ def vllm_args(model: ModelSettings) -> list[str]:
         # The kubelet probes /health every few seconds; keep them out of the access log.
         "--disable-access-log-for-endpoints", "/health",
     ]
+    if model.revision is not None:
+        # The tokenizer comes from the same repository: pin it to the same revision.
+        args += ["--revision", model.revision, "--tokenizer-revision", model.revision]
     if model.kind == "embedding":
         args += ["--runner", "pooling"]
     return args
@@ -114,7 +117,10 @@ def model_container(model: ModelSettings, *, with_hf_token: bool) -> dict:
         "env": env,
         "ports": [{"name": "http", "container_port": VLLM_PORT, "protocol": "TCP"}],
         "resources": resources,
-        # /health is outside the API key's guard (/v1/*).
+        # /health is outside the API key's guard, which covers only /v1, /v2, /inference and
+        # /cohere (vllm 0.32.0 entrypoints/serve/middleware/authenticate.py GUARDED_PREFIX);
+        # /metrics, /tokenize, /pooling and /invocations are open too: the NetworkPolicy is the
+        # boundary.
         "startup_probe": http_probe("/health", "http", period=STARTUP_PROBE_PERIOD,
                                     failures=STARTUP_PROBE_FAILURES),
         "readiness_probe": http_probe("/health", "http", period=10, failures=3),
@@ -155,8 +161,9 @@ def model_pod_spec(model: ModelSettings, *, with_hf_token: bool) -> dict:
 
 def gateway_only_policy_spec() -> dict:
     """Every pod of the namespace accepts TCP 8000 from the LiteLLM pods and nothing else:
-    vLLM's API key guards only /v1, /v2 and /inference (`/invocations` serves the same models
-    without it), so reachability is the real boundary. (Kubelet probes
+    vLLM's API key guards only /v1, /v2, /inference and /cohere (vllm 0.32.0 entrypoints/serve/
+    middleware/authenticate.py); /invocations serves the same models without it, and /pooling,
+    /tokenize and /metrics are open, so reachability is the real boundary. (Kubelet probes
     from the node are always allowed by the VPC CNI policy agent.)"""
     return ingress_only_from(namespace=GATEWAY.name, app=GATEWAY_APP, port=VLLM_PORT)
 

@@ -121,3 +121,11 @@ def test_unknown_invoke_fails_loudly():
 
     with pytest.raises(Exception, match="no answer for invoke 'aws:ec2/getVpc:getVpc'"):
         run(program, project="demo", stack="unit", config={})
+
+
+def test_warnings_the_program_logs_reach_the_plan():
+    def program():
+        pulumi.log.warn("app.imageTag: mutable")
+        aws.ec2.Vpc("vpc", cidr_block="10.0.0.0/16")
+
+    assert run(program, project="demo", stack="unit", config={}).warnings == ["app.imageTag: mutable"]

@@ -430,11 +430,37 @@ def test_model_servers_run_only_on_their_gpu_group(stack_plans, stack):
         assert volumes["model-cache"]["persistentVolumeClaim"] == {"claimName": "model-cache"}
         assert deployment.inputs["spec"]["replicas"] == model.replicas
     policy = _k8s(plan, POLICY, "allow-llm-gateway-only").inputs["spec"]
+    # What the policy admits, by Kubernetes' NetworkPolicy rules (one `from` element: namespace
+    # AND pod selector): LiteLLM's pods on 8000, nothing else. vLLM's key guards only /v1, /v2,
+    # /inference and /cohere (vllm 0.32.0 authenticate.py), so this is the boundary.
+    assert _admits(policy, namespace="llm-gateway", labels={"app.kubernetes.io/name": "litellm"}, port=8000)
+    assert not _admits(policy, namespace="llm-gateway", labels={"app.kubernetes.io/name": "litellm"},
+                       port=9000)
+    assert not _admits(policy, namespace="anythingllm", labels={"app.kubernetes.io/name": "litellm"},
+                       port=8000)
+    assert not _admits(policy, namespace="anythingllm", labels={"app.kubernetes.io/name": "anythingllm"},
+                       port=8000)
+    assert not _admits(policy, namespace="llm-gateway", labels={"app.kubernetes.io/name": "other"}, port=8000)
     assert policy["podSelector"] == {} and policy["policyTypes"] == ["Ingress"]
     assert policy["ingress"] == [{"from": [{
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "llm-gateway"}},
         "podSelector": {"matchLabels": {"app.kubernetes.io/name": "litellm"}}}],
         "ports": [{"protocol": "TCP", "port": 8000}]}]
+
+
+def _admits(policy: dict, *, namespace: str, labels: dict[str, str], port: int) -> bool:
+    """Does an Ingress NetworkPolicy admit a TCP connection from a pod? (matchLabels only)"""
+    def matches(selector: dict, values: dict[str, str]) -> bool:
+        return all(values.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+    for rule in policy["ingress"]:
+        if not any(p["protocol"] == "TCP" and p["port"] == port for p in rule["ports"]):
+            continue
+        for peer in rule["from"]:
+            if (matches(peer["namespaceSelector"], {"kubernetes.io/metadata.name": namespace})
+                    and matches(peer["podSelector"], labels)):
+                return True
+    return False
 
 
 def test_rollout_surges_only_where_the_group_has_room():

@@ -182,3 +182,38 @@ def test_hugging_face_token_only_as_a_secret():
                               secret_keys={"huggingFaceToken"})
     assert settings.hugging_face_token.get_secret_value() == "hf_plaintext"
     assert "hf_plaintext" not in repr(settings)
+
+
+def test_prod_previews_warn_about_builds_and_weights_that_can_change():
+    """AnythingLLM re-pushes pg-<version> on every push to its pg branch
+    (Mintplex-Labs/anything-llm .github/workflows/build-and-push-pg-image.yaml); an unpinned
+    model follows its repository's main branch. Prod says so in every preview; a digest and a
+    commit silence it; dev and staging stay quiet."""
+    from tests.conftest import stack_settings
+
+    prod = stack_settings("prod")
+    assert [w.split(":")[0] for w in prod.warnings] == [
+        "app.imageTag", "modelServing.models[0].revision", "modelServing.models[1].revision"]
+    assert stack_settings("dev").warnings == [] and stack_settings("staging").warnings == []
+    config = base_config("prod")
+    config["app"] = {"imageTag": "pg-1.16.0@sha256:" + "a" * 64}
+    for model in config["modelServing"]["models"]:
+        model["revision"] = "0123456789abcdef0123456789abcdef01234567"
+    assert settings_from(config).warnings == []
+    config["modelServing"]["models"][0]["revision"] = "main"
+    assert [w.split(":")[0] for w in settings_from(config).warnings] == ["modelServing.models[0].revision"]
+
+
+def test_a_revision_pins_weights_and_tokenizer():
+    """vllm 0.32.0 engine/arg_utils.py: --revision (weights) and --tokenizer-revision."""
+    from components.model_serving import vllm_args
+
+    config = base_config()
+    config["modelServing"]["models"][0]["revision"] = "0123456789abcdef0123456789abcdef01234567"
+    chat = settings_from(config).model_serving.models[0]
+    args = vllm_args(chat)
+    assert args[args.index("--revision") + 1] == args[args.index("--tokenizer-revision") + 1] == (
+        "0123456789abcdef0123456789abcdef01234567")
+    assert "--revision" not in vllm_args(settings_from(base_config()).model_serving.models[0])
+    config["modelServing"]["models"][0]["revision"] = "no spaces allowed"
+    expect_settings_error(config, "modelServing.models[0].revision", "not a Hugging Face revision")

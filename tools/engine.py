@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import runpy
 import sys
@@ -80,6 +81,8 @@ class Plan:
     outputs: dict[str, Any]
     secret_outputs: list[str]
     raw_outputs: dict[str, Any] = field(default_factory=dict, repr=False)
+    # What the program logged with pulumi.log.warn (`pulumi preview` shows these too).
+    warnings: list[str] = field(default_factory=list)
 
     # ---- queries used by the preview, the tests and the policies
     def by_urn(self) -> dict[str, Registration]:
@@ -343,7 +346,9 @@ def run(
         monitor.mocks = cloud
     settings.reset_options(project=project, stack=stack, preview=preview)
     pulumi.runtime.set_all_config(values, secret_keys)
-    mocks.set_mocks(cloud, project=project, stack=stack, preview=preview, monitor=monitor)
+    warnings: list[str] = []
+    mocks.set_mocks(cloud, project=project, stack=stack, preview=preview, monitor=monitor,
+                    logger=_collecting_logger(warnings))
     try:
         _sync_await(run_pulumi_func(program))
         root = settings.get_root_resource()
@@ -353,7 +358,22 @@ def run(
         pulumi.runtime.set_all_config({}, [])
         settings.reset_options()
     return Plan(project=project, stack=stack, resources=monitor.registrations,
-                outputs=outputs, secret_outputs=secret_outputs, raw_outputs=raw_outputs)
+                outputs=outputs, secret_outputs=secret_outputs, raw_outputs=raw_outputs,
+                warnings=sorted(set(warnings)))
+
+
+def _collecting_logger(warnings: list[str]) -> logging.Logger:
+    """The mock engine's logger: warnings the program logs are kept for the plan."""
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                warnings.append(record.getMessage())
+
+    logger = logging.getLogger(f"pulumi-offline-{id(warnings)}")
+    logger.propagate = False
+    logger.handlers = [Collect()]
+    logger.setLevel(logging.WARNING)
+    return logger
 
 
 async def _resolve_outputs(exported: dict[str, Any]) -> tuple[dict, dict, list[str]]:

@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    {name}: {json.dumps(value)}")
     print()
     print(render_counts(plan))
+    for warning in plan.warnings:
+        print(f"\nwarning: {warning}")
     print(f"\nPlan: {plan_path.relative_to(root) if plan_path.is_relative_to(root) else plan_path}"
           f" ({manifest_count} Kubernetes manifests and Helm releases)")
     print(f"Recorded in {elapsed:.2f}s")

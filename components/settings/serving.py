@@ -57,6 +57,8 @@ HEADER_VALUE = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 # columns of at most 2000 dimensions (pgvector README, "HNSW").
 MAX_VECTOR_DIMENSIONS = 2000
 ADMIN_USERNAME = r"^[a-z][a-z0-9._@-]{1,63}$"
+HF_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+HF_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def cpu_millicores(value: str) -> int:
@@ -275,6 +277,9 @@ class ModelSettings(_Model):
     shm_size: str = "2Gi"
     resources: ResourceSettings = Field(default_factory=lambda: ResourceSettings(
         cpu="3", memory="12Gi", cpu_limit="3", memory_limit="12Gi"))
+    # The Hugging Face revision of the weights and tokenizer (vLLM `--revision` and
+    # `--tokenizer-revision`): a 40-hex commit pins them; unset follows the repository's main.
+    revision: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -291,6 +296,18 @@ class ModelSettings(_Model):
         if not HF_MODEL_ID.match(value):
             raise ConfigProblem("", f"{value!r} is not a Hugging Face model id (<org>/<model>)")
         return value
+
+    @field_validator("revision")
+    @classmethod
+    def _revision(cls, value: str | None) -> str | None:
+        if value is not None and not HF_REVISION.match(value):
+            raise ConfigProblem("", f"{value!r} is not a Hugging Face revision (a 40-hex commit, or "
+                                    "a branch or tag name)")
+        return value
+
+    @property
+    def pinned(self) -> bool:
+        return self.revision is not None and bool(HF_COMMIT.match(self.revision))
 
     @field_validator("shm_size")
     @classmethod

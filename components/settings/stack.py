@@ -296,6 +296,31 @@ class StackSettings(_Model):
         return self
 
     @property
+    def warnings(self) -> list[str]:
+        """Risks a valid configuration takes, shown by every preview (prod only): builds or
+        weights that can change under the same name."""
+        if not self.is_prod:
+            return []
+        found = []
+        tags = [("app.imageTag", self.app.image_tag)]
+        if self.app.canary is not None:
+            tags.append(("app.canary.imageTag", self.app.canary.image_tag))
+        for key, tag in tags:
+            if "@sha256:" not in tag:
+                found.append(
+                    f"{key}: {tag} is a mutable tag: AnythingLLM re-pushes pg-<version> on every "
+                    "push to its pg branch (.github/workflows/build-and-push-pg-image.yaml there), "
+                    "so replicas may run different builds; pin it as "
+                    f"{tag}@sha256:<digest> (README, Versions)")
+        for index, model in enumerate(self.model_serving.models):
+            if not model.pinned:
+                found.append(
+                    f"modelServing.models[{index}].revision: {model.model} follows "
+                    f"{model.revision or 'its main branch'}: a new push changes the weights a "
+                    "restarted pod loads; set a 40-hex commit")
+        return found
+
+    @property
     def embedding_chunk_limit(self) -> int:
         """Characters a chunk may have so that, with its header, it fits the embedding model:
         every token covers at least one character, and the model adds 2 special tokens."""
