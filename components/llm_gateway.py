@@ -12,6 +12,10 @@ from .cache import CONNECTION_SECRET as REDIS_SECRET
 from .database import CA_CONFIG_MAP
 from .db_bootstrap import RDS_CA_MOUNT_PATH
 from .litellm_config import litellm_config, render
+from .litellm_keys import KEY_JOB_PREFIX, key_job_name, key_script, key_settings, settings_json
+from .litellm_keys import SCRIPT_KEY as KEY_SCRIPT
+from .litellm_keys import SCRIPT_MOUNT_PATH as KEY_SCRIPT_MOUNT_PATH
+from .litellm_keys import WAIT_SECONDS as KEY_WAIT_SECONDS
 from .model_serving import API_KEY_SECRET, GATEWAY_APP
 from .namespaces import APP, GATEWAY, WorkloadNamespaces
 from .node_group import system_labels
@@ -149,9 +153,43 @@ def migration_job_name() -> str:
 
 
 def clients_only_policy_spec() -> dict:
-    """The gateway accepts TCP 4000 from AnythingLLM's pods only."""
-    return ingress_only_from(namespace=APP.name, app=APP_NAME, port=GATEWAY_PORT,
+    """The gateway accepts TCP 4000 from AnythingLLM's pods, and from the Job in its own
+    namespace that registers AnythingLLM's key; nothing else."""
+    spec = ingress_only_from(namespace=APP.name, app=APP_NAME, port=GATEWAY_PORT,
                              pod_selector={"match_labels": {"app.kubernetes.io/name": GATEWAY_APP}})
+    key_job = ingress_only_from(namespace=GATEWAY.name, app=KEY_JOB_PREFIX, port=GATEWAY_PORT)
+    spec["ingress"][0]["from"] += key_job["ingress"][0]["from"]
+    return spec
+
+
+def key_pod_spec(*, config_map: str, settings_text: str) -> dict:
+    """The key Job's pod: the gateway's image runs the script with its Python, read-only, as the
+    gateway's uid, on the system nodes; it holds the master key, the gateway's pods do too."""
+    return {
+        "service_account_name": SERVICE_ACCOUNT,
+        "automount_service_account_token": False,
+        "restart_policy": "Never",
+        "node_selector": system_labels(),
+        "security_context": pod_security_context(uid=LITELLM_UID),
+        "containers": [{
+            "name": "client-key",
+            "image": LITELLM_IMAGE,
+            "image_pull_policy": IMAGE_PULL_POLICY,
+            "command": ["python", f"{KEY_SCRIPT_MOUNT_PATH}/{KEY_SCRIPT}"],
+            "env": [
+                {"name": "LITELLM_URL", "value": gateway_url()},
+                {"name": "KEY_SETTINGS", "value": settings_text},
+                {"name": "WAIT_SECONDS", "value": str(KEY_WAIT_SECONDS)},
+                secret_env("LITELLM_MASTER_KEY", SECRETS),
+                secret_env("CLIENT_KEY", SECRETS, "LITELLM_CLIENT_KEY"),
+            ],
+            "security_context": container_security_context(read_only_root=True),
+            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
+                          "limits": {"cpu": "500m", "memory": "256Mi"}},
+            "volume_mounts": [{"name": "script", "mount_path": KEY_SCRIPT_MOUNT_PATH, "read_only": True}],
+        }],
+        "volumes": [{"name": "script", "config_map": {"name": config_map}}],
+    }
 
 class LlmGateway(pulumi.ComponentResource):
     """LiteLLM: one OpenAI-compatible endpoint for every model, with shared limits and cache.
@@ -163,8 +201,11 @@ class LlmGateway(pulumi.ComponentResource):
     per pod, non-root and read-only, probes on /health/liveliness and /health/readiness,
     spread over zones, restarted when the config changes); Service `litellm`; a
     PodDisruptionBudget; a CPU HorizontalPodAutoscaler (replicas..maxReplicas); a
-    NetworkPolicy admitting only AnythingLLM. In `anythingllm`: Secret `llm-gateway-client`
-    with the key AnythingLLM presents (`LITE_LLM_API_KEY`).
+    NetworkPolicy admitting only AnythingLLM (and the key Job); a Job that migrates LiteLLM's
+    database once per version before the rollout (serving pods never migrate); a Job that
+    registers AnythingLLM's own virtual key (litellm_keys.py: its models and limits only). In
+    `anythingllm`: Secret `llm-gateway-client` with that key (`LITE_LLM_API_KEY`), created once
+    LiteLLM knows it; the master key never leaves `llm-gateway`.
 
     Args:
         name: logical name prefix.
@@ -177,6 +218,7 @@ class LlmGateway(pulumi.ComponentResource):
         provider, system_ready: the cluster's kubernetes provider and what pods on the system nodes
             wait for (Cluster.system_ready).
         retain: protect the salt key (prod).
+        client_models: the models AnythingLLM's key may call.
 
     Attributes:
         url: the base URL clients use; client_secret: the Secret AnythingLLM reads its key from;
@@ -187,7 +229,7 @@ class LlmGateway(pulumi.ComponentResource):
                  api_bases: dict[str, str], namespaces: WorkloadNamespaces,
                  database_secret: k8s.core.v1.Secret, redis_secret: k8s.core.v1.Secret,
                  model_key_secret: k8s.core.v1.Secret, provider: k8s.Provider,
-                 system_ready: list[pulumi.Resource], retain: bool,
+                 system_ready: list[pulumi.Resource], retain: bool, client_models: list[str],
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:serving:LlmGateway", name, None, opts)
         namespace = namespaces.by_name[GATEWAY.name].metadata.name
@@ -197,21 +239,16 @@ class LlmGateway(pulumi.ComponentResource):
         salt_key = random.RandomPassword(f"{name}-salt-key", length=KEY_LENGTH, special=False,
                                          opts=pulumi.ResourceOptions(parent=self, protect=retain))
         master = pulumi.Output.concat("sk-", master_key.result)
+        # AnythingLLM's own virtual key (litellm_keys.py): its models and limits only.
+        client_key = pulumi.Output.concat("sk-", random.RandomPassword(
+            f"{name}-client-key", length=KEY_LENGTH, special=False,
+            opts=pulumi.ResourceOptions(parent=self)).result)
         secrets = k8s.core.v1.Secret(
             f"{name}-secrets",
             metadata={"name": SECRETS, "namespace": namespace},
             type="Opaque",
-            string_data={"LITELLM_MASTER_KEY": master, "LITELLM_SALT_KEY": salt_key.result},
-            opts=in_cluster,
-        )
-        # AnythingLLM is the gateway's only client and presents the master key: LiteLLM
-        # declares no other static key in its config, and the gateway is reachable from
-        # AnythingLLM's pods alone (NetworkPolicy below).
-        self.client_secret = k8s.core.v1.Secret(
-            f"{name}-client",
-            metadata={"name": CLIENT_SECRET, "namespace": namespaces.by_name[APP.name].metadata.name},
-            type="Opaque",
-            string_data={"LITE_LLM_API_KEY": master},
+            string_data={"LITELLM_MASTER_KEY": master, "LITELLM_SALT_KEY": salt_key.result,
+                         "LITELLM_CLIENT_KEY": client_key},
             opts=in_cluster,
         )
         config_text = render(litellm_config(models, api_bases, settings))
@@ -287,6 +324,44 @@ class LlmGateway(pulumi.ComponentResource):
         )
         http_service(f"{name}-litellm", namespace=namespace, labels=labels, selector=selector,
                      port=GATEWAY_PORT, opts=in_cluster)
+        wanted = settings_json(key_settings(
+            models=client_models, rpm_limit=settings.client_rpm_limit,
+            tpm_limit=settings.client_tpm_limit,
+            max_parallel_requests=settings.client_max_parallel_requests))
+        script = key_script()
+        key_job_name_ = key_job_name(script, LITELLM_IMAGE, wanted)
+        key_config = k8s.core.v1.ConfigMap(
+            f"{name}-client-key-script", metadata={"name": key_job_name_, "namespace": namespace},
+            data={KEY_SCRIPT: script}, opts=in_cluster)
+        key_job = k8s.batch.v1.Job(
+            f"{name}-client-key",
+            metadata={"name": key_job_name_, "namespace": namespace,
+                      "labels": {"app.kubernetes.io/name": KEY_JOB_PREFIX,
+                                 "app.kubernetes.io/part-of": "anythingllm"},
+                      "annotations": {"pulumi.com/replaceUnready": "true",
+                                      **scan_exceptions(GATEWAY_SCAN_EXCEPTIONS, images=(LITELLM_IMAGE,)),
+                                      # A new key value runs the Job again.
+                                      SECRETS_DIGEST: secrets_digest(secrets)}},
+            spec={
+                "backoff_limit": 3,
+                "active_deadline_seconds": KEY_WAIT_SECONDS + 300,
+                "template": {"metadata": {"labels": {"app.kubernetes.io/name": KEY_JOB_PREFIX}},
+                             "spec": key_pod_spec(config_map=key_job_name_, settings_text=wanted)},
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=provider, depends_on=[self.deployment, secrets, key_config],
+                replace_on_changes=["metadata.annotations"],
+                custom_timeouts=pulumi.CustomTimeouts(create=f"{KEY_WAIT_SECONDS + 600}s",
+                                                      update=f"{KEY_WAIT_SECONDS + 600}s")),
+        )
+        # What AnythingLLM presents: in its namespace, once LiteLLM knows the key.
+        self.client_secret = k8s.core.v1.Secret(
+            f"{name}-client",
+            metadata={"name": CLIENT_SECRET, "namespace": namespaces.by_name[APP.name].metadata.name},
+            type="Opaque",
+            string_data={"LITE_LLM_API_KEY": client_key},
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[key_job]),
+        )
         disruption_budget(f"{name}-litellm", namespace=namespace, labels=labels, selector=selector,
                           opts=in_cluster)
         cpu_autoscaler(f"{name}-litellm", namespace=namespace, labels=labels, deployment=GATEWAY_APP,

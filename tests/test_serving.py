@@ -355,10 +355,23 @@ def test_gateway(stack_plans, stack):
     master = _k8s(plan, "kubernetes:core/v1:Secret", "litellm-secrets").raw_inputs["stringData"]
     assert master["LITELLM_MASTER_KEY"].startswith("sk-") and len(master["LITELLM_MASTER_KEY"]) == 51
     policy = _k8s(plan, POLICY, "allow-anythingllm-only").inputs["spec"]
-    assert policy["ingress"] == [{"from": [{
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "anythingllm"}},
-        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "anythingllm"}}}],
-        "ports": [{"protocol": "TCP", "port": 4000}]}]
+    assert _admits(policy, namespace="anythingllm", labels={"app.kubernetes.io/name": "anythingllm"},
+                   port=4000)
+    key_job_pod = {"app.kubernetes.io/name": "litellm-client-key"}
+    app_pod = {"app.kubernetes.io/name": "anythingllm"}
+    assert _admits(policy, namespace="llm-gateway", labels=key_job_pod, port=4000)
+    assert not _admits(policy, namespace="model-serving", labels=app_pod, port=4000)
+    assert not _admits(policy, namespace="anythingllm", labels=key_job_pod, port=4000)
+    # AnythingLLM presents its own virtual key, never the master key; it starts once LiteLLM
+    # knows that key (the key Job, tests/test_litellm_keys.py).
+    client = _k8s(plan, "kubernetes:core/v1:Secret", "llm-gateway-client").raw_inputs["stringData"]
+    assert client["LITE_LLM_API_KEY"] == master["LITELLM_CLIENT_KEY"] != master["LITELLM_MASTER_KEY"]
+    assert client["LITE_LLM_API_KEY"].startswith("sk-")
+    key_job = plan.one("kubernetes:batch/v1:Job", "gateway-client-key")
+    settings = json.loads(_env(key_job.inputs["spec"]["template"]["spec"]["containers"][0])["KEY_SETTINGS"])
+    assert settings["models"] == sorted(m.name for m in stack_settings(stack).model_serving.models)
+    assert plan.waits_for(key_job, deployment)
+    assert plan.waits_for(_k8s(plan, DEPLOYMENT, "anythingllm", "anythingllm"), key_job)
 
 
 # --------------------------------------------------------------------------- models

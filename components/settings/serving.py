@@ -507,6 +507,10 @@ class GatewaySettings(_Autoscaled):
     cache_ttl_seconds: int = Field(default=600, ge=0, le=604800)
     # Cache chat answers too (off: "regenerate" would repeat the cached answer for the TTL).
     cache_chat_completions: bool = False
+    # Limits of AnythingLLM's virtual key (unset: none beyond the models it may call).
+    client_rpm_limit: int | None = Field(default=None, ge=1)
+    client_tpm_limit: int | None = Field(default=None, ge=1)
+    client_max_parallel_requests: int | None = Field(default=None, ge=1)
     request_timeout_seconds: int = Field(default=600, ge=30, le=3600)
     resources: ResourceSettings = Field(default_factory=lambda: ResourceSettings(
         cpu="500m", memory="1Gi", cpu_limit="2", memory_limit="4Gi"))
