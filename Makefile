@@ -36,7 +36,7 @@ preview: $(STAMP)
 	$(BIN)/python -m tools.preview $(STACK)
 
 test: $(TEST_STAMP) $(SCAN_STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The policy pack's rules over the offline plan of every committed stack (also in `make test`).
 policy: $(TEST_STAMP)

@@ -93,7 +93,8 @@ gateway = LlmGateway(
     namespaces=namespaces, database_secret=database.connection_secrets["litellm"],
     redis_secret=cache.connection_secret, model_key_secret=models.api_key_secret,
     provider=cluster.provider, system_ready=cluster.system_ready, retain=retain,
-    client_models=[settings.chat_model.name, settings.model_serving.embedding_model.name],
+    # Every chat model (a workspace may pick another than app.chatModel) and the embedder.
+    client_models=[model.name for model in settings.model_serving.models],
 )
 app = AnythingLlm(
     "anythingllm", settings.app, ingress_settings=settings.ingress,

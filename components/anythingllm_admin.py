@@ -104,7 +104,9 @@ async function main() {
   if (current.status !== 200) fail(`reading system preferences failed (${current.status})`);
   const changes = {};
   for (const [label, value] of Object.entries(wanted)) {
-    if (Number(current.json?.settings?.[label]) !== value) changes[label] = value;
+    const stored = current.json?.settings?.[label];
+    // Unset (null) counts as different: AnythingLLM's fallback (overlap 20) may not be ours.
+    if (stored === null || stored === undefined || Number(stored) !== value) changes[label] = value;
   }
   if (Object.keys(changes).length === 0) {
     console.log("admin bootstrap: nothing to change");
@@ -112,6 +114,13 @@ async function main() {
   }
   const updated = await call("POST", "/admin/system-preferences", { token: login.json.token, body: changes });
   if (!updated.json?.success) fail(`updating system preferences failed (${updated.status})`);
+  // AnythingLLM answers success even when it could not store a value: read them back.
+  const stored = await call("GET", `/admin/system-preferences-for?labels=${labels}`,
+                            { token: login.json.token });
+  for (const [label, value] of Object.entries(changes)) {
+    if (Number(stored.json?.settings?.[label]) !== value)
+      fail(`${label} is ${stored.json?.settings?.[label]} after writing ${value}`);
+  }
   console.log(`admin bootstrap: set ${JSON.stringify(changes)}`);
 }
 

@@ -156,6 +156,15 @@ def vector_table_sql(owner: str, dimensions: int) -> list[str]:
         f"CREATE INDEX IF NOT EXISTS {VECTOR_TABLE}_namespace ON {table} (namespace);",
         f"CREATE INDEX IF NOT EXISTS {VECTOR_TABLE}_embedding_cosine ON {table} "
         "USING hnsw (embedding vector_cosine_ops);",
+        # With a namespace filter, an HNSW scan returns at most ef_search (40) candidates before
+        # the filter: a workspace that is a small part of the table would get fewer snippets
+        # than asked, silently. Iterative scans (pgvector >= 0.8.0; RDS 16.5+/17.1+) keep
+        # scanning until the LIMIT is met, in distance order. Older pgvector: unchanged.
+        "SELECT '[1]'::vector;",  # loads the library, so its hnsw.* settings are known
+        "SELECT format('ALTER DATABASE %I SET hnsw.iterative_scan = strict_order', current_database())",
+        " WHERE (SELECT string_to_array(extversion, '.')::int[] >= '{0,8,0}'",
+        "        FROM pg_catalog.pg_extension WHERE extname = 'vector')",
+        "\\gexec",
         "RESET ROLE;",
     ]
 

@@ -147,9 +147,11 @@ def migration_pod_spec(settings: GatewaySettings, *, database_secret: pulumi.Inp
     return {**spec, "containers": [container], "restart_policy": "Never"}
 
 
-def migration_job_name() -> str:
-    """Per LiteLLM version: an upgrade migrates again, a config change does not."""
-    return f"litellm-migrate-{hashlib.sha256(LITELLM_IMAGE.encode()).hexdigest()[:10]}"
+def migration_job_name(*parts: str) -> str:
+    """Changes with the image and with what the pod template holds (a Job's template is
+    immutable): a new version, config or resources runs it again (migrations are idempotent)."""
+    digest = hashlib.sha256("\x00".join([LITELLM_IMAGE, *parts]).encode()).hexdigest()[:10]
+    return f"litellm-migrate-{digest}"
 
 
 def clients_only_policy_spec() -> dict:
@@ -272,7 +274,8 @@ class LlmGateway(pulumi.ComponentResource):
         # in every serving pod under its startup budget.
         migration = k8s.batch.v1.Job(
             f"{name}-migrate",
-            metadata={"name": migration_job_name(), "namespace": namespace,
+            metadata={"name": migration_job_name(config_text, settings.resources.model_dump_json()),
+                      "namespace": namespace,
                       "labels": {"app.kubernetes.io/name": "litellm-migrate",
                                  "app.kubernetes.io/part-of": "anythingllm"},
                       "annotations": {"pulumi.com/replaceUnready": "true",

@@ -36,6 +36,7 @@ class FakeAnythingLlm:
         self.users: dict[str, str] = {}
         self.settings: dict[str, str] = {}
         self.calls: list[tuple[str, str]] = []
+        self.ignore_writes = False
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -114,7 +115,8 @@ class FakeAnythingLlm:
                 if path == "/api/admin/system-preferences":
                     if not (app.multi_user and self._validated()):
                         return self._reply(401, {})
-                    app.settings.update({key: str(value) for key, value in body.items()})
+                    if not app.ignore_writes:
+                        app.settings.update({key: str(value) for key, value in body.items()})
                     return self._reply(200, {"success": True, "error": None})
                 return self._reply(404, {})
 
@@ -142,7 +144,7 @@ def _run(script, url, *, auth_token=AUTH_TOKEN, password="p" * 32, chunk_size=10
         [node, str(script)], capture_output=True, text=True, timeout=60,
         env={"ANYTHINGLLM_URL": url, "AUTH_TOKEN": auth_token, "ADMIN_USERNAME": "admin",
              "ADMIN_PASSWORD": password, "CHUNK_SIZE": str(chunk_size),
-             "CHUNK_OVERLAP": str(overlap), "WAIT_SECONDS": "2", "POLL_SECONDS": "0.2"})
+             "CHUNK_OVERLAP": str(overlap), "WAIT_SECONDS": "0.5", "POLL_SECONDS": "0.1"})
 
 
 def test_first_run_turns_multi_user_mode_on_and_sets_the_splitter(anythingllm, script):
@@ -167,6 +169,21 @@ def test_changed_settings_are_converged(anythingllm, script):
     result = _run(script, anythingllm.url, chunk_size=800)
     assert result.returncode == 0, result.stderr
     assert anythingllm.settings["text_splitter_chunk_size"] == "800"
+
+
+def test_an_unset_overlap_is_written_even_when_it_is_zero(anythingllm, script):
+    """Unset, AnythingLLM reports null (and its splitter falls back to 20): 0 must be written."""
+    result = _run(script, anythingllm.url, overlap=0)
+    assert result.returncode == 0, result.stderr
+    assert anythingllm.settings["text_splitter_chunk_overlap"] == "0"
+
+
+def test_a_write_that_did_not_stick_fails_the_job(anythingllm, script):
+    """AnythingLLM answers success even when it stored nothing: the Job reads the values back."""
+    assert _run(script, anythingllm.url).returncode == 0
+    anythingllm.ignore_writes = True
+    result = _run(script, anythingllm.url, chunk_size=900)
+    assert result.returncode == 1 and "text_splitter_chunk_size is 1000 after writing 900" in result.stderr
 
 
 def test_an_admin_whose_password_changed_in_the_ui_is_left_alone(anythingllm, script):

@@ -183,6 +183,16 @@ def test_anythingllm_statements_work_and_its_search_uses_the_index(server, first
     assert len(found.splitlines()) == 4
 
 
+def test_filtered_searches_scan_the_index_until_the_limit_is_met(server, first_run):
+    """pgvector >= 0.8.0: without iterative scans an HNSW scan yields ef_search (40) candidates
+    before the namespace filter, and a small workspace gets fewer snippets than asked."""
+    settings = server.psql("SELECT setconfig FROM pg_db_role_setting s JOIN pg_database d "
+                           "ON d.oid = s.setdatabase WHERE d.datname = 'anythingllm'").stdout
+    assert "hnsw.iterative_scan=strict_order" in settings
+    shown = server.psql("SHOW hnsw.iterative_scan", user="anythingllm", database="anythingllm").stdout
+    assert shown.strip() == "strict_order"
+
+
 def test_a_changed_embedding_size_stops_the_bootstrap(server, first_run, tmp_path_factory):
     """Vectors of another size cannot be compared: the Job fails with a message, nothing moves."""
     resized = [DatabaseConsumer("anythingllm", namespace="anythingllm", extensions=("vector",),

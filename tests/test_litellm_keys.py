@@ -10,6 +10,7 @@ request models (GenerateKeyRequest, UpdateKeyRequest), which otherwise ignore un
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -33,7 +34,9 @@ class FakeLiteLlm:
     def __init__(self):
         self.keys: dict[str, dict] = {}
         self.deleted: set[str] = set()
+        self.by_hash = {hashlib.sha256(CLIENT.encode()).hexdigest(): CLIENT}
         self.bodies: list[tuple[str, dict]] = []
+        self.urls: list[str] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -59,13 +62,15 @@ class FakeLiteLlm:
                 return self.headers.get("Authorization") == f"Bearer {MASTER}"
 
             def do_GET(self):
+                proxy.urls.append(self.path)
                 path = urlparse(self.path)
                 if path.path == "/health/readiness":
                     return self._reply(200, {"status": "healthy"})
                 if not self._authorized():
                     return self._reply(401)
                 if path.path == "/key/info":
-                    key = parse_qs(path.query)["key"][0]
+                    # LiteLLM hashes an `sk-` key and takes anything else as its sha256.
+                    key = proxy.by_hash.get(parse_qs(path.query)["key"][0], "not a stored hash")
                     if key in proxy.deleted:
                         return self._reply(200, {"key": key, "info": {"status": "deleted"}})
                     if key not in proxy.keys:
@@ -117,7 +122,7 @@ def _run(script, url, *, rpm=None, models=("chat", "embed")):
     return subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=60,
         env={"LITELLM_URL": url, "LITELLM_MASTER_KEY": MASTER, "CLIENT_KEY": CLIENT,
-             "KEY_SETTINGS": settings, "WAIT_SECONDS": "2", "POLL_SECONDS": "0.2"})
+             "KEY_SETTINGS": settings, "WAIT_SECONDS": "0.5", "POLL_SECONDS": "0.1"})
 
 
 def test_the_key_is_generated_with_only_its_models(litellm, script):
@@ -135,6 +140,19 @@ def test_a_rerun_converges_limits_through_update(litellm, script):
     assert result.returncode == 0, result.stderr
     assert litellm.keys[CLIENT]["rpm_limit"] == 120
     assert [path for path, _ in litellm.bodies] == ["/key/generate", "/key/update"]
+
+
+def test_a_lifted_limit_is_cleared(litellm, script):
+    """/key/update merges only what is sent: a limit removed from the settings is sent as null."""
+    assert _run(script, litellm.url, rpm=600).returncode == 0
+    assert _run(script, litellm.url, rpm=None).returncode == 0
+    assert litellm.keys[CLIENT]["rpm_limit"] is None and litellm.keys[CLIENT]["blocked"] is False
+
+
+def test_the_raw_key_never_goes_into_a_url(litellm, script):
+    assert _run(script, litellm.url).returncode == 0
+    assert any(url.startswith("/key/info?") for url in litellm.urls)
+    assert all(CLIENT not in url for url in litellm.urls)
 
 
 def test_a_deleted_key_is_generated_again(litellm, script):

@@ -42,9 +42,13 @@ def test_counts_per_type_match_the_plan(tmp_path, capsys):
     assert f"+ {len(plan['resources']) + 1} to create" in printed
 
 
+# The program and its stack files, not the virtualenvs (checkov's is large) or caches.
+PROGRAM_ONLY = shutil.ignore_patterns(".venv*", "build", ".git", "*_cache", "__pycache__")
+
+
 def test_config_error_exits_non_zero_with_the_settings_message(tmp_path, capsys):
     program = tmp_path / "program"
-    shutil.copytree(ROOT, program, ignore=shutil.ignore_patterns(".venv", "build", ".git"))
+    shutil.copytree(ROOT, program, ignore=PROGRAM_ONLY)
     broken = (program / "Pulumi.dev.yaml").read_text().replace(
         "instanceTypes: [g6.xlarge, g5.xlarge]", "instanceTypes: [m5.large]")
     (program / "Pulumi.broken.yaml").write_text(broken)
@@ -62,7 +66,7 @@ def test_unknown_stack_exits_non_zero(tmp_path, capsys):
 
 def test_misspelt_top_level_key_in_a_stack_file_is_reported(tmp_path, capsys):
     program = tmp_path / "program"
-    shutil.copytree(ROOT, program, ignore=shutil.ignore_patterns(".venv", "build", ".git"))
+    shutil.copytree(ROOT, program, ignore=PROGRAM_ONLY)
     dev = (program / "Pulumi.dev.yaml").read_text()
     (program / "Pulumi.typo.yaml").write_text(
         dev.replace("anythingllm:tags:", "anythingllm:tagz:"))
