@@ -103,7 +103,7 @@ app = AnythingLlm(
     database_secrets=database.connection_secrets, bootstrap_job=database.bootstrap_job,
     storage_claims=storage.claims, ingress=ingress, provider=cluster.provider,
     system_ready=cluster.system_ready, retain=retain, prompt_window=settings.chat_prompt_window,
-    chunk_limit=settings.embedding_chunk_limit,
+    chunk_limit=settings.embedding_chunk_limit, gateway_key_ready=[gateway.key_job],
 )
 
 # Alarms watch every hop of the request path and the data services, by the names given above.

@@ -339,6 +339,9 @@ class AnythingLlm(pulumi.ComponentResource):
         provider, system_ready: the cluster's kubernetes provider and what pods on the system nodes
             wait for (Cluster.system_ready).
         retain: protect the generated secrets (prod).
+        prompt_window, chunk_limit: LITE_LLM_MODEL_TOKEN_LIMIT and EMBEDDING_MODEL_MAX_CHUNK_LENGTH.
+        gateway_key_ready: what makes the gateway accept AnythingLLM's key (LlmGateway.key_job);
+            the admin Job, after which users come in, waits for it.
 
     Attributes:
         hostname: the ALB's DNS name (Output); ingress_revision: a digest of what the Ingress
@@ -353,7 +356,8 @@ class AnythingLlm(pulumi.ComponentResource):
                  database_secrets: dict[str, k8s.core.v1.Secret], bootstrap_job: pulumi.Resource,
                  storage_claims: dict[str, pulumi.Resource], ingress: Ingress, provider: k8s.Provider,
                  system_ready: list[pulumi.Resource], retain: bool, prompt_window: int,
-                 chunk_limit: int, opts: pulumi.ResourceOptions | None = None):
+                 chunk_limit: int, gateway_key_ready: list[pulumi.Resource] = (),
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:serving:AnythingLlm", name, None, opts)
         namespace = namespaces.by_name[APP.name].metadata.name
         in_cluster = pulumi.ResourceOptions(parent=self, provider=provider)
@@ -427,7 +431,8 @@ class AnythingLlm(pulumi.ComponentResource):
 
         self.admin_credentials = self._admin(name, settings, namespace=namespace, secrets=secrets,
                                              retain=retain, in_cluster=in_cluster,
-                                             system_ready=system_ready)
+                                             system_ready=system_ready,
+                                             gateway_key_ready=gateway_key_ready)
 
         annotations = dict(ingress.annotations)
         backends = None
@@ -483,8 +488,8 @@ class AnythingLlm(pulumi.ComponentResource):
 
     def _admin(self, name: str, settings: AppSettings, *, namespace: pulumi.Input[str],
                secrets: dict[str, k8s.core.v1.Secret], retain: bool,
-               in_cluster: pulumi.ResourceOptions,
-               system_ready: list[pulumi.Resource]) -> pulumi.Output[dict[str, str]]:
+               in_cluster: pulumi.ResourceOptions, system_ready: list[pulumi.Resource],
+               gateway_key_ready: list[pulumi.Resource]) -> pulumi.Output[dict[str, str]]:
         """The generated admin (Secret `anythingllm-admin`, protected in prod) and, per database
         (stable's, an isolated canary's), the Job that turns multi-user mode on with it and
         writes the text splitter's settings (anythingllm_admin.py), once that variant is ready."""
@@ -530,6 +535,7 @@ class AnythingLlm(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(
                     parent=self, provider=in_cluster.provider,
                     depends_on=[self.deployments[variant.track], admin_secret, config_map,
+                                *gateway_key_ready,
                                 secrets[variant.secrets], *system_ready],
                     custom_timeouts=pulumi.CustomTimeouts(create=f"{ADMIN_WAIT_SECONDS + 600}s",
                                                           update=f"{ADMIN_WAIT_SECONDS + 600}s"),

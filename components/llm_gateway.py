@@ -224,7 +224,7 @@ class LlmGateway(pulumi.ComponentResource):
 
     Attributes:
         url: the base URL clients use; client_secret: the Secret AnythingLLM reads its key from;
-        deployment.
+        key_job: the Job after which LiteLLM accepts that key; deployment.
     """
 
     def __init__(self, name: str, settings: GatewaySettings, *, models: list[ModelSettings],
@@ -336,7 +336,7 @@ class LlmGateway(pulumi.ComponentResource):
         key_config = k8s.core.v1.ConfigMap(
             f"{name}-client-key-script", metadata={"name": key_job_name_, "namespace": namespace},
             data={KEY_SCRIPT: script}, opts=in_cluster)
-        key_job = k8s.batch.v1.Job(
+        self.key_job = k8s.batch.v1.Job(
             f"{name}-client-key",
             metadata={"name": key_job_name_, "namespace": namespace,
                       "labels": {"app.kubernetes.io/name": KEY_JOB_PREFIX,
@@ -357,13 +357,15 @@ class LlmGateway(pulumi.ComponentResource):
                 custom_timeouts=pulumi.CustomTimeouts(create=f"{KEY_WAIT_SECONDS + 600}s",
                                                       update=f"{KEY_WAIT_SECONDS + 600}s")),
         )
-        # What AnythingLLM presents: in its namespace, once LiteLLM knows the key.
+        # What AnythingLLM presents, in its namespace. Not held back for the key Job: AnythingLLM
+        # boots (and migrates) meanwhile, and calls LiteLLM only for users, who come in after its
+        # admin Job, which waits for the key (AnythingLlm, `gateway_key_ready`).
         self.client_secret = k8s.core.v1.Secret(
             f"{name}-client",
             metadata={"name": CLIENT_SECRET, "namespace": namespaces.by_name[APP.name].metadata.name},
             type="Opaque",
             string_data={"LITE_LLM_API_KEY": client_key},
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[key_job]),
+            opts=in_cluster,
         )
         disruption_budget(f"{name}-litellm", namespace=namespace, labels=labels, selector=selector,
                           opts=in_cluster)

@@ -371,7 +371,9 @@ def test_gateway(stack_plans, stack):
     settings = json.loads(_env(key_job.inputs["spec"]["template"]["spec"]["containers"][0])["KEY_SETTINGS"])
     assert settings["models"] == sorted(m.name for m in stack_settings(stack).model_serving.models)
     assert plan.waits_for(key_job, deployment)
-    assert plan.waits_for(_k8s(plan, DEPLOYMENT, "anythingllm", "anythingllm"), key_job)
+    # AnythingLLM boots meanwhile; users come in after its admin Job, which waits for the key.
+    assert not plan.waits_for(_k8s(plan, DEPLOYMENT, "anythingllm", "anythingllm"), key_job)
+    assert plan.waits_for(plan.one("kubernetes:batch/v1:Job", "anythingllm-admin"), key_job)
 
 
 # --------------------------------------------------------------------------- models
