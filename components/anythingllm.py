@@ -41,6 +41,7 @@ from .workloads import (
     http_service,
     image_version,
     pod_security_context,
+    remember,
     rolling_update,
     scan_exceptions,
     secret_env,
@@ -554,10 +555,11 @@ class AnythingLlm(pulumi.ComponentResource):
                                        special=False, opts=keep)
             for key in SECRET_KEYS
         }
-        return k8s.core.v1.Secret(
+        data = {key: password.result for key, password in generated.items()}
+        return remember(k8s.core.v1.Secret(
             logical,
             metadata={"name": secret_name, "namespace": namespace},
             type="Opaque",
-            string_data={key: password.result for key, password in generated.items()},
+            string_data=data,
             opts=opts,
-        )
+        ), data)

@@ -16,6 +16,7 @@ from .naming import replication_group_id
 from .network import Network
 from .security_groups import cluster_only_security_group
 from .settings import CacheSettings
+from .workloads import remember
 
 REDIS_PORT = 6379
 CONNECTION_SECRET = "llm-gateway-redis"
@@ -159,4 +160,5 @@ class Cache(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider,
                                         depends_on=[security_group.rule]),
         )
+        remember(self.connection_secret, data)
         self.register_outputs({"host": self.host})

@@ -36,6 +36,7 @@ from .workloads import (
     SECRETS_AS_FILES_CHECK,
     container_security_context,
     pod_security_context,
+    remember,
     scan_exceptions,
     token_less_account,
 )
@@ -356,3 +357,4 @@ class Database(pulumi.ComponentResource):
                     depends_on=[self.bootstrap_job, ca_maps[consumer.namespace]],
                 ),
             )
+            remember(self.connection_secrets[consumer.name], data)

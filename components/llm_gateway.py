@@ -33,6 +33,7 @@ from .workloads import (
     image_version,
     ingress_only_from,
     pod_security_context,
+    remember,
     rolling_update,
     scan_exceptions,
     secret_env,
@@ -253,6 +254,7 @@ class LlmGateway(pulumi.ComponentResource):
                          "LITELLM_CLIENT_KEY": client_key},
             opts=in_cluster,
         )
+        remember(secrets, [master, salt_key.result, client_key])
         config_text = render(litellm_config(models, api_bases, settings))
         config_map = k8s.core.v1.ConfigMap(
             f"{name}-config",
@@ -367,6 +369,7 @@ class LlmGateway(pulumi.ComponentResource):
             string_data={"LITE_LLM_API_KEY": client_key},
             opts=in_cluster,
         )
+        remember(self.client_secret, client_key)
         disruption_budget(f"{name}-litellm", namespace=namespace, labels=labels, selector=selector,
                           opts=in_cluster)
         cpu_autoscaler(f"{name}-litellm", namespace=namespace, labels=labels, deployment=GATEWAY_APP,

@@ -21,6 +21,7 @@ from .workloads import (
     image_version,
     ingress_only_from,
     pod_security_context,
+    remember,
     rolling_update,
     scan_exceptions,
     secret_env,
@@ -215,6 +216,8 @@ class ModelServing(pulumi.ComponentResource):
             )
             for spec in (MODELS, GATEWAY)
         ]
+        for secret in key_secrets:
+            remember(secret, api_key.result)
         self.api_key_secret = key_secrets[1]
         prerequisites: list[pulumi.Resource] = [key_secrets[0], model_cache_claim]
         if hugging_face_token is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -149,11 +150,22 @@ SKIP_AWAIT = "pulumi.com/skipAwait"
 SECRETS_DIGEST = "anythingllm.io/secrets-digest"
 
 
+# What each Secret was created with: the live object has only `data` (the API server turns
+# `stringData` into it), so the digest is taken from what the program gave, not from outputs.
+_SECRET_DATA: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def remember(secret: k8s.core.v1.Secret, data: pulumi.Input[dict]) -> k8s.core.v1.Secret:
+    """Record the data a Secret was created with, for `secrets_digest`; returns the Secret."""
+    _SECRET_DATA[secret] = data
+    return secret
+
+
 def secrets_digest(*secrets: k8s.core.v1.Secret) -> pulumi.Output[str]:
     """A digest of the Secrets a pod reads through its environment, for its pod template: a
     changed value then rolls the pods (environment variables are read once, at start). The
     digest reveals nothing of high-entropy values, so it is shown in plans rather than masked."""
-    contents = pulumi.Output.all(*[secret.string_data for secret in secrets])
+    contents = pulumi.Output.all(*[_SECRET_DATA[secret] for secret in secrets])
     return pulumi.Output.unsecret(contents.apply(lambda values: hashlib.sha256(
         json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]))
 
