@@ -6,7 +6,7 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from tools.engine import RecordingMonitor, run
+from tools.engine import RecordingMonitor, StackFileError, read_stack_config, run
 
 
 class _Box(pulumi.ComponentResource):
@@ -129,3 +129,38 @@ def test_warnings_the_program_logs_reach_the_plan():
         aws.ec2.Vpc("vpc", cidr_block="10.0.0.0/16")
 
     assert run(program, project="demo", stack="unit", config={}).warnings == ["app.imageTag: mutable"]
+
+
+# --------------------------------------------------------------------------- stack files
+
+def _stack_file(tmp_path, text: str):
+    (tmp_path / "Pulumi.yaml").write_text("name: anythingllm\nruntime: python\n")
+    (tmp_path / "Pulumi.s.yaml").write_text(text)
+    return tmp_path
+
+
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path):
+    root = _stack_file(tmp_path, "config:\n  anythingllm:app:\n    replicas: 3\n"
+                                 "  anythingllm:app:\n    replicas: 2\n")
+    twice = r"line 4: key 'anythingllm:app' is given twice \(first on line 2\)"
+    with pytest.raises(StackFileError, match=twice):
+        read_stack_config(root, "s")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("- config\n", "the document must be a mapping"),
+    ("config: [a, b]\n", "`config:` must be a mapping"),
+    ("config:\n  anythingLLM:gateway: {replicas: 3}\n",
+     "'anythingLLM:gateway': the namespace is 'anythingllm'"),
+    ("config: {a: [}\n", "not valid YAML"),
+])
+def test_stack_files_the_cli_would_refuse_or_misread(tmp_path, text, message):
+    with pytest.raises(StackFileError, match=message):
+        read_stack_config(_stack_file(tmp_path, text), "s")
+
+
+def test_an_unquoted_date_stays_the_text_written(tmp_path):
+    """The Pulumi CLI hands every scalar to the program as text: a date is not a date object."""
+    root = _stack_file(tmp_path, "config:\n  anythingllm:expiresAt: 2026-12-31\n")
+    config = read_stack_config(root, "s")
+    assert config == {"anythingllm:expiresAt": "2026-12-31"}

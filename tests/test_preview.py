@@ -81,3 +81,12 @@ def test_plan_json_is_sorted_and_identical_across_runs(tmp_path):
     assert first == (tmp_path / "b" / "prod" / "plan.json").read_text()
     urns = [r["urn"] for r in json.loads(first)["resources"]]
     assert urns == sorted(urns)
+
+
+def test_a_stack_file_the_cli_would_misread_exits_2_naming_the_line(tmp_path, capsys):
+    program = tmp_path / "program"
+    shutil.copytree(ROOT, program, ignore=PROGRAM_ONLY)
+    dev = (program / "Pulumi.dev.yaml").read_text()
+    (program / "Pulumi.twice.yaml").write_text(dev + "  anythingllm:app:\n    replicas: 4\n")
+    assert preview.main(["twice", "--root", str(program), "--out", str(tmp_path / "out")]) == 2
+    assert "key 'anythingllm:app' is given twice" in capsys.readouterr().err

@@ -217,3 +217,31 @@ def test_a_revision_pins_weights_and_tokenizer():
     assert "--revision" not in vllm_args(settings_from(base_config()).model_serving.models[0])
     config["modelServing"]["models"][0]["revision"] = "no spaces allowed"
     expect_settings_error(config, "modelServing.models[0].revision", "not a Hugging Face revision")
+
+
+def test_cidrs_are_rendered_as_parsed():
+    """The AWS Load Balancer Controller parses each `inbound-cidrs` entry with Go's
+    net.ParseCIDR, which refuses a bare address that Python reads as a /32: every CIDR is
+    rendered in its canonical form."""
+    from components.ingress import alb_annotations
+
+    config = base_config("dev")
+    config["ingress"]["inboundCidrs"] = ["203.0.113.10", "198.51.100.0/24"]
+    config["cluster"]["publicAccessCidrs"] = ["192.0.2.7"]
+    settings = settings_from(config)
+    annotations = alb_annotations(settings.ingress, load_balancer_name="lb")
+    assert annotations["alb.ingress.kubernetes.io/inbound-cidrs"] == "203.0.113.10/32,198.51.100.0/24"
+    assert settings.cluster.public_access_cidrs == ["192.0.2.7/32"]
+
+
+@pytest.mark.parametrize("version", ["1.19.2", "v1.19.2", "v1.19-eksbuild.1", "latest"])
+def test_addon_versions_have_the_eks_form(version):
+    config = base_config()
+    config["cluster"]["addonVersions"] = {"vpc-cni": version}
+    expect_settings_error(config, "cluster.addonVersions.vpc-cni", "is not an EKS add-on version")
+
+
+def test_a_well_formed_addon_version_is_accepted():
+    config = base_config()
+    config["cluster"]["addonVersions"] = {"vpc-cni": "v1.19.2-eksbuild.1"}
+    assert settings_from(config).cluster.addon_versions == {"vpc-cni": "v1.19.2-eksbuild.1"}

@@ -215,3 +215,15 @@ def test_every_stack_file_is_valid(stack):
            for key, value in read_stack_config(ROOT, stack).items()}
     settings = settings_from(raw, stack=stack)
     assert settings.environment in {"dev", "staging", "prod"}
+
+
+def test_a_miscased_project_namespace_is_refused_at_run_time():
+    """What the Pulumi CLI hands the program for `anythingLLM:app`: another namespace, which the
+    program would never read. The program refuses it, naming the key."""
+    from components.settings import SettingsError
+    from components.settings.loading import read_raw_config
+    from tools.engine import run
+
+    with pytest.raises(SettingsError, match="anythingLLM:app: the namespace is 'anythingllm'"):
+        run(read_raw_config, project="anythingllm", stack="t",
+            config={"aws:region": "us-east-1", "anythingLLM:app": {"replicas": 3}})

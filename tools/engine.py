@@ -271,14 +271,60 @@ class RecordingMonitor(mocks.MockMonitor):
 # --------------------------------------------------------------------------- config
 
 
+class StackFileError(ValueError):
+    """A stack file the Pulumi CLI would refuse or misread, with where and why."""
+
+
+class _StackFileLoader(yaml.SafeLoader):
+    """YAML as the Pulumi CLI reads a stack file: a key given twice is an error (PyYAML would
+    keep the later one silently), and a scalar that is not a boolean or a number stays the text
+    written (an unquoted date is the string "2026-12-31", not a date object)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise StackFileError(f"line {key_node.start_mark.line + 1}: key {key!r} is given "
+                                     f"twice (first on line {seen[key]}); the later one would "
+                                     "silently replace it")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+_StackFileLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def read_stack_config(program_dir: Path, stack: str) -> dict[str, Any]:
-    """The `config:` map of `Pulumi.<stack>.yaml`, keys fully qualified (`ns:key`)."""
+    """The `config:` map of `Pulumi.<stack>.yaml`, keys fully qualified (`ns:key`).
+
+    Raises StackFileError for what the CLI refuses or would silently misread: a key given
+    twice, a document or `config:` that is not a mapping, a namespace that is this project's in
+    another case (`AnythingLLM:app` would be another project's key, ignored by the program).
+    """
     project = read_project_name(program_dir)
     path = program_dir / f"Pulumi.{stack}.yaml"
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path.name} in {program_dir}")
-    document = yaml.safe_load(path.read_text()) or {}
+    try:
+        document = yaml.load(path.read_text(), Loader=_StackFileLoader) or {}
+    except StackFileError as error:
+        raise StackFileError(f"{path.name}: {error}") from None
+    except yaml.YAMLError as error:
+        raise StackFileError(f"{path.name}: not valid YAML: {error}") from None
+    if not isinstance(document, dict):
+        raise StackFileError(f"{path.name}: the document must be a mapping with a `config:` key")
     config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise StackFileError(f"{path.name}: `config:` must be a mapping of keys to values")
+    for key in config:
+        namespace = str(key).split(":", 1)[0] if ":" in str(key) else None
+        if namespace is not None and namespace != project and namespace.lower() == project.lower():
+            raise StackFileError(f"{path.name}: {key!r}: the namespace is {project!r} (lowercase); "
+                                 f"{namespace!r} is another namespace, which the program never reads")
     return {(key if ":" in key else f"{project}:{key}"): value for key, value in config.items()}
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from .engine import STACK_TYPE, Plan, Registration, run_stack
+from .engine import STACK_TYPE, Plan, Registration, StackFileError, run_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         plan = run_stack(root, args.stack)
-    except (SettingsError, FileNotFoundError) as error:
+    except (SettingsError, FileNotFoundError, StackFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     elapsed = time.perf_counter() - started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -20,6 +21,9 @@ from .base import (
     _within,
     log_retention,
 )
+
+# EKS add-on versions as `aws eks describe-addon-versions` lists them.
+ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
 
 
 class ScalingSettings(_Model):
@@ -166,8 +170,17 @@ class ClusterSettings(_Model):
     @field_validator("public_access_cidrs")
     @classmethod
     def _public_cidrs(cls, value: list[str]) -> list[str]:
-        for index, cidr in enumerate(value):
-            _cidr(cidr, f"[{index}]")
+        # Rendered as parsed: a bare address is a /32 for Python but not for every consumer.
+        return [str(_cidr(cidr, f"[{index}]")) for index, cidr in enumerate(value)]
+
+    @field_validator("addon_versions")
+    @classmethod
+    def _addon_versions(cls, value: dict[str, str]) -> dict[str, str]:
+        for addon, version in value.items():
+            if not ADDON_VERSION.match(version):
+                raise ConfigProblem(addon, f"{version!r} is not an EKS add-on version; use "
+                                           "v<major>.<minor>.<patch>-eksbuild.<n>, e.g. v1.19.2-eksbuild.1 "
+                                           "(aws eks describe-addon-versions --addon-name " + addon + ")")
         return value
 
     @field_validator("log_retention_days")
@@ -184,7 +197,7 @@ class ClusterSettings(_Model):
                 "", f"{value!r} must be inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 "
                 "with a prefix between /12 and /24 (EKS API rule)",
             )
-        return value
+        return str(network)
 
     @model_validator(mode="after")
     def _groups(self) -> ClusterSettings:

@@ -134,6 +134,12 @@ def read_raw_config() -> dict[str, Any]:
 
     values: dict[str, Any] = {}
     all_keys = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}  # key -> value
+    miscased = sorted(key for key in all_keys if ":" in key and key.split(":", 1)[0] != PROJECT_NAMESPACE
+                      and key.split(":", 1)[0].lower() == PROJECT_NAMESPACE)
+    if miscased:
+        raise SettingsError(_report(pulumi.get_stack(), [
+            f"{key}: the namespace is {PROJECT_NAMESPACE!r} (lowercase); this key is in another "
+            "namespace, which the program never reads" for key in miscased]))
     prefix = f"{PROJECT_NAMESPACE}:"
     for full_key, value in all_keys.items():
         if full_key.startswith(prefix):

@@ -216,9 +216,9 @@ class IngressSettings(_Model):
     @field_validator("inbound_cidrs")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
-        for index, cidr in enumerate(value):
-            _cidr(cidr, f"[{index}]")
-        return value
+        # Rendered as parsed: the controller reads `inbound-cidrs` with net.ParseCIDR, which
+        # refuses a bare address that Python reads as a /32.
+        return [str(_cidr(cidr, f"[{index}]")) for index, cidr in enumerate(value)]
 
     @field_validator("certificate_arn")
     @classmethod
