@@ -227,3 +227,14 @@ def test_a_miscased_project_namespace_is_refused_at_run_time():
     with pytest.raises(SettingsError, match="anythingLLM:app: the namespace is 'anythingllm'"):
         run(read_raw_config, project="anythingllm", stack="t",
             config={"aws:region": "us-east-1", "anythingLLM:app": {"replicas": 3}})
+
+
+@pytest.mark.parametrize("value, reason", [
+    ("ml,platform", "contains a comma"),
+    ("x" * 257, "at most 256"),
+    ("café#1", "at most 256 letters"),
+])
+def test_tag_values_every_consumer_accepts(value, reason):
+    config = base_config()
+    config["tags"] = {"team": value}
+    expect_settings_error(config, "tags['team']", reason)

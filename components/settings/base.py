@@ -28,6 +28,9 @@ REGION_NAME = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 GROUP_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,18}[a-z0-9])?$")
 TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
+# Tag values as the strictest consumer here accepts them (RDS, ElastiCache and EKS: letters,
+# digits, spaces and _ . : / = + - @, at most 256 characters).
+TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
 VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 

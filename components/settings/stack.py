@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ..rds_ca import RDS_CA_IDENTIFIER, vendored_regions
-from .base import REGION_NAME, TAG_KEY, ConfigProblem, _Model, with_environment_defaults
+from .base import REGION_NAME, TAG_KEY, TAG_VALUE, ConfigProblem, _Model, with_environment_defaults
 from .cluster import ClusterSettings
 from .data import (
     BURSTABLE_CACHE,
@@ -95,12 +95,21 @@ class StackSettings(_Model):
     @field_validator("tags")
     @classmethod
     def _tags(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
+        for key, tag_value in value.items():
             if not TAG_KEY.match(key) or key.lower().startswith("aws:"):
                 raise ConfigProblem(
                     f"[{key!r}]", "tag keys are 1-128 characters of letters, digits, spaces and "
                     "_.:/=+-@, and must not start with aws:",
                 )
+            if "," in str(tag_value):
+                raise ConfigProblem(
+                    f"[{key!r}]", f"{tag_value!r} contains a comma: the AWS Load Balancer "
+                    "Controller's chart joins the tags into --default-tags=k=v,k=v, so a comma "
+                    "would split this value")
+            if not isinstance(tag_value, str) or not TAG_VALUE.match(tag_value):
+                raise ConfigProblem(
+                    f"[{key!r}]", f"{tag_value!r} is not a tag value RDS, ElastiCache and EKS all "
+                    "accept: at most 256 letters, digits, spaces and _.:/=+-@")
         return value
 
     @field_validator("expires_at")
