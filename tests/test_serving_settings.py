@@ -245,3 +245,13 @@ def test_a_well_formed_addon_version_is_accepted():
     config = base_config()
     config["cluster"]["addonVersions"] = {"vpc-cni": "v1.19.2-eksbuild.1"}
     assert settings_from(config).cluster.addon_versions == {"vpc-cni": "v1.19.2-eksbuild.1"}
+
+
+def test_unquoted_cpu_quantities_are_accepted_and_rendered_as_text():
+    """Kubernetes takes `cpu: 1`; the stack file's YAML (and the CLI's JSON) makes it a number."""
+    config = base_config()
+    config["app"] = {"replicas": 2, "resources": {"cpu": 1, "memory": "2Gi", "cpuLimit": 2.5,
+                                                  "memoryLimit": "4Gi"}}
+    resources = settings_from(config).app.resources.as_kubernetes()
+    assert resources == {"requests": {"cpu": "1", "memory": "2Gi"},
+                         "limits": {"cpu": "2.5", "memory": "4Gi"}}

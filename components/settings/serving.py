@@ -77,6 +77,15 @@ class ResourceSettings(_Model):
     cpu_limit: str
     memory_limit: str
 
+    @field_validator("cpu", "cpu_limit", mode="before")
+    @classmethod
+    def _number_as_quantity(cls, value: object) -> object:
+        # Kubernetes accepts `cpu: 1` unquoted, and YAML (then the CLI's JSON) makes it a number:
+        # take it as the quantity it is, rendered as text.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return format(value, "g")
+        return value
+
     @field_validator("cpu", "cpu_limit")
     @classmethod
     def _cpu(cls, value: str) -> str:
