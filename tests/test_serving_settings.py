@@ -255,3 +255,27 @@ def test_unquoted_cpu_quantities_are_accepted_and_rendered_as_text():
     resources = settings_from(config).app.resources.as_kubernetes()
     assert resources == {"requests": {"cpu": "1", "memory": "2Gi"},
                          "limits": {"cpu": "2.5", "memory": "4Gi"}}
+
+
+@pytest.mark.parametrize("key, value, reason", [
+    ("certificateArn", "arn:aws:acm:us-east-1:111122223333:certificate/00000000-0000-4000-8000-000000000000",
+     "is in us-east-1, but the ALB is in eu-west-1"),
+    ("wafAclArn",
+     "arn:aws:wafv2:us-west-2:111122223333:regional/webacl/chat/00000000-0000-4000-8000-000000000001",
+     "is in us-west-2, but the ALB is in eu-west-1"),
+    ("certificateArn",
+     "arn:aws-cn:acm:eu-west-1:111122223333:certificate/00000000-0000-4000-8000-000000000000",
+     "is in partition 'aws-cn'"),
+])
+def test_arns_must_be_usable_where_they_are_used(key, value, reason):
+    """An ALB takes an ACM certificate and a regional WAF web ACL of its own region, and every
+    ARN must be of the region's partition."""
+    config = base_config("prod")
+    config["ingress"][key] = value
+    expect_settings_error(config, f"ingress.{key}", reason)
+
+
+def test_admin_roles_must_be_of_the_regions_partition():
+    config = base_config()
+    config["cluster"]["adminRoleArns"] = ["arn:aws-us-gov:iam::111122223333:role/admin"]
+    expect_settings_error(config, "cluster.adminRoleArns[0]", "is in partition 'aws-us-gov'")

@@ -38,6 +38,15 @@ DEFAULTED_SECTIONS = {
 }
 
 
+def region_partition(region: str) -> str:
+    """The AWS partition of a region (the ARN prefix its resources carry)."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
 # Characters kept for the header AnythingLLM puts in front of each chunk after splitting
 # (`<document_metadata>` with the title, date and source URL; server/utils/TextSplitter/index.js
 # stringifyHeader), which its splitter does not count against the chunk size.
@@ -259,6 +268,21 @@ class StackSettings(_Model):
                 "and has open cluster-mode bugs (MOVED/CROSSSLOT, rate-limiter slot errors: "
                 "BerriAI/litellm #8159, #8878, #15066); use 'disabled' (a primary and replicas "
                 "across zones with automatic failover)")
+        partition = region_partition(self.region)
+        arns = [(f"cluster.adminRoleArns[{i}]", arn) for i, arn in enumerate(self.cluster.admin_role_arns)]
+        for key, arn in (("ingress.certificateArn", self.ingress.certificate_arn),
+                         ("ingress.wafAclArn", self.ingress.waf_acl_arn)):
+            if arn is None:
+                continue
+            arns.append((key, arn))
+            # An ALB takes a certificate and a regional web ACL of its own region only.
+            if arn.split(":")[3] != self.region:
+                raise ConfigProblem(key, f"is in {arn.split(':')[3]}, but the ALB is in "
+                                         f"{self.region} (aws:region): use one from {self.region}")
+        for key, arn in arns:
+            if arn.split(":")[1] != partition:
+                raise ConfigProblem(key, f"is in partition {arn.split(':')[1]!r}, but {self.region} "
+                                         f"(aws:region) is in {partition!r}")
         embedder = self.model_serving.embedding_model
         if self.app.chunk_size > self.embedding_chunk_limit:
             raise ConfigProblem(
