@@ -44,6 +44,7 @@ from .workloads import (
     remember,
     rolling_update,
     scan_exceptions,
+    script_job_pod_spec,
     secret_env,
     secrets_digest,
     selector_labels,
@@ -260,34 +261,22 @@ def admin_pod_spec(variant: Variant, *, config_map: str, chunk_size: int, chunk_
     """The admin Job's pod: the variant's own image runs the script with its Node.js, read-only,
     as a high uid (it writes nothing, so it needs none of the image's files), on the system
     nodes; it talks to the variant's Service."""
-    return {
-        "service_account_name": SERVICE_ACCOUNT,
-        "automount_service_account_token": False,
-        "restart_policy": "Never",
-        "node_selector": system_labels(),
-        "security_context": pod_security_context(uid=ADMIN_JOB_UID),
-        "containers": [{
-            "name": "admin",
-            "image": variant.image,
-            "image_pull_policy": IMAGE_PULL_POLICY,
-            "command": ["node", f"{ADMIN_SCRIPT_MOUNT_PATH}/{SCRIPT_KEY}"],
-            "env": [
-                {"name": "ANYTHINGLLM_URL",
-                 "value": f"http://{variant.name}.{APP.name}.svc.cluster.local:{SERVER_PORT}"},
-                {"name": "WAIT_SECONDS", "value": str(ADMIN_WAIT_SECONDS)},
-                {"name": "CHUNK_SIZE", "value": str(chunk_size)},
-                {"name": "CHUNK_OVERLAP", "value": str(chunk_overlap)},
-                secret_env("AUTH_TOKEN", variant.secrets),
-                secret_env("ADMIN_USERNAME", ADMIN_SECRET),
-                secret_env("ADMIN_PASSWORD", ADMIN_SECRET),
-            ],
-            "security_context": container_security_context(read_only_root=True),
-            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"},
-                          "limits": {"cpu": "500m", "memory": "256Mi"}},
-            "volume_mounts": [{"name": "script", "mount_path": ADMIN_SCRIPT_MOUNT_PATH, "read_only": True}],
-        }],
-        "volumes": [{"name": "script", "config_map": {"name": config_map}}],
-    }
+    return script_job_pod_spec(
+        container="admin", image=variant.image, uid=ADMIN_JOB_UID,
+        command=["node", f"{ADMIN_SCRIPT_MOUNT_PATH}/{SCRIPT_KEY}"],
+        mount_path=ADMIN_SCRIPT_MOUNT_PATH, config_map=config_map,
+        service_account=SERVICE_ACCOUNT, memory_request="128Mi",
+        env=[
+            {"name": "ANYTHINGLLM_URL",
+             "value": f"http://{variant.name}.{APP.name}.svc.cluster.local:{SERVER_PORT}"},
+            {"name": "WAIT_SECONDS", "value": str(ADMIN_WAIT_SECONDS)},
+            {"name": "CHUNK_SIZE", "value": str(chunk_size)},
+            {"name": "CHUNK_OVERLAP", "value": str(chunk_overlap)},
+            secret_env("AUTH_TOKEN", variant.secrets),
+            secret_env("ADMIN_USERNAME", ADMIN_SECRET),
+            secret_env("ADMIN_PASSWORD", ADMIN_SECRET),
+        ],
+    )
 
 
 def ingress_spec(*, host: str | None, backends: list[str] | None = None) -> dict:

@@ -28,7 +28,7 @@ says so and leaves the instance alone rather than fail the deployment.
 
 from __future__ import annotations
 
-import hashlib
+from .workloads import digest_name
 
 ADMIN_JOB_PREFIX = "anythingllm-admin"
 SCRIPT_KEY = "admin-bootstrap.mjs"
@@ -129,6 +129,5 @@ main().catch((error) => fail(error?.stack ?? String(error)));
 
 
 def admin_job_name(*parts: str) -> str:
-    """A Job name that changes with what it would do (a Job's pod template is immutable)."""
-    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:10]
-    return f"{ADMIN_JOB_PREFIX}-{digest}"
+    """A Job name that changes with what it would do."""
+    return digest_name(ADMIN_JOB_PREFIX, *parts)

@@ -19,10 +19,11 @@ Written for RDS, where the master user is not a superuser but a member of `rds_s
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from urllib.parse import quote
+
+from .workloads import digest_name
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 KNOWN_EXTENSIONS = ("vector",)
@@ -192,8 +193,7 @@ def bootstrap_job_name(*parts: str) -> str:
     A Job's pod template is immutable, so a changed script must run as a new Job; the name
     carries a digest of the script, the image and the consumers, and Pulumi replaces it.
     """
-    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:10]
-    return f"db-bootstrap-{digest}"
+    return digest_name("db-bootstrap", *parts)
 
 
 def connection_url(*, user: str, password: str, host: str, port: int, database: str) -> str:

@@ -19,8 +19,9 @@ after the key was rotated.
 
 from __future__ import annotations
 
-import hashlib
 import json
+
+from .workloads import digest_name
 
 KEY_JOB_PREFIX = "litellm-client-key"
 SCRIPT_KEY = "client-key.py"
@@ -104,9 +105,8 @@ print("client key: %s for models %s" % (action, ", ".join(WANTED["models"])))
 
 
 def key_job_name(*parts: str) -> str:
-    """Changes with what the Job does (a Job's pod template is immutable)."""
-    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:10]
-    return f"{KEY_JOB_PREFIX}-{digest}"
+    """Changes with what the Job does."""
+    return digest_name(KEY_JOB_PREFIX, *parts)
 
 
 def settings_json(settings: dict) -> str:

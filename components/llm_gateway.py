@@ -27,6 +27,7 @@ from .workloads import (
     SECRETS_DIGEST,
     container_security_context,
     cpu_autoscaler,
+    digest_name,
     disruption_budget,
     http_probe,
     http_service,
@@ -36,6 +37,7 @@ from .workloads import (
     remember,
     rolling_update,
     scan_exceptions,
+    script_job_pod_spec,
     secret_env,
     secrets_digest,
     selector_labels,
@@ -149,10 +151,9 @@ def migration_pod_spec(settings: GatewaySettings, *, database_secret: pulumi.Inp
 
 
 def migration_job_name(*parts: str) -> str:
-    """Changes with the image and with what the pod template holds (a Job's template is
-    immutable): a new version, config or resources runs it again (migrations are idempotent)."""
-    digest = hashlib.sha256("\x00".join([LITELLM_IMAGE, *parts]).encode()).hexdigest()[:10]
-    return f"litellm-migrate-{digest}"
+    """Changes with the image and with what the pod template holds: a new version, config or
+    resources runs it again (migrations are idempotent)."""
+    return digest_name("litellm-migrate", LITELLM_IMAGE, *parts)
 
 
 def clients_only_policy_spec() -> dict:
@@ -168,31 +169,19 @@ def clients_only_policy_spec() -> dict:
 def key_pod_spec(*, config_map: str, settings_text: str) -> dict:
     """The key Job's pod: the gateway's image runs the script with its Python, read-only, as the
     gateway's uid, on the system nodes; it holds the master key, the gateway's pods do too."""
-    return {
-        "service_account_name": SERVICE_ACCOUNT,
-        "automount_service_account_token": False,
-        "restart_policy": "Never",
-        "node_selector": system_labels(),
-        "security_context": pod_security_context(uid=LITELLM_UID),
-        "containers": [{
-            "name": "client-key",
-            "image": LITELLM_IMAGE,
-            "image_pull_policy": IMAGE_PULL_POLICY,
-            "command": ["python", f"{KEY_SCRIPT_MOUNT_PATH}/{KEY_SCRIPT}"],
-            "env": [
-                {"name": "LITELLM_URL", "value": gateway_url()},
-                {"name": "KEY_SETTINGS", "value": settings_text},
-                {"name": "WAIT_SECONDS", "value": str(KEY_WAIT_SECONDS)},
-                secret_env("LITELLM_MASTER_KEY", SECRETS),
-                secret_env("CLIENT_KEY", SECRETS, "LITELLM_CLIENT_KEY"),
-            ],
-            "security_context": container_security_context(read_only_root=True),
-            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
-                          "limits": {"cpu": "500m", "memory": "256Mi"}},
-            "volume_mounts": [{"name": "script", "mount_path": KEY_SCRIPT_MOUNT_PATH, "read_only": True}],
-        }],
-        "volumes": [{"name": "script", "config_map": {"name": config_map}}],
-    }
+    return script_job_pod_spec(
+        container="client-key", image=LITELLM_IMAGE, uid=LITELLM_UID,
+        command=["python", f"{KEY_SCRIPT_MOUNT_PATH}/{KEY_SCRIPT}"],
+        mount_path=KEY_SCRIPT_MOUNT_PATH, config_map=config_map,
+        service_account=SERVICE_ACCOUNT, memory_request="64Mi",
+        env=[
+            {"name": "LITELLM_URL", "value": gateway_url()},
+            {"name": "KEY_SETTINGS", "value": settings_text},
+            {"name": "WAIT_SECONDS", "value": str(KEY_WAIT_SECONDS)},
+            secret_env("LITELLM_MASTER_KEY", SECRETS),
+            secret_env("CLIENT_KEY", SECRETS, "LITELLM_CLIENT_KEY"),
+        ],
+    )
 
 class LlmGateway(pulumi.ComponentResource):
     """LiteLLM: one OpenAI-compatible endpoint for every model, with shared limits and cache.

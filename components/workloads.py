@@ -14,6 +14,8 @@ import weakref
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .node_group import system_labels
+
 PART_OF = "anythingllm"
 
 # The kubelet asks the registry for the tag's digest at every pod start (cached layers are
@@ -147,6 +149,39 @@ def token_less_account(name: str, *, account: str, namespace: pulumi.Input[str],
 
 
 SKIP_AWAIT = "pulumi.com/skipAwait"
+
+
+def digest_name(prefix: str, *parts: str) -> str:
+    """`<prefix>-<10 hex>`: a name that changes with what the named object does. A Job's pod
+    template is immutable, so a Job whose script, image or settings change must be a new Job."""
+    return f"{prefix}-{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:10]}"
+
+
+def script_job_pod_spec(*, container: str, image: str, uid: int, command: list[str],
+                        mount_path: str, config_map: str, env: list[dict], service_account: str,
+                        memory_request: str) -> dict:
+    """The pod of a Job that runs one script from a ConfigMap with an image's own interpreter:
+    no service-account token, never restarted in place (the Job retries), on the system nodes,
+    non-root and read-only (the scripts write nothing)."""
+    return {
+        "service_account_name": service_account,
+        "automount_service_account_token": False,
+        "restart_policy": "Never",
+        "node_selector": system_labels(),
+        "security_context": pod_security_context(uid=uid),
+        "containers": [{
+            "name": container,
+            "image": image,
+            "image_pull_policy": IMAGE_PULL_POLICY,
+            "command": command,
+            "env": env,
+            "security_context": container_security_context(read_only_root=True),
+            "resources": {"requests": {"cpu": "50m", "memory": memory_request},
+                          "limits": {"cpu": "500m", "memory": "256Mi"}},
+            "volume_mounts": [{"name": "script", "mount_path": mount_path, "read_only": True}],
+        }],
+        "volumes": [{"name": "script", "config_map": {"name": config_map}}],
+    }
 SECRETS_DIGEST = "anythingllm.io/secrets-digest"
 
 

@@ -15,16 +15,14 @@ The stand-in implements the endpoints the Job uses as AnythingLLM's source has t
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from components.anythingllm_admin import admin_job_name, admin_script
+from tests.stand_in import JsonHandler, LoopbackServer
 
 AUTH_TOKEN = "t" * 48
 EMBEDDER_LIMIT = 6144
@@ -37,28 +35,13 @@ class FakeAnythingLlm:
         self.settings: dict[str, str] = {}
         self.calls: list[tuple[str, str]] = []
         self.ignore_writes = False
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = LoopbackServer(self._handler())
+        self.url = self.server.url
 
     def _handler(self):
         app = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _reply(self, status, body):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def _token(self):
                 return (self.headers.get("Authorization") or " ").split(" ")[1]
 
@@ -67,10 +50,6 @@ class FakeAnythingLlm:
                 if app.multi_user:
                     return token.startswith("user:") and token[5:] in app.users
                 return token == "single-user-session"
-
-            def _body(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                return json.loads(self.rfile.read(length) or b"{}")
 
             def do_GET(self):
                 path = urlparse(self.path)

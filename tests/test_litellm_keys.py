@@ -11,17 +11,15 @@ request models (GenerateKeyRequest, UpdateKeyRequest), which otherwise ignore un
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from components.litellm_keys import key_script, key_settings, settings_json
+from tests.stand_in import JsonHandler, LoopbackServer
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download at import
 from litellm.proxy._types import GenerateKeyRequest, UpdateKeyRequest
@@ -37,27 +35,13 @@ class FakeLiteLlm:
         self.by_hash = {hashlib.sha256(CLIENT.encode()).hexdigest(): CLIENT}
         self.bodies: list[tuple[str, dict]] = []
         self.urls: list[str] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = LoopbackServer(self._handler())
+        self.url = self.server.url
 
     def _handler(self):
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _reply(self, status, body=None):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def _authorized(self):
                 return self.headers.get("Authorization") == f"Bearer {MASTER}"
 
@@ -82,7 +66,7 @@ class FakeLiteLlm:
                 path = urlparse(self.path).path
                 if not self._authorized():
                     return self._reply(401)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body = self._body()
                 proxy.bodies.append((path, body))
                 key = body.get("key")
                 if path == "/key/generate":
