@@ -12,12 +12,28 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-# EKS standard-support end dates (AWS "Kubernetes version lifecycle on EKS", cross-checked
-# with endoflife.date in November 2026). A version is accepted only while it is in standard
-# support: extended support costs 6x per cluster hour and ends in a forced upgrade.
-EKS_STANDARD_SUPPORT_ENDS: dict[str, dt.date] = {
-    "1.34": dt.date(2026, 12, 2),
-    "1.35": dt.date(2027, 3, 27),
+@dataclass(frozen=True)
+class EksVersion:
+    """A Kubernetes minor's life on EKS: released, end of standard and of extended support."""
+
+    released: dt.date
+    standard_support_ends: dt.date
+    extended_support_ends: dt.date
+
+
+# AWS "Amazon EKS Kubernetes release calendar" (docs.aws.amazon.com/eks/latest/userguide/
+# kubernetes-versions.html), read in November 2026. A minor has 14 months of standard support,
+# then 12 of extended support, which costs six times as much per cluster hour.
+EKS_VERSIONS: dict[str, EksVersion] = {
+    "1.28": EksVersion(dt.date(2023, 9, 26), dt.date(2024, 11, 26), dt.date(2025, 11, 26)),
+    "1.29": EksVersion(dt.date(2024, 1, 23), dt.date(2025, 3, 23), dt.date(2026, 3, 23)),
+    "1.30": EksVersion(dt.date(2024, 5, 23), dt.date(2025, 7, 23), dt.date(2026, 7, 23)),
+    "1.31": EksVersion(dt.date(2024, 9, 26), dt.date(2025, 11, 26), dt.date(2026, 11, 26)),
+    "1.32": EksVersion(dt.date(2025, 1, 23), dt.date(2026, 3, 23), dt.date(2027, 3, 23)),
+    "1.33": EksVersion(dt.date(2025, 5, 29), dt.date(2026, 7, 29), dt.date(2027, 7, 29)),
+    "1.34": EksVersion(dt.date(2025, 10, 2), dt.date(2026, 12, 2), dt.date(2027, 12, 2)),
+    "1.35": EksVersion(dt.date(2026, 1, 27), dt.date(2027, 3, 27), dt.date(2028, 3, 27)),
+    "1.36": EksVersion(dt.date(2026, 6, 2), dt.date(2027, 8, 2), dt.date(2028, 8, 2)),
 }
 
 

@@ -17,11 +17,11 @@ from components.node_group import (
     gpu_labels,
 )
 from components.nvidia_device_plugin import device_plugin_values
+from components.settings.kubernetes_version import supported_versions
 from components.versions import (
     CLUSTER_AUTOSCALER_CHART_READS,
     CLUSTER_AUTOSCALER_IMAGE_READS,
     CLUSTER_AUTOSCALER_RELEASES,
-    EKS_STANDARD_SUPPORT_ENDS,
 )
 from tests.conftest import base_config, record, settings_from
 from tools.engine import Plan
@@ -296,7 +296,7 @@ def _minor(version: str) -> str:
     return ".".join(version.removeprefix("v").split(".")[:2])
 
 
-@pytest.mark.parametrize("kubernetes_version", sorted(EKS_STANDARD_SUPPORT_ENDS))
+@pytest.mark.parametrize("kubernetes_version", supported_versions())
 def test_autoscaler_chart_image_and_cluster_minors_agree(kubernetes_version):
     """kubernetes/autoscaler's version policy: the autoscaler of minor X for Kubernetes X. The
     chart's appVersion (its Chart.yaml at cluster-autoscaler-chart-<v>) and the image we set
@@ -308,7 +308,7 @@ def test_autoscaler_chart_image_and_cluster_minors_agree(kubernetes_version):
     assert values["image"]["tag"] == release.image_tag
 
 
-@pytest.mark.parametrize("kubernetes_version", sorted(EKS_STANDARD_SUPPORT_ENDS))
+@pytest.mark.parametrize("kubernetes_version", supported_versions())
 def test_autoscaler_chart_rbac_covers_what_its_image_reads(kubernetes_version):
     """The image blocks until every informer it starts has synced (main.go WaitForCacheSync), and
     /health-check answers 200 meanwhile: a list the chart's ClusterRole does not grant means an

@@ -90,7 +90,7 @@ BAD_INPUTS = [
     ("cache-unknown-key", _section("cache", clusterModeEnabled=True),
      "cache.clusterModeEnabled", "unknown key"),
     ("region-without-rds-root", _set(["aws:region"], "us-gov-west-1"),
-     "region", "has no vendored RDS root certificate"),
+     "aws:region", "has no vendored RDS root certificate"),
 ]
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from components.settings import ConfigProblem, SettingsError, check_kubernetes_version
-from tests.conftest import ROOT, STACKS, TODAY, base_config, expect_settings_error, settings_from
+from components.settings import SettingsError
+from tests.conftest import ROOT, STACKS, base_config, expect_settings_error, settings_from
 from tools.engine import read_stack_config
 
 
@@ -108,7 +107,7 @@ BAD_INPUTS = [
      "network.natGateways", "'single' or 'perAz'"),
     ("bad-environment", _set(["environment"], "production"),
      "environment", "'dev', 'staging' or 'prod'"),
-    ("bad-region", _set(["aws:region"], "Europe"), "region", "is not an AWS region name"),
+    ("bad-region", _set(["aws:region"], "Europe"), "aws:region", "is not an AWS region name"),
     ("existing-and-cidr", _set(["network", "existing"], {
         "vpcId": "vpc-0123456789abcdef0", "privateSubnetIds": ["subnet-0123456789abcdef0"]}),
      "network.vpcCidr", "cannot be combined with `existing`"),
@@ -133,7 +132,9 @@ BAD_INPUTS = [
      "cluster.deletionProtection", "cannot be true for staging"),
     ("aws-tag-prefix", _set(["tags"], {"aws:owner": "x"}), "tags['aws:owner']", "must not start"),
     ("unsupported-version", _set(["cluster", "kubernetesVersion"], "1.29"),
-     "cluster.kubernetesVersion", "not an EKS version this code knows"),
+     "cluster.kubernetesVersion", "extended support, at 6 times the hourly price, until 2026-03-23"),
+    ("future-version", _set(["cluster", "kubernetesVersion"], "1.40"),
+     "cluster.kubernetesVersion", "is not on EKS's calendar"),
 ]
 
 
@@ -199,14 +200,6 @@ def test_existing_vpc_is_accepted_without_cidrs():
     settings = settings_from(config)
     assert settings.network.existing is not None
     assert settings.network.zone_count == 2
-
-
-def test_kubernetes_version_must_be_in_standard_support():
-    check_kubernetes_version("1.34", dt.date(2026, 12, 2))
-    with pytest.raises(ConfigProblem, match=r"standard support ended on 2026-12-02"):
-        check_kubernetes_version("1.34", dt.date(2026, 12, 3))
-    with pytest.raises(ConfigProblem, match=r"allowed: 1\.34 \(until 2026-12-02\), 1\.35"):
-        check_kubernetes_version("1.36", TODAY)
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -21,7 +21,6 @@ from .base import PROJECT_NAMESPACE, ConfigProblem, SettingsError
 from .cluster import ClusterSettings, GpuNodeGroupSettings, ScalingSettings, SystemNodeGroupSettings
 from .data import CacheSettings, DatabaseSettings, StorageSettings
 from .loading import (
-    check_kubernetes_version,
     load_settings,
     parse_settings,
     read_raw_config,
@@ -66,7 +65,6 @@ __all__ = [
     "StackSettings",
     "StorageSettings",
     "SystemNodeGroupSettings",
-    "check_kubernetes_version",
     "load_settings",
     "parse_settings",
     "read_raw_config",

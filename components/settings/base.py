@@ -48,6 +48,22 @@ class ConfigProblem(ValueError):
         self.message = message
 
 
+class ConfigProblems(ValueError):
+    """Several validation failures found by one validator, reported together in order."""
+
+    def __init__(self, problems: list[ConfigProblem]):
+        super().__init__("; ".join(f"{problem.path}: {problem.message}" for problem in problems))
+        self.problems = problems
+
+
+def raise_all(problems: list[ConfigProblem]) -> None:
+    """Raise `problems` (one, or all of them together); nothing when the list is empty."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigProblems(problems)
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel,

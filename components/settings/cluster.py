@@ -21,6 +21,7 @@ from .base import (
     _within,
     log_retention,
 )
+from .kubernetes_version import supported_versions, version_problem
 
 # EKS add-on versions as `aws eks describe-addon-versions` lists them.
 ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
@@ -153,7 +154,15 @@ class ClusterSettings(_Model):
     def _version_string(cls, value: Any) -> Any:
         if isinstance(value, float):
             # YAML reads 1.30 as the float 1.3: refuse rather than guess.
-            raise ConfigProblem("", f"{value!r} is a number; quote it, e.g. \"1.35\"")
+            raise ConfigProblem("", f"{value!r} is a number; quote it, e.g. \"{supported_versions()[-1]}\"")
+        return value
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        problem = version_problem(value)
+        if problem is not None:
+            raise ConfigProblem("", problem)
         return value
 
     @field_validator("admin_role_arns")

@@ -7,26 +7,11 @@ import json
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import ValidationError, create_model
 
-from ..versions import EKS_STANDARD_SUPPORT_ENDS
-from .base import PROJECT_NAMESPACE, ConfigProblem, SettingsError
-from .stack import StackSettings
-
-
-def check_kubernetes_version(version: str, today: dt.date) -> None:
-    """Raise ConfigProblem unless `version` is an EKS version in standard support on `today`."""
-    supported = {v: end for v, end in EKS_STANDARD_SUPPORT_ENDS.items() if end >= today}
-    if version not in supported:
-        known = EKS_STANDARD_SUPPORT_ENDS.get(version)
-        why = (
-            f"its standard support ended on {known.isoformat()}" if known
-            else "it is not an EKS version this code knows"
-        )
-        allowed = ", ".join(f"{v} (until {end.isoformat()})" for v, end in supported.items())
-        raise ConfigProblem(
-            "cluster.kubernetesVersion", f"{version!r} is not allowed: {why}; allowed: {allowed}",
-        )
+from .base import PROJECT_NAMESPACE, ConfigProblem, ConfigProblems, SettingsError
+from .rules import run_rules
+from .stack import DEFAULTED_SECTIONS, StackFields, StackSettings
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
@@ -49,18 +34,33 @@ def _join(prefix: str, relative: str) -> str:
     return f"{prefix}.{relative}"
 
 
-def _describe(error: Mapping[str, Any]) -> str:
+# Keys the program reads outside its namespace, named as the user writes them.
+USER_KEYS = {"region": "aws:region"}
+
+
+def _describe(error: Mapping[str, Any]) -> list[str]:
     loc = tuple(part for part in error["loc"] if part not in {"function-after", "function-before"})
+    if loc and loc[0] in USER_KEYS:
+        loc = (USER_KEYS[loc[0]], *loc[1:])
     cause = (error.get("ctx") or {}).get("error")
-    if isinstance(cause, ConfigProblem):
+    if isinstance(cause, ConfigProblems | ConfigProblem):
         # Cross-field problems name their path relative to the model that found them.
-        return f"{_join(_format_loc(loc), cause.path)}: {cause.message}"
+        found = cause.problems if isinstance(cause, ConfigProblems) else [cause]
+        return [f"{_join(_format_loc(loc), problem.path)}: {problem.message}" for problem in found]
     path = _format_loc(loc)
     if error["type"] == "extra_forbidden":
-        return f"{path}: unknown key (check the spelling; keys are camelCase)"
+        return [f"{path}: unknown key (check the spelling; keys are camelCase)"]
     if error["type"] == "missing":
-        return f"{path}: required key is missing"
-    return f"{path}: {error['msg']} (got {json.dumps(error.get('input'), default=str)})"
+        return [f"{path}: required key is missing"]
+    if error.get("input", "") is None:
+        return [f"{path}: required key is missing (it is there, with no value)"]
+    return [f"{path}: {error['msg']} (got {json.dumps(error.get('input'), default=str)})"]
+
+
+def _defaulted_by_environment(loc: tuple[Any, ...]) -> bool:
+    """Whether the environment's defaults would have given the key at `loc` a value."""
+    return any(loc[0] in table and (len(loc) == 1 or loc[1] in table[loc[0]])
+               for table in DEFAULTED_SECTIONS.values())
 
 
 # Config keys that hold credentials: accepted only as Pulumi secrets, so that they are
@@ -79,28 +79,65 @@ def parse_settings(
     """Validate the stack configuration `raw` (keys without namespace) into StackSettings.
 
     `raw` maps the project's config keys (`network`, `cluster`, ...) plus `aws:region` to
-    their values; `secret_keys` names the keys that were set as secrets. Raises
-    SettingsError listing every problem, with its key path.
+    their values; `secret_keys` names the keys that were set as secrets; `today` is the date
+    the warnings are for (the version-support phase; never a reason to refuse). Raises
+    SettingsError listing every problem, each with its key path: the settings' own problems
+    in the order of the file's sections, then those between sections (see rules.py).
     """
-    plaintext = [key for key in SECRET_KEYS if key in raw and key not in secret_keys]
-    if plaintext:
-        raise SettingsError(_report(stack, [
-            f"{key}: must be a secret; set it with `pulumi config set --secret "
-            f"{PROJECT_NAMESPACE}:{key}` so it is encrypted in Pulumi.{stack}.yaml and in state"
-            for key in plaintext
-        ]))
-    data = {key: value for key, value in raw.items() if key != "aws:region"}
-    data.update(project=project, stack=stack, region=raw.get("aws:region"))
+    problems = [
+        f"{key}: must be a secret; set it with `pulumi config set --secret "
+        f"{PROJECT_NAMESPACE}:{key}` so it is encrypted in Pulumi.{stack}.yaml and in state"
+        for key in SECRET_KEYS if key in raw and key not in secret_keys
+    ]
+    # A key with no value (`anythingllm:gateway:` alone on its line) is a key not given.
+    data = {key: value for key, value in raw.items() if key != "aws:region" and value is not None}
+    data.update(project=project, stack=stack)
+    if raw.get("aws:region") is not None:
+        data["region"] = raw["aws:region"]
+    settings = None
     try:
         settings = StackSettings.model_validate(data)
     except ValidationError as exc:
-        problems = [_describe(error) for error in exc.errors()]
-        raise SettingsError(_report(stack, problems)) from None
-    try:
-        check_kubernetes_version(settings.cluster.kubernetes_version, today or dt.date.today())
-    except ConfigProblem as problem:
-        raise SettingsError(_report(stack, [f"{problem.path}: {problem.message}"])) from None
+        errors = exc.errors()
+        invalid = {error["loc"][0] for error in errors if error["loc"]}
+        environment_invalid = "environment" in invalid
+        for error in errors:
+            if environment_invalid and error["type"] == "missing" and _defaulted_by_environment(error["loc"]):
+                continue  # the environment's default would be there: one root cause, one line
+            problems.extend(_describe(error))
+        if invalid:
+            problems.extend(f"{problem.path}: {problem.message}"
+                            for problem in _rules_on_the_valid_part(data, invalid))
+    if problems:
+        raise SettingsError(_report(stack, problems))
+    assert settings is not None
+    if today is not None:
+        settings._today = today
     return settings
+
+
+def _rules_on_the_valid_part(data: Mapping[str, Any], invalid_keys: set[str]) -> list[ConfigProblem]:
+    """The rules between sections that read only settings which are valid on their own."""
+    names = {field.alias or name: name for name, field in StackFields.model_fields.items()}
+    invalid = frozenset(names.get(key, key) for key in invalid_keys)
+    valid_part = _partial_model().model_validate(
+        {key: value for key, value in data.items() if key not in invalid_keys})
+    return run_rules(valid_part, invalid=invalid)
+
+
+_PARTIAL: type[StackFields] | None = None
+
+
+def _partial_model() -> type[StackFields]:
+    """StackFields with every required field optional, so that the valid part can be built."""
+    global _PARTIAL
+    if _PARTIAL is None:
+        optional: dict[str, Any] = {
+            name: (field.annotation | None, None)
+            for name, field in StackFields.model_fields.items() if field.is_required()
+        }
+        _PARTIAL = create_model("PartialStackSettings", __base__=StackFields, **optional)
+    return _PARTIAL
 
 
 def _report(stack: str, problems: list[str]) -> str:

@@ -253,19 +253,6 @@ class IngressSettings(_Model):
                                     "(arn:aws:wafv2:<region>:<account>:regional/webacl/<name>/<id>)")
         return value
 
-    @model_validator(mode="after")
-    def _plaintext_only_for_known_networks(self) -> IngressSettings:
-        if (self.scheme == "internet-facing" and self.certificate_arn is None
-                and "0.0.0.0/0" in self.inbound_cidrs):
-            raise ConfigProblem(
-                "inboundCidrs", "an internet-facing ALB without certificateArn serves plain HTTP; "
-                "it may not be open to 0.0.0.0/0: set certificateArn, list the CIDRs allowed in, "
-                "or use scheme 'internal'",
-            )
-        if self.dns is not None and self.certificate_arn is None:
-            raise ConfigProblem("dns", "a DNS name needs certificateArn (HTTPS) for that name")
-        return self
-
     @property
     def https(self) -> bool:
         return self.certificate_arn is not None

@@ -1,0 +1,101 @@
+"""Which Kubernetes versions a stack may run, and what each phase of a version's life means.
+
+Whether a version is accepted never depends on the date: a version is accepted when EKS has it
+(versions.EKS_VERSIONS) and this code pins what runs with it (the Cluster Autoscaler of that
+minor). Time only changes the warnings every preview prints, so that the passing of a date never
+turns CI red or makes a running stack impossible to preview:
+
+- standard support, more than WARN_BEFORE_DAYS left: nothing to say;
+- standard support, WARN_BEFORE_DAYS or fewer left: a warning with the date and what EKS will do
+  on it for the cluster's `upgradePolicy.supportType` (cluster.supportType);
+- extended support: STANDARD means EKS upgrades the control plane to the next minor by itself
+  at the end of standard support (and creates no new STANDARD cluster on the version); EXTENDED
+  keeps it, at six times the standard hourly price, until extended support ends;
+- past extended support: EKS has upgraded the control plane to the next minor by itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from ..versions import CLUSTER_AUTOSCALER_RELEASES, EKS_VERSIONS
+
+# The warning starts three months ahead: time for a staging rehearsal and a prod window.
+WARN_BEFORE_DAYS = 90
+# Amazon EKS pricing: $0.10 per cluster hour in standard support, $0.60 in extended support.
+EXTENDED_SUPPORT_PRICE_FACTOR = 6
+KUBERNETES_MINOR = re.compile(r"^1\.\d{1,2}$")
+
+
+def supported_versions() -> list[str]:
+    """The minors this code deploys: EKS has them and their pins are here."""
+    return sorted((v for v in CLUSTER_AUTOSCALER_RELEASES if v in EKS_VERSIONS), key=_minor)
+
+
+def _minor(version: str) -> int:
+    return int(version.split(".")[1])
+
+
+def _next(version: str) -> str:
+    return f"1.{_minor(version) + 1}"
+
+
+def version_problem(version: str) -> str | None:
+    """Why `version` cannot be deployed by this code, or None. Independent of the date."""
+    supported = supported_versions()
+    allowed = f"this code deploys {', '.join(supported)}"
+    if not KUBERNETES_MINOR.match(version):
+        return f"{version!r} is not a Kubernetes minor version such as \"{supported[-1]}\"; {allowed}"
+    life = EKS_VERSIONS.get(version)
+    if life is None:
+        known = sorted(EKS_VERSIONS, key=_minor)
+        if _minor(version) < _minor(known[0]):
+            return (f"{version!r} is older than every version on EKS's calendar (the oldest listed, "
+                    f"{known[0]}, left extended support on "
+                    f"{EKS_VERSIONS[known[0]].extended_support_ends}); {allowed}")
+        return f"{version!r} is not on EKS's calendar (it lists {known[0]} to {known[-1]}); {allowed}"
+    if version not in supported:
+        # Worded without reference to today: whether a version is accepted never depends on it.
+        return (f"{version!r} is an EKS version (standard support until {life.standard_support_ends}, "
+                f"then extended support, at {EXTENDED_SUPPORT_PRICE_FACTOR} times the hourly price, "
+                f"until {life.extended_support_ends}, when EKS upgrades the control plane by itself), "
+                "but this code pins the Cluster Autoscaler and its permissions only for "
+                f"{', '.join(supported)}")
+    return None
+
+
+def version_warnings(version: str, support_type: str, today: dt.date) -> list[str]:
+    """What the phase of `version` on `today` means for the cluster (see the module docstring)."""
+    life = EKS_VERSIONS.get(version)
+    if life is None or version not in supported_versions():
+        return []
+    key = "cluster.kubernetesVersion"
+    upgrade = _next(version)
+    newest = supported_versions()[-1]
+    target = (f"upgrade to {upgrade} (README, Upgrades)" if upgrade in supported_versions()
+              else f"upgrade to {upgrade} once this code supports it (it deploys up to {newest})")
+    cost = (f"extended support costs {EXTENDED_SUPPORT_PRICE_FACTOR} times the standard price per "
+            "cluster hour")
+    if today > life.extended_support_ends:
+        return [f"{key}: {version} left extended support on {life.extended_support_ends}, when EKS "
+                f"upgraded the control plane to {upgrade} by itself; the node groups and the "
+                f"Cluster Autoscaler deployed here are still those of {version}: {target}"]
+    if today > life.standard_support_ends:
+        if support_type == "EXTENDED":
+            return [f"{key}: {version} has been in extended support since "
+                    f"{life.standard_support_ends} (cluster.supportType EXTENDED); {cost}, until "
+                    f"{life.extended_support_ends}, when EKS upgrades the control plane to {upgrade} "
+                    f"by itself: {target}"]
+        return [f"{key}: {version} left standard support on {life.standard_support_ends}; with "
+                f"cluster.supportType STANDARD, EKS upgrades the control plane to {upgrade} by itself "
+                f"and creates no new cluster on {version} (set supportType EXTENDED to stay, at "
+                f"{EXTENDED_SUPPORT_PRICE_FACTOR} times the price): {target}"]
+    days_left = (life.standard_support_ends - today).days
+    if days_left > WARN_BEFORE_DAYS:
+        return []
+    then = (f"EKS upgrades the control plane to {upgrade} by itself (cluster.supportType STANDARD)"
+            if support_type == "STANDARD" else
+            f"extended support starts (cluster.supportType EXTENDED): {cost}")
+    return [f"{key}: {version} leaves standard support on {life.standard_support_ends}, in "
+            f"{days_left} days; then {then}: {target}"]

@@ -1,0 +1,272 @@
+"""The rules that tie the stack's sections to each other and to the environment.
+
+Each rule names the top-level settings it reads and yields every problem it finds. They all
+run, in the order below (identity and network first, so that a root cause comes before what
+follows from it), and a rule is skipped only when a setting it reads is itself invalid: its
+problems then would be consequences of one already reported.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from .base import ConfigProblem
+from .data import BURSTABLE_CACHE, BURSTABLE_DB
+
+if TYPE_CHECKING:
+    from .stack import StackSettings
+
+PROD_MIN_BACKUP_RETENTION_DAYS = 14
+PROD_MIN_APP_REPLICAS = 3
+
+Rule = Callable[["StackSettings"], Iterator[ConfigProblem]]
+RULES: list[tuple[frozenset[str], Rule]] = []
+
+
+def rule(*reads: str) -> Callable[[Rule], Rule]:
+    """Register a rule that reads the top-level settings `reads` (field names)."""
+    def register(function: Rule) -> Rule:
+        RULES.append((frozenset(reads), function))
+        return function
+    return register
+
+
+def run_rules(settings: StackSettings, *, invalid: frozenset[str] = frozenset()) -> list[ConfigProblem]:
+    """Every problem the rules find in `settings`, skipping rules that read an `invalid` field."""
+    return [problem for reads, check in RULES if not reads & invalid for problem in check(settings)]
+
+
+def region_partition(region: str) -> str:
+    """The AWS partition of a region (the ARN prefix its resources carry)."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+@rule("region", "network")
+def _zones_of_the_region(s: StackSettings) -> Iterator[ConfigProblem]:
+    from .zones import zone_problem
+
+    for index, zone in enumerate(s.network.availability_zones):
+        message = zone_problem(s.region, zone)
+        if message is not None:
+            yield ConfigProblem(f"network.availabilityZones[{index}]", message)
+
+
+@rule("network", "cluster")
+def _service_cidr_outside_the_vpc(s: StackSettings) -> Iterator[ConfigProblem]:
+    if s.network.vpc_cidr is None:
+        return
+    vpc = ipaddress.ip_network(s.network.vpc_cidr)
+    service = ipaddress.ip_network(s.cluster.service_ipv4_cidr)
+    if vpc.overlaps(service):
+        yield ConfigProblem("cluster.serviceIpv4Cidr",
+                            f"{service} overlaps network.vpcCidr {vpc}; Service IPs must not collide "
+                            "with node and pod addresses")
+
+
+@rule("environment", "network")
+def _prod_network(s: StackSettings) -> Iterator[ConfigProblem]:
+    network = s.network
+    if not s.is_prod:
+        return
+    if network.zone_count < 2:
+        key = "network.existing.privateSubnetIds" if network.existing else "network.availabilityZones"
+        yield ConfigProblem(key, f"prod needs at least 2 availability zones; got {network.zone_count}")
+    if network.existing is None and network.nat_gateways != "perAz":
+        yield ConfigProblem("network.natGateways",
+                            f"{network.nat_gateways!r} is not allowed in prod: a single NAT gateway "
+                            "is a single-AZ point of failure; use 'perAz'")
+
+
+@rule("environment", "cluster")
+def _cluster_for_the_environment(s: StackSettings) -> Iterator[ConfigProblem]:
+    cluster = s.cluster
+    if s.is_prod:
+        if "0.0.0.0/0" in cluster.public_access_cidrs:
+            yield ConfigProblem("cluster.publicAccessCidrs",
+                                "'0.0.0.0/0' is not allowed in prod; list the CIDRs of your CI "
+                                "runners and VPN, or leave it empty for a private-only endpoint")
+        if cluster.deletion_protection is False:
+            yield ConfigProblem("cluster.deletionProtection", "cannot be false in prod")
+        if cluster.system_node_group.min_size < 2:
+            yield ConfigProblem("cluster.systemNodeGroup.minSize",
+                                f"{cluster.system_node_group.min_size} is below 2; prod keeps "
+                                "add-ons on at least two nodes")
+    if s.environment == "staging" and cluster.deletion_protection:
+        yield ConfigProblem("cluster.deletionProtection",
+                            "cannot be true for staging: throwaway stacks must destroy in one run")
+
+
+@rule("environment", "expires_at")
+def _prod_never_expires(s: StackSettings) -> Iterator[ConfigProblem]:
+    if s.is_prod and s.expires_at is not None:
+        yield ConfigProblem("expiresAt", "cannot be set in prod: prod never expires")
+
+
+@rule("region", "cluster")
+def _admin_roles_in_the_partition(s: StackSettings) -> Iterator[ConfigProblem]:
+    for index, arn in enumerate(s.cluster.admin_role_arns):
+        yield from _partition_problem(s.region, f"cluster.adminRoleArns[{index}]", arn)
+
+
+@rule("region", "ingress")
+def _ingress_arns_in_the_region(s: StackSettings) -> Iterator[ConfigProblem]:
+    for key, arn in (("ingress.certificateArn", s.ingress.certificate_arn),
+                     ("ingress.wafAclArn", s.ingress.waf_acl_arn)):
+        if arn is None:
+            continue
+        wrong_partition = list(_partition_problem(s.region, key, arn))
+        yield from wrong_partition
+        # An ALB takes a certificate and a regional web ACL of its own region only.
+        region = arn.split(":")[3]
+        if not wrong_partition and region != s.region:
+            yield ConfigProblem(key, f"is in {region}, but the ALB is in {s.region} (aws:region): "
+                                     f"use one from {s.region}")
+
+
+def _partition_problem(region: str, key: str, arn: str) -> Iterator[ConfigProblem]:
+    partition = region_partition(region)
+    if arn.split(":")[1] != partition:
+        yield ConfigProblem(key, f"is in partition {arn.split(':')[1]!r}, but {region} (aws:region) "
+                                 f"is in {partition!r}")
+
+
+@rule("environment", "storage", "database", "cache")
+def _data_durability(s: StackSettings) -> Iterator[ConfigProblem]:
+    storage, database, cache = s.storage, s.database, s.cache
+    if s.is_prod:
+        checks = [
+            (not storage.backups, "storage.backups", "cannot be false in prod"),
+            (not database.multi_az, "database.multiAz",
+             "cannot be false in prod: a single-AZ instance is down for the whole AZ outage"),
+            (database.backup_retention_days < PROD_MIN_BACKUP_RETENTION_DAYS,
+             "database.backupRetentionDays",
+             f"{database.backup_retention_days} is below {PROD_MIN_BACKUP_RETENTION_DAYS}, "
+             f"the minimum in prod (allowed {PROD_MIN_BACKUP_RETENTION_DAYS}..35)"),
+            (not database.deletion_protection, "database.deletionProtection",
+             "cannot be false in prod"),
+            (bool(BURSTABLE_DB.match(database.instance_class)), "database.instanceClass",
+             f"{database.instance_class!r} is burstable; prod needs a fixed-performance class "
+             "(e.g. db.m7g.large or db.r7g.large)"),
+            (cache.replicas < 1, "cache.replicas",
+             f"{cache.replicas} leaves no replica to fail over to; prod needs at least 1"),
+            (cache.snapshot_retention_days < 1, "cache.snapshotRetentionDays",
+             "cannot be 0 in prod; allowed 1..35"),
+            (bool(BURSTABLE_CACHE.match(cache.node_type)), "cache.nodeType",
+             f"{cache.node_type!r} is burstable; prod needs a fixed-performance type "
+             "(e.g. cache.m7g.large or cache.r7g.large)"),
+        ]
+        yield from (ConfigProblem(key, message) for failed, key, message in checks if failed)
+    if s.environment == "staging" and database.deletion_protection:
+        yield ConfigProblem("database.deletionProtection",
+                            "cannot be true for staging: throwaway stacks must destroy in one run")
+
+
+@rule("cache")
+def _cache_mode(s: StackSettings) -> Iterator[ConfigProblem]:
+    if s.cache.cluster_mode == "enabled":
+        yield ConfigProblem(
+            "cache.clusterMode", "'enabled' is not supported: the cache serves only LiteLLM, "
+            "which builds a plain Redis client unless given startup nodes (litellm/_redis.py) "
+            "and has open cluster-mode bugs (MOVED/CROSSSLOT, rate-limiter slot errors: "
+            "BerriAI/litellm #8159, #8878, #15066); use 'disabled' (a primary and replicas "
+            "across zones with automatic failover)")
+
+
+@rule("cluster", "model_serving")
+def _models_fit_their_node_groups(s: StackSettings) -> Iterator[ConfigProblem]:
+    groups = s.cluster.gpu_node_group_by_name
+    gpus_wanted: dict[str, int] = {}
+    for index, model in enumerate(s.model_serving.models):
+        key = f"modelServing.models[{index}]"
+        group = groups.get(model.node_group)
+        if group is None:
+            yield ConfigProblem(f"{key}.nodeGroup",
+                                f"{model.node_group!r} is not a GPU node group; declared: "
+                                f"{sorted(groups) or 'none (add cluster.gpuNodeGroups)'}")
+            continue
+        if model.gpus > group.gpus_per_node:
+            yield ConfigProblem(f"{key}.gpus",
+                                f"{model.gpus} GPUs (tensor parallel) do not fit on one node of "
+                                f"{group.name!r} ({group.instance_types[0]}: {group.gpus_per_node} GPU)")
+        gpus_wanted[group.name] = gpus_wanted.get(group.name, 0) + model.gpus * model.replicas
+    for index, group in enumerate(s.cluster.gpu_node_groups):
+        capacity = group.max_size * group.gpus_per_node
+        if gpus_wanted.get(group.name, 0) > capacity:
+            yield ConfigProblem(f"cluster.gpuNodeGroups[{index}].maxSize",
+                                f"{group.max_size} nodes give {capacity} GPUs, but the models placed "
+                                f"on {group.name!r} need {gpus_wanted[group.name]} (gpus x replicas)")
+
+
+@rule("app", "model_serving")
+def _app_fits_its_models(s: StackSettings) -> Iterator[ConfigProblem]:
+    from .stack import CHUNK_HEADER_RESERVE
+
+    chat_names = [model.name for model in s.model_serving.chat_models]
+    if s.app.chat_model is not None and s.app.chat_model not in chat_names:
+        yield ConfigProblem("app.chatModel", f"{s.app.chat_model!r} is not a chat model; "
+                                             f"chat models: {chat_names}")
+        return
+    embedder = s.model_serving.embedding_model
+    if s.app.chunk_size > s.embedding_chunk_limit:
+        yield ConfigProblem(
+            "app.chunkSize", f"{s.app.chunk_size} characters plus the chunk header "
+            f"({CHUNK_HEADER_RESERVE} reserved) do not fit {embedder.name!r}'s "
+            f"{embedder.max_model_len} tokens: at most {s.embedding_chunk_limit}")
+    chat = s.chat_model
+    if s.answer_tokens > chat.max_model_len // 2:
+        yield ConfigProblem(
+            "app.answerTokens", f"{s.answer_tokens} leaves too little of {chat.name!r}'s "
+            f"{chat.max_model_len}-token window for the prompt: at most {chat.max_model_len // 2}")
+
+
+@rule("environment", "app")
+def _prod_app(s: StackSettings) -> Iterator[ConfigProblem]:
+    if s.is_prod and s.app.replicas < PROD_MIN_APP_REPLICAS:
+        yield ConfigProblem("app.replicas", f"{s.app.replicas} is below {PROD_MIN_APP_REPLICAS}, "
+                                            "the minimum in prod (one per availability zone)")
+
+
+@rule("environment", "ingress")
+def _ingress_for_the_environment(s: StackSettings) -> Iterator[ConfigProblem]:
+    ingress = s.ingress
+    if s.is_prod:
+        if ingress.certificate_arn is None:
+            yield ConfigProblem("ingress.certificateArn",
+                                "is required in prod: chat traffic and session cookies only over HTTPS")
+        if ingress.scheme == "internet-facing" and ingress.waf_acl_arn is None:
+            yield ConfigProblem("ingress.wafAclArn", "is required in prod for an internet-facing ALB")
+        if not ingress.deletion_protection:
+            yield ConfigProblem("ingress.deletionProtection", "cannot be false in prod")
+        # The certificate is the root cause of what plain HTTP forbids below (open CIDRs, a DNS
+        # name): those are fine once it is set, so prod reports only the certificate.
+        return
+    if s.environment == "staging" and ingress.deletion_protection:
+        yield ConfigProblem("ingress.deletionProtection",
+                            "cannot be true for staging: throwaway stacks must destroy in one run")
+    if ingress.certificate_arn is None:
+        if ingress.scheme == "internet-facing" and "0.0.0.0/0" in ingress.inbound_cidrs:
+            yield ConfigProblem(
+                "ingress.inboundCidrs", "an internet-facing ALB without certificateArn serves plain "
+                "HTTP; it may not be open to 0.0.0.0/0: set certificateArn, list the CIDRs allowed "
+                "in, or use scheme 'internal'")
+        if ingress.dns is not None:
+            yield ConfigProblem("ingress.dns", "a DNS name needs certificateArn (HTTPS) for that name")
+
+
+@rule("environment", "observability", "database")
+def _observability(s: StackSettings) -> Iterator[ConfigProblem]:
+    observability = s.observability
+    if s.is_prod and not observability.alarm_emails:
+        yield ConfigProblem("observability.alarmEmails",
+                            "is required in prod: alarms that reach nobody are not monitoring")
+    if observability.database_connections_threshold(s.database.instance_class) is None:
+        yield ConfigProblem(
+            "observability.thresholds.databaseConnections",
+            f"is required for {s.database.instance_class!r}: its max_connections is not known here "
+            "(m, r and t classes are); set the alarm's connection count")
