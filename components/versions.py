@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+
 @dataclass(frozen=True)
 class EksVersion:
     """A Kubernetes minor's life on EKS: released, end of standard and of extended support."""

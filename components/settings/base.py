@@ -22,7 +22,8 @@ MIN_GPU_DISK_GIB = 100  # vLLM images are ~10 GB compressed; model layers and lo
 # EKS API: serviceIpv4Cidr must come from RFC 1918 space with a /12../24 prefix.
 RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
-ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:role/[\w+=,.@/-]+$")
+# IAM: a role name is 1-64 characters of [\w+=,.@-]; a path is / or /<segments>/ (512 at most).
+ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:role(/[\w+=,.@-]+)*/[\w+=,.@-]{1,64}$")
 AZ_NAME = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")
 REGION_NAME = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
@@ -79,6 +80,19 @@ def _cidr(value: str, key: str) -> ipaddress.IPv4Network:
         return ipaddress.IPv4Network(value, strict=True)
     except ValueError as exc:
         raise ConfigProblem(key, f"{value!r} is not a valid IPv4 CIDR block ({exc})") from None
+
+
+def cidr_list(values: list[str]) -> list[str]:
+    """`values` as canonical CIDR text (a bare address becomes /32, as net.ParseCIDR needs it
+    written), every bad entry reported."""
+    parsed, problems = [], []
+    for index, value in enumerate(values):
+        try:
+            parsed.append(str(_cidr(value, f"[{index}]")))
+        except ConfigProblem as problem:
+            problems.append(problem)
+    raise_all(problems)
+    return parsed
 
 
 def log_retention(value: int) -> int:

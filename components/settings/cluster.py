@@ -19,7 +19,9 @@ from .base import (
     _cidr,
     _Model,
     _within,
+    cidr_list,
     log_retention,
+    raise_all,
 )
 from .kubernetes_version import supported_versions, version_problem
 
@@ -168,19 +170,17 @@ class ClusterSettings(_Model):
     @field_validator("admin_role_arns")
     @classmethod
     def _role_arns(cls, value: list[str]) -> list[str]:
-        for index, arn in enumerate(value):
-            if not ROLE_ARN.match(arn):
-                raise ConfigProblem(
-                    f"[{index}]", f"{arn!r} is not an IAM role ARN "
-                    "(arn:aws:iam::<12-digit account>:role/<name>)",
-                )
+        raise_all([ConfigProblem(f"[{index}]", f"{arn!r} is not an IAM role ARN "
+                                               "(arn:aws:iam::<12-digit account>:role/<path/><name>, "
+                                               "the name 1-64 characters of letters, digits and +=,.@_-)")
+                   for index, arn in enumerate(value) if not ROLE_ARN.match(arn)])
         return value
 
     @field_validator("public_access_cidrs")
     @classmethod
     def _public_cidrs(cls, value: list[str]) -> list[str]:
         # Rendered as parsed: a bare address is a /32 for Python but not for every consumer.
-        return [str(_cidr(cidr, f"[{index}]")) for index, cidr in enumerate(value)]
+        return cidr_list(value)
 
     @field_validator("addon_versions")
     @classmethod

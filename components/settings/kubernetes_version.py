@@ -9,8 +9,9 @@ turns CI red or makes a running stack impossible to preview:
 - standard support, WARN_BEFORE_DAYS or fewer left: a warning with the date and what EKS will do
   on it for the cluster's `upgradePolicy.supportType` (cluster.supportType);
 - extended support: STANDARD means EKS upgrades the control plane to the next minor by itself
-  at the end of standard support (and creates no new STANDARD cluster on the version); EXTENDED
-  keeps it, at six times the standard hourly price, until extended support ends;
+  at the end of standard support ("If your upgrade policy is STANDARD, it will be automatically
+  upgraded": EKS user guide, view-upgrade-policy); EXTENDED keeps it, at six times the standard
+  hourly price, until extended support ends;
 - past extended support: EKS has upgraded the control plane to the next minor by itself.
 """
 
@@ -89,8 +90,8 @@ def version_warnings(version: str, support_type: str, today: dt.date) -> list[st
                     f"by itself: {target}"]
         return [f"{key}: {version} left standard support on {life.standard_support_ends}; with "
                 f"cluster.supportType STANDARD, EKS upgrades the control plane to {upgrade} by itself "
-                f"and creates no new cluster on {version} (set supportType EXTENDED to stay, at "
-                f"{EXTENDED_SUPPORT_PRICE_FACTOR} times the price): {target}"]
+                f"(supportType EXTENDED keeps {version}, at {EXTENDED_SUPPORT_PRICE_FACTOR} times the "
+                f"price): {target}"]
     days_left = (life.standard_support_ends - today).days
     if days_left > WARN_BEFORE_DAYS:
         return []

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError, create_model
@@ -171,12 +173,9 @@ def read_raw_config() -> dict[str, Any]:
 
     values: dict[str, Any] = {}
     all_keys = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}  # key -> value
-    miscased = sorted(key for key in all_keys if ":" in key and key.split(":", 1)[0] != PROJECT_NAMESPACE
-                      and key.split(":", 1)[0].lower() == PROJECT_NAMESPACE)
-    if miscased:
-        raise SettingsError(_report(pulumi.get_stack(), [
-            f"{key}: the namespace is {PROJECT_NAMESPACE!r} (lowercase); this key is in another "
-            "namespace, which the program never reads" for key in miscased]))
+    unread = unread_key_problems(all_keys)
+    if unread:
+        raise SettingsError(_report(pulumi.get_stack(), unread))
     prefix = f"{PROJECT_NAMESPACE}:"
     for full_key, value in all_keys.items():
         if full_key.startswith(prefix):
@@ -186,6 +185,45 @@ def read_raw_config() -> dict[str, Any]:
     if region is not None:
         values["aws:region"] = region
     return values
+
+
+# Keys outside the project's namespace that something in this program reads. The AWS provider
+# is the default provider (no aws.Provider is created), so it reads every `aws:` key of its
+# schema; Kubernetes, random and time resources use explicit providers or none, which read
+# no stack config; `pulumi:tags` are the stack's tags in Pulumi Cloud.
+OTHER_KEYS_READ = {"pulumi:tags"}
+
+
+def aws_provider_keys() -> frozenset[str]:
+    """The `aws:` config keys of the pinned pulumi-aws provider (its SDK's config/vars.py)."""
+    import pulumi_aws
+
+    source = (Path(pulumi_aws.__file__).parent / "config" / "vars.py").read_text()
+    return frozenset(re.findall(r"__config__\.get\w*\('(\w+)'", source))
+
+
+def unread_key_problems(keys: Collection[str]) -> list[str]:
+    """A problem for every config key that nothing in this program reads: a namespace in
+    another case (`anythingLLM:app`), another project's or provider's namespace, a key the AWS
+    provider does not have (`aws:regoin`). Keys of the project's namespace are checked by the
+    settings models."""
+    problems = []
+    aws_keys = aws_provider_keys()
+    for key in sorted(keys):
+        namespace, _, name = key.partition(":")
+        if namespace == PROJECT_NAMESPACE or key in OTHER_KEYS_READ:
+            continue
+        if namespace.lower() == PROJECT_NAMESPACE:
+            problems.append(f"{key}: the namespace is {PROJECT_NAMESPACE!r} (lowercase); this key is "
+                            "in another namespace, which the program never reads")
+        elif namespace == "aws":
+            if name not in aws_keys:
+                problems.append(f"{key}: the AWS provider has no such setting (it reads "
+                                f"{', '.join(sorted(aws_keys))})")
+        else:
+            problems.append(f"{key}: nothing in this program reads the {namespace!r} namespace; "
+                            f"its settings are {PROJECT_NAMESPACE}:<key> and aws:<provider setting>")
+    return problems
 
 
 def _decode(value: Any) -> Any:

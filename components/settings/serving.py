@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..versions import ANYTHINGLLM_TAG
-from .base import ConfigProblem, _cidr, _Model
+from .base import ConfigProblem, _Model, cidr_list
 
 # The deregistration delay is also how long a leaving AnythingLLM pod lives (its preStop outlasts
 # it, and bash as PID 1 ignores SIGTERM): prod drains streams for 5 minutes; dev and staging,
@@ -28,10 +28,13 @@ SERVING_ENVIRONMENT_DEFAULTS: dict[str, dict[str, dict]] = {
 }
 SERVING_ENVIRONMENT_DEFAULTS["staging"] = SERVING_ENVIRONMENT_DEFAULTS["dev"]
 
-ACM_CERTIFICATE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
+# The region part is a region name: the rules compare it with aws:region.
+ACM_CERTIFICATE_ARN = re.compile(
+    r"^arn:aws(-cn|-us-gov)?:acm:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:certificate/"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 WAFV2_ACL_ARN = re.compile(
-    r"^arn:aws(-cn|-us-gov)?:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/[\w-]{1,128}/[0-9a-f-]{36}$"
-)
+    r"^arn:aws(-cn|-us-gov)?:wafv2:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:regional/webacl/[\w-]{1,128}/"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -227,7 +230,7 @@ class IngressSettings(_Model):
     def _cidrs(cls, value: list[str]) -> list[str]:
         # Rendered as parsed: the controller reads `inbound-cidrs` with net.ParseCIDR, which
         # refuses a bare address that Python reads as a /32.
-        return [str(_cidr(cidr, f"[{index}]")) for index, cidr in enumerate(value)]
+        return cidr_list(value)
 
     @field_validator("certificate_arn")
     @classmethod
