@@ -66,6 +66,9 @@ class ClusterAutoscalerRelease:
     chart: HelmChart
     chart_app_version: str
     image_tag: str
+    # Set when no released chart has the cluster's minor as appVersion: why the chart of the
+    # previous minor runs this image (its RBAC and flags checked against the image's source).
+    chart_behind_because: str = ""
 
 
 def _autoscaler_chart(version: str) -> HelmChart:
@@ -84,6 +87,16 @@ CLUSTER_AUTOSCALER_RELEASES: dict[str, ClusterAutoscalerRelease] = {
                                      image_tag="v1.34.5"),
     "1.35": ClusterAutoscalerRelease(chart=_autoscaler_chart("9.59.0"), chart_app_version="1.35.0",
                                      image_tag="v1.35.2"),
+    "1.36": ClusterAutoscalerRelease(
+        chart=_autoscaler_chart("9.59.0"), chart_app_version="1.35.0", image_tag="v1.36.1",
+        chart_behind_because=(
+            "no chart with appVersion 1.36 is released (9.59.0, 2026-07-21, is the newest tag and "
+            "equals master; the bump is unmerged, kubernetes/autoscaler #10091 and #10169). The "
+            "1.36.1 image starts the same informers as 1.35.2 with default flags (its new ones, "
+            "capacity buffers and quotas, provisioning requests, are behind flags that default to "
+            "false) and accepts every flag the 9.59.0 deployment template renders "
+            "(config/flags/flags.go at cluster-autoscaler-1.36.1)"),
+    ),
 }
 CLUSTER_AUTOSCALER_IMAGE = "registry.k8s.io/autoscaling/cluster-autoscaler"
 
@@ -126,13 +139,19 @@ _IMAGE_READS_BEFORE_DRA = frozenset({
     ("apps", "statefulsets"), ("batch", "jobs"), ("storage.k8s.io", "csinodes"),
     ("storage.k8s.io", "storageclasses"), ("storage.k8s.io", "csidrivers"),
     ("storage.k8s.io", "csistoragecapacities"),
+    # The scheduler's volume-limits plugin (kubernetes/kubernetes #127757, in 1.34 and later).
+    ("storage.k8s.io", "volumeattachments"),
+})
+_DRA_READS = frozenset({
+    ("resource.k8s.io", "resourceclaims"), ("resource.k8s.io", "resourceslices"),
+    ("resource.k8s.io", "deviceclasses"),
 })
 CLUSTER_AUTOSCALER_IMAGE_READS: dict[str, frozenset[tuple[str, str]]] = {
     "1.34": _IMAGE_READS_BEFORE_DRA,
-    "1.35": _IMAGE_READS_BEFORE_DRA | {
-        ("resource.k8s.io", "resourceclaims"), ("resource.k8s.io", "resourceslices"),
-        ("resource.k8s.io", "deviceclasses"),
-    },
+    "1.35": _IMAGE_READS_BEFORE_DRA | _DRA_READS,
+    # cluster-autoscaler-1.36.1: the same informers (builder/ now assembles them, main.go still
+    # waits for their sync).
+    "1.36": _IMAGE_READS_BEFORE_DRA | _DRA_READS,
 }
 
 # psql and pg_isready for the database bootstrap Job (PostgreSQL's official image). Its

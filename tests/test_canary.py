@@ -317,4 +317,4 @@ def test_canary_manifests_are_valid_kubernetes(shared_plan, isolated_plan):
     for plan in (shared_plan, isolated_plan):
         for resource in plan.resources:
             if is_kubernetes_object(resource):
-                kubernetes_validate.validate(copy.deepcopy(resource.raw_inputs), "1.35.0", strict=True)
+                kubernetes_validate.validate(copy.deepcopy(resource.raw_inputs), "1.36.0", strict=True)

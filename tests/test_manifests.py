@@ -45,9 +45,9 @@ def test_validation_catches_a_bad_field(stack_plans):
     misspelt = _rendered(deployment)
     misspelt["spec"]["template"]["spec"]["containers"][0]["imagePulPolicy"] = "Always"
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(misspelt, "1.35.0", strict=True)
+        kubernetes_validate.validate(misspelt, "1.36.0", strict=True)
     wrong_type = _rendered(deployment)
     wrong_type["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = "soon"
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(wrong_type, "1.35.0", strict=True)
+        kubernetes_validate.validate(wrong_type, "1.36.0", strict=True)
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..instance_types import GPU_FAMILIES, GPU_INSTANCE_TYPES, instance_family
+from ..instance_types import GPU_FAMILIES, GPU_INSTANCE_TYPES, INSTANCE_FACTS, instance_family
 from .base import (
     CONTROL_PLANE_LOG_TYPES,
     GROUP_NAME,
@@ -46,12 +46,31 @@ class ScalingSettings(_Model):
 
 
 def _instance_type_list(value: list[str], key: str = "") -> list[str]:
-    for index, instance_type in enumerate(value):
-        if not INSTANCE_TYPE.match(instance_type):
-            raise ConfigProblem(f"[{index}]", f"{instance_type!r} is not an EC2 instance type")
+    raise_all([ConfigProblem(f"[{index}]", f"{instance_type!r} is not an EC2 instance type")
+               for index, instance_type in enumerate(value) if not INSTANCE_TYPE.match(instance_type)])
     if len(set(value)) != len(value):
         raise ConfigProblem(key, f"{value} lists an instance type twice")
     return value
+
+
+def _cpu_type_problem(instance_type: str) -> str | None:
+    """Why `instance_type` cannot be a system node (x86_64 AMI types only), or None."""
+    family = instance_family(instance_type)
+    if family in GPU_FAMILIES:
+        return (f"{instance_type!r} is a GPU type; the system node group runs add-ons and CPU "
+                "workloads, declare GPU capacity in gpuNodeGroups")
+    facts = INSTANCE_FACTS.get(instance_type)
+    if facts is None:
+        known = sorted({instance_family(t) for t, f in INSTANCE_FACTS.items()
+                        if f.arch == "x86_64" and not f.gpus})
+        return (f"{instance_type!r} is not in this code's instance table (components/"
+                f"instance_types.py), which is what sizes pods against nodes; x86_64 families: "
+                f"{', '.join(known)}")
+    if facts.arch != "x86_64":
+        return (f"{instance_type!r} is a Graviton (arm64) type, but the system node group's AMI "
+                "types (AL2023_x86_64_STANDARD, BOTTLEROCKET_x86_64) are x86_64: EKS refuses a node "
+                "group whose instance types do not match its AMI type")
+    return None
 
 
 class SystemNodeGroupSettings(ScalingSettings):
@@ -68,12 +87,8 @@ class SystemNodeGroupSettings(ScalingSettings):
     @classmethod
     def _types(cls, value: list[str]) -> list[str]:
         _instance_type_list(value)
-        for index, instance_type in enumerate(value):
-            if instance_family(instance_type) in GPU_FAMILIES:
-                raise ConfigProblem(
-                    f"[{index}]", f"{instance_type!r} is a GPU type; the system node group runs "
-                    "add-ons and CPU workloads, declare GPU capacity in gpuNodeGroups",
-                )
+        raise_all([ConfigProblem(f"[{index}]", problem) for index, problem in
+                   enumerate(_cpu_type_problem(t) for t in value) if problem is not None])
         return value
 
 
@@ -103,6 +118,7 @@ class GpuNodeGroupSettings(ScalingSettings):
     @classmethod
     def _types(cls, value: list[str]) -> list[str]:
         _instance_type_list(value)
+        problems = []
         for index, instance_type in enumerate(value):
             if instance_type not in GPU_INSTANCE_TYPES:
                 family = instance_family(instance_type)
@@ -111,10 +127,13 @@ class GpuNodeGroupSettings(ScalingSettings):
                     f"sizes of {family}: {', '.join(sorted(GPU_FAMILIES[family]))}"
                     if family in GPU_FAMILIES else f"allowed families: {allowed}"
                 )
-                raise ConfigProblem(
+                arch = INSTANCE_FACTS[instance_type].arch if instance_type in INSTANCE_FACTS else None
+                why = ("; the NVIDIA AMI types are x86_64, and EKS refuses a node group whose "
+                       "types do not match its AMI type" if arch == "arm64" else "")
+                problems.append(ConfigProblem(
                     f"[{index}]", f"{instance_type!r} is not an NVIDIA GPU instance type "
-                    f"({detail})",
-                )
+                    f"({detail}){why}"))
+        raise_all(problems)
         counts = {GPU_INSTANCE_TYPES[t].gpus for t in value}
         if len(counts) > 1:
             # The autoscaler builds one node template per group: mixed GPU counts would make

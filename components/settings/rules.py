@@ -12,8 +12,10 @@ import ipaddress
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from ..instance_types import pod_room
 from .base import ConfigProblem
 from .data import BURSTABLE_CACHE, BURSTABLE_DB
+from .serving import cpu_millicores, memory_mib
 
 if TYPE_CHECKING:
     from .stack import StackSettings
@@ -270,3 +272,29 @@ def _observability(s: StackSettings) -> Iterator[ConfigProblem]:
             "observability.thresholds.databaseConnections",
             f"is required for {s.database.instance_class!r}: its max_connections is not known here "
             "(m, r and t classes are); set the alarm's connection count")
+
+
+@rule("cluster", "app", "gateway", "model_serving")
+def _pods_fit_their_nodes(s: StackSettings) -> Iterator[ConfigProblem]:
+    # A node group may launch any of its instance types, so a pod must fit every one of them.
+    system = ("cluster.systemNodeGroup", s.cluster.system_node_group.instance_types)
+    placements = [("app.resources", s.app.resources, system),
+                  ("gateway.resources", s.gateway.resources, system)]
+    for index, group in enumerate(s.cluster.gpu_node_groups):
+        for model_index, model in enumerate(s.model_serving.models):
+            if model.node_group == group.name:
+                placements.append((f"modelServing.models[{model_index}].resources", model.resources,
+                                   (f"cluster.gpuNodeGroups[{index}]", group.instance_types)))
+    for key, resources, (group_key, instance_types) in placements:
+        for instance_type in instance_types:
+            cpu_room, memory_room = pod_room(instance_type)
+            too_big = [f"{what} {asked}" for what, asked, wanted, room in (
+                ("cpu", resources.cpu, cpu_millicores(resources.cpu), cpu_room),
+                ("memory", resources.memory, memory_mib(resources.memory), memory_room)) if wanted > room]
+            if too_big:
+                yield ConfigProblem(
+                    key, f"requests {' and '.join(too_big)}, but a {instance_type} node of "
+                    f"{group_key} can give one pod at most {cpu_room}m CPU and {memory_room}Mi "
+                    "after the kubelet's reservation and the DaemonSets on every node: the pod "
+                    "could never be scheduled there (lower the request or use a larger type)")
+                break
