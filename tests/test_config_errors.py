@@ -23,7 +23,7 @@ from components.settings.kubernetes_version import (
     version_warnings,
 )
 from components.settings.loading import aws_provider_keys, parse_settings, unread_key_problems
-from components.settings.zones import REGION_ZONES
+from components.settings.zones import REGION_ZONES, account_zone_problems
 from components.versions import EKS_VERSIONS
 from tests.conftest import (
     ROOT,
@@ -415,3 +415,42 @@ def test_version_warnings_are_in_every_environment():
     settings = parse_settings(config, project="anythingllm", stack="t", today=dt.date(2027, 3, 1))
     assert any(re.match(r"cluster\.kubernetesVersion: 1\.35 leaves standard support", w)
                for w in settings.warnings)
+
+
+# ------------------------------------------------------- zones as the AWS account maps them
+
+def test_a_zone_the_account_lacks_or_eks_refuses_is_named():
+    offered = {"us-east-1a": "use1-az6", "us-east-1b": "use1-az3", "us-east-1c": "use1-az1"}
+    assert account_zone_problems(["us-east-1a", "us-east-1b", "us-east-1d"], offered) == [
+        ("network.availabilityZones[1]", "'us-east-1b' is zone use1-az3 in this AWS account, which EKS "
+         "refuses for a cluster's subnets (EKS user guide, subnet requirements); use one of "
+         "us-east-1a, us-east-1c"),
+        ("network.availabilityZones[2]", "'us-east-1d' is not offered to this AWS account (it has "
+         "us-east-1a, us-east-1b, us-east-1c); use one of us-east-1a, us-east-1c"),
+    ]
+    assert account_zone_problems(["us-east-1a", "us-east-1c"], offered) == []
+
+
+def test_the_program_asks_the_account_for_its_zones_before_any_resource(monkeypatch):
+    """load_settings reads DescribeAvailabilityZones (the getAvailabilityZones invoke) and stops
+    with the account's answer; nothing is registered."""
+    from components.settings.loading import load_settings
+    from tools.engine import run
+    from tools.fake_cloud import FakeCloud
+
+    answered = FakeCloud.call
+
+    def call(self, args):
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            assert args.args.get("state") == "available"
+            return {"names": ["us-west-1a", "us-west-1c"], "zoneIds": ["usw1-az1", "usw1-az3"],
+                    "id": "us-west-1"}
+        return answered(self, args)
+
+    monkeypatch.setattr(FakeCloud, "call", call)
+    config = {f"anythingllm:{key}" if ":" not in key else key: value
+              for key, value in base_config().items()}
+    config["aws:region"] = "us-west-1"
+    config["anythingllm:network"]["availabilityZones"] = ["us-west-1a", "us-west-1b"]
+    with pytest.raises(SettingsError, match=r"'us-west-1b' is not offered to this AWS account"):
+        run(load_settings, project="anythingllm", stack="t", config=config)

@@ -88,6 +88,15 @@ class FakeCloud(Mocks):
             suffix = f"app/{name}/{_digest(name, 16)}"
             arn = self._elb_arn(f"loadbalancer/{suffix}")
             return {"name": name, "arnSuffix": suffix, "id": arn, "arn": arn}
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            # Every zone the region has (settings/zones.py), with zone IDs of this fake account.
+            from components.settings.zones import REGION_ZONES
+
+            letters = REGION_ZONES.get(self.region, "abc")
+            return {"names": [f"{self.region}{letter}" for letter in letters],
+                    "zoneIds": [f"offline{index + 1}-az{index + 1}" for index in range(len(letters))],
+                    "groupNames": [self.region] * len(letters), "id": self.region,
+                    "state": args.args.get("state")}
         raise NotImplementedError(f"the offline engine has no answer for invoke {args.token!r}")
 
     def _elb_arn(self, resource: str) -> str:

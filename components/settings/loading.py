@@ -14,6 +14,7 @@ from pydantic import ValidationError, create_model
 from .base import PROJECT_NAMESPACE, ConfigProblem, ConfigProblems, SettingsError
 from .rules import run_rules
 from .stack import DEFAULTED_SECTIONS, StackFields, StackSettings
+from .zones import account_zone_problems
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
@@ -241,8 +242,19 @@ def load_settings() -> StackSettings:
     """Read and validate this stack's configuration; the composition root calls this once."""
     import pulumi
 
-    return parse_settings(
+    settings = parse_settings(
         read_raw_config(), project=pulumi.get_project(), stack=pulumi.get_stack(),
         secret_keys=read_secret_keys(),
     )
+    if settings.network.existing is None:
+        # Zone names map to zone IDs per account: only the account says whether a zone it names
+        # exists there and is one EKS takes. Read before anything is created.
+        import pulumi_aws as aws
+
+        offered = aws.get_availability_zones(state="available")
+        problems = account_zone_problems(settings.network.availability_zones,
+                                         dict(zip(offered.names, offered.zone_ids, strict=True)))
+        if problems:
+            raise SettingsError(_report(settings.stack, [f"{key}: {message}" for key, message in problems]))
+    return settings
 

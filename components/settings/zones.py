@@ -54,3 +54,27 @@ def zone_problem(region: str, zone: str) -> str | None:
     note = f"; {ACCOUNT_NOTES[region]}" if region in ACCOUNT_NOTES else ""
     return (f"{zone!r} does not exist: {region} has {len(letters)} zones, {names} (AWS, as of "
             f"{AS_OF}){note}; `aws ec2 describe-availability-zones --region {region}` lists yours")
+
+
+# EKS user guide, "Subnet requirements and considerations": the cluster's subnets "can't reside"
+# in these zone IDs (eksctl's pkg/az/az.go avoids the same ones). Which name each has differs per
+# account, so only the account's own mapping tells.
+EKS_REFUSED_ZONE_IDS = frozenset({"use1-az3", "usw1-az2", "cac1-az3"})
+
+
+def account_zone_problems(zones: list[str], offered: dict[str, str]) -> list[tuple[str, str]]:
+    """(key, message) for each configured zone this account does not offer, or offers as a zone
+    ID EKS refuses; `offered` maps the account's available zone names to their zone IDs (what
+    DescribeAvailabilityZones answers)."""
+    usable = sorted(name for name, zone_id in offered.items() if zone_id not in EKS_REFUSED_ZONE_IDS)
+    problems = []
+    for index, zone in enumerate(zones):
+        key = f"network.availabilityZones[{index}]"
+        if zone not in offered:
+            problems.append((key, f"{zone!r} is not offered to this AWS account (it has "
+                                  f"{', '.join(sorted(offered))}); use one of {', '.join(usable)}"))
+        elif offered[zone] in EKS_REFUSED_ZONE_IDS:
+            problems.append((key, f"{zone!r} is zone {offered[zone]} in this AWS account, which EKS "
+                                  "refuses for a cluster's subnets (EKS user guide, subnet "
+                                  f"requirements); use one of {', '.join(usable)}"))
+    return problems
