@@ -332,8 +332,10 @@ def test_an_invalid_environment_is_the_only_problem_it_causes():
 
 
 def test_an_empty_file_lists_only_what_is_required():
-    assert problems_of({}) == [f"{key}: required key is missing" for key in
-                               ("aws:region", "environment", "network", "cluster", "modelServing")]
+    problems = problems_of({})
+    assert [p.split(": required key is missing (")[0] for p in problems] == [
+        "aws:region", "environment", "network", "cluster", "modelServing"], problems
+    assert problems[1] == "environment: required key is missing (dev, staging or prod)"
 
 
 def test_a_key_with_no_value_is_missing_not_null():
@@ -342,7 +344,8 @@ def test_a_key_with_no_value_is_missing_not_null():
     config["cluster"]["adminRoleArns"] = None
     config["app"] = None  # an optional section with no value: its defaults
     assert problems_of(config) == [
-        "network: required key is missing",
+        "network: required key is missing (a new VPC (vpcCidr, availabilityZones) or an existing "
+        "one (existing))",
         "cluster.adminRoleArns: required key is missing (it is there, with no value)"]
 
 

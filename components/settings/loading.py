@@ -39,6 +39,14 @@ def _join(prefix: str, relative: str) -> str:
 
 # Keys the program reads outside its namespace, named as the user writes them.
 USER_KEYS = {"region": "aws:region"}
+# What a missing top-level key takes, so that an empty file says what to write.
+REQUIRED_KEY_HINTS = {
+    "aws:region": "the AWS region, e.g. us-east-1",
+    "environment": "dev, staging or prod",
+    "network": "a new VPC (vpcCidr, availabilityZones) or an existing one (existing)",
+    "cluster": "at least kubernetesVersion and adminRoleArns",
+    "modelServing": "models: at least one chat and one embedding model",
+}
 
 
 def _describe(error: Mapping[str, Any]) -> list[str]:
@@ -54,7 +62,8 @@ def _describe(error: Mapping[str, Any]) -> list[str]:
     if error["type"] == "extra_forbidden":
         return [f"{path}: unknown key (check the spelling; keys are camelCase)"]
     if error["type"] == "missing":
-        return [f"{path}: required key is missing"]
+        hint = REQUIRED_KEY_HINTS.get(path)
+        return [f"{path}: required key is missing" + (f" ({hint})" if hint else "")]
     if error.get("input", "") is None:
         return [f"{path}: required key is missing (it is there, with no value)"]
     return [f"{path}: {error['msg']} (got {json.dumps(error.get('input'), default=str)})"]
