@@ -24,11 +24,13 @@ Sources:
   50m/25Mi, dcgm-exporter 250m/128Mi on the GPU types of its affinity list). The EKS
   pod-identity agent, the EFS CSI node and the NVIDIA device plugin request nothing by default;
   kube-proxy's EKS add-on manifest is not public, so it is not counted (the bound stays an upper
-  bound).
+  bound). The CloudWatch add-on runs EKS's default version unless `cluster.addonVersions` pins
+  one; a future version with smaller requests would make this bound a little strict.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -297,6 +299,19 @@ def accelerator_label_value(instance_types: list[str]) -> str:
     in the autoscaler's metrics and `--gpu-total` limits, while its presence is what matters.
     """
     return ACCELERATOR_LABEL_VALUES[GPU_INSTANCE_TYPES[instance_types[0]].gpu_model]
+
+
+# EC2's naming: a `g` right after the generation is a Graviton (arm64) processor (m7g, c7gn,
+# x2gd, im4gn, g5g); a1 is the first Graviton.
+GRAVITON_FAMILY = re.compile(r"^([a-z]+\d+g|a1$)")
+
+
+def architecture(instance_type: str) -> str:
+    """x86_64 or arm64: from the table, else from the family's name."""
+    facts = INSTANCE_FACTS.get(instance_type)
+    if facts is not None:
+        return facts.arch
+    return "arm64" if GRAVITON_FAMILY.match(instance_family(instance_type)) else "x86_64"
 
 
 def instance_family(instance_type: str) -> str:

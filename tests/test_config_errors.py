@@ -144,11 +144,24 @@ def test_x86_types_of_the_table_are_valid_system_nodes(instance_type):
     assert settings.cluster.system_node_group.instance_types == [instance_type]
 
 
-@pytest.mark.parametrize("instance_type", ["x2iedn.large", "m6i.huge", "m9z.large"])
-def test_types_outside_the_table_are_refused_with_the_families(instance_type):
+@pytest.mark.parametrize("instance_type", ["m5a.large", "c5.xlarge", "t3a.large", "m7i-flex.large",
+                                           "m6i.12xlarge", "r5.large"])
+def test_x86_types_outside_the_table_are_accepted_with_a_warning(instance_type):
+    """EKS takes them; only their pod room is unknown here, which the warning says."""
+    config = base_config()
+    config["cluster"]["systemNodeGroup"] = {"instanceTypes": ["m6i.large", instance_type]}
+    settings = settings_from(config)
+    assert [w.split(":")[0] for w in settings.warnings] == ["cluster.systemNodeGroup.instanceTypes[1]"]
+    assert "not checked against what it can allocate" in settings.warnings[0]
+
+
+@pytest.mark.parametrize("instance_type",
+                         ["c7gn.large", "x2gd.large", "im4gn.large", "a1.large", "r8g.large"])
+def test_graviton_types_outside_the_table_are_known_by_name(instance_type):
+    """EC2's naming: a `g` right after the generation is a Graviton processor."""
     config = base_config()
     config["cluster"]["systemNodeGroup"] = {"instanceTypes": [instance_type]}
-    expect_settings_error(config, "cluster.systemNodeGroup.instanceTypes[0]", "x86_64 families: c6i")
+    expect_settings_error(config, "cluster.systemNodeGroup.instanceTypes[0]", "is a Graviton (arm64) type")
 
 
 @pytest.mark.parametrize("instance_type", ["m7g.large", "c7g.xlarge", "m6i.large"])
@@ -287,14 +300,16 @@ def test_keys_nothing_reads_fail_the_program_before_any_resource():
 # -------------------------------------------------------------------------------- messages
 
 def test_three_kinds_of_mistake_are_reported_in_one_run():
-    """A field problem (tag), a rule between sections (zone of the region) and the version."""
+    """A field problem (tag), the version, and rules between sections (the zone of the region; a
+    model on a node group that does not exist: the cluster's invalid version does not hide it)."""
     config = base_config()
     config["tags"] = {"team": "a,b"}
     config["network"]["availabilityZones"] = ["eu-west-1a", "eu-west-1d"]
     config["cluster"]["kubernetesVersion"] = "1.33"
     config["modelServing"]["models"][0]["nodeGroup"] = "missing"
     keys = [p.split(": ")[0] for p in problems_of(config)]
-    assert keys == ["tags['team']", "cluster.kubernetesVersion", "network.availabilityZones[1]"], keys
+    assert keys == ["tags['team']", "cluster.kubernetesVersion", "network.availabilityZones[1]",
+                    "modelServing.models[0].nodeGroup"], keys
 
 
 def test_every_prod_rule_is_reported_together():
@@ -349,15 +364,49 @@ def test_a_key_with_no_value_is_missing_not_null():
         "cluster.adminRoleArns: required key is missing (it is there, with no value)"]
 
 
-def test_rules_on_the_valid_part_skip_what_an_invalid_section_would_decide():
-    """An invalid cluster section: the GPU placement rule (which reads it) is skipped; the zone
-    rule (which does not) still runs."""
-    config = base_config()
-    config["cluster"]["logRetentionDays"] = 10
+def test_rules_on_the_valid_part_skip_only_what_an_invalid_key_would_decide():
+    """The GPU groups are invalid: the rule placing models on them is skipped (its problem would
+    be a consequence); the rest of the cluster section is valid, so the prod rules on it run."""
+    config = base_config("prod")
+    config["cluster"]["gpuNodeGroups"][0]["instanceTypes"] = ["m6i.large"]
+    config["cluster"]["publicAccessCidrs"] = ["0.0.0.0/0"]
+    config["modelServing"]["models"][0]["gpus"] = 4
     config["network"]["availabilityZones"] = ["eu-west-1a", "eu-west-1d"]
-    config["modelServing"]["models"][0]["nodeGroup"] = "nowhere"
     keys = [p.split(": ")[0] for p in problems_of(config)]
-    assert keys == ["cluster.logRetentionDays", "network.availabilityZones[1]"], keys
+    assert keys == ["cluster.gpuNodeGroups[0].instanceTypes[0]", "network.availabilityZones[1]",
+                    "cluster.publicAccessCidrs"], keys
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    # A typo in one section does not hide another section's prod rules.
+    (lambda c: (c.__setitem__("storage", {"backupz": True}),
+                c.__setitem__("database", {"multiAz": False}), c.__setitem__("cache", {"replicas": 0})),
+     ["storage.backupz", "database.multiAz", "cache.replicas"]),
+    # An invalid version does not hide the cluster's other prod rules.
+    (lambda c: (c["cluster"].update(kubernetesVersion="1.37", publicAccessCidrs=["0.0.0.0/0"]),
+                c["cluster"].update(systemNodeGroup={"minSize": 1, "desiredSize": 1, "maxSize": 2})),
+     ["cluster.kubernetesVersion", "cluster.publicAccessCidrs", "cluster.systemNodeGroup.minSize"]),
+    # A typo in gateway does not hide an app pod too big for its node.
+    (lambda c: (c.__setitem__("gateway", {"resourcez": {}}),
+                c.__setitem__("app", {"replicas": 3, "resources": _resources("3", "3Gi")})),
+     ["gateway.resourcez", "app.resources"]),
+    # A required key with no value: the rest of its section still counts.
+    (lambda c: c["cluster"].update(adminRoleArns=None, publicAccessCidrs=["0.0.0.0/0"]),
+     ["cluster.adminRoleArns", "cluster.publicAccessCidrs"]),
+])
+def test_a_mistake_in_one_key_hides_nothing_else(mutate, expected):
+    config = base_config("prod")
+    mutate(config)
+    keys = [p.split(": ")[0] for p in problems_of(config)]
+    assert keys == expected, keys
+
+
+def test_an_invalid_environment_still_checks_what_does_not_depend_on_it():
+    config = base_config()
+    config["environment"] = "qa"
+    config["app"] = {"chatModel": "nope"}
+    keys = [p.split(": ")[0] for p in problems_of(config)]
+    assert keys == ["environment", "app.chatModel"], keys
 
 
 # -------------------------------------------------------------------------------- versions
@@ -400,17 +449,21 @@ def test_each_phase_of_a_versions_life_says_what_eks_does():
     assert "leaves standard support on 2027-03-27, in 90 days; then EKS upgrades the control plane " \
            "to 1.36 by itself" in _phase("1.35", "STANDARD", ends - dt.timedelta(days=90))
     assert "then extended support starts" in _phase("1.35", "EXTENDED", ends - dt.timedelta(days=1))
-    assert "upgrade to 1.36 (README, Upgrades)" in _phase("1.35", "STANDARD", ends)
-    after = ends + dt.timedelta(days=1)
-    assert "left standard support on 2027-03-27; with cluster.supportType STANDARD, EKS upgrades" \
-           in _phase("1.35", "STANDARD", after)
+    assert "set supportType EXTENDED before then" in _phase("1.35", "STANDARD", ends - dt.timedelta(days=1))
+    assert "upgrade to 1.36 (README, Upgrades)" in _phase("1.35", "STANDARD", ends - dt.timedelta(days=1))
+    # The end date is the first day of extended support, when supportType can no longer change.
+    after = ends
+    assert _phase("1.35", "STANDARD", after) == (
+        "cluster.kubernetesVersion: 1.35 left standard support on 2027-03-27; with "
+        "cluster.supportType STANDARD, EKS upgrades the control plane to 1.36 by itself: upgrade to "
+        "1.36 (README, Upgrades)")
     assert "in extended support since 2027-03-27" in _phase("1.35", "EXTENDED", after)
     assert "extended support costs 6 times" in _phase("1.35", "EXTENDED", after)
     assert "left extended support on 2028-03-27, when EKS upgraded the control plane to 1.36" \
-           in _phase("1.35", "EXTENDED", life.extended_support_ends + dt.timedelta(days=1))
+           in _phase("1.35", "EXTENDED", life.extended_support_ends)
     # The newest version points at one this code does not deploy yet.
     assert "upgrade to 1.37 once this code supports it" in _phase(
-        "1.36", "STANDARD", EKS_VERSIONS["1.36"].standard_support_ends)
+        "1.36", "STANDARD", EKS_VERSIONS["1.36"].standard_support_ends - dt.timedelta(days=3))
 
 
 def test_version_warnings_are_in_every_environment():
@@ -445,7 +498,7 @@ def test_the_program_asks_the_account_for_its_zones_before_any_resource(monkeypa
 
     def call(self, args):
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            assert args.args.get("state") == "available"
+            assert not args.args.get("state")  # an impaired zone is still the stack's
             return {"names": ["us-west-1a", "us-west-1c"], "zoneIds": ["usw1-az1", "usw1-az3"],
                     "id": "us-west-1"}
         return answered(self, args)
@@ -455,5 +508,44 @@ def test_the_program_asks_the_account_for_its_zones_before_any_resource(monkeypa
               for key, value in base_config().items()}
     config["aws:region"] = "us-west-1"
     config["anythingllm:network"]["availabilityZones"] = ["us-west-1a", "us-west-1b"]
-    with pytest.raises(SettingsError, match=r"'us-west-1b' is not offered to this AWS account"):
+    config["anythingllm:tags"] = {"team": "a,b"}
+    with pytest.raises(SettingsError) as caught:
         run(load_settings, project="anythingllm", stack="t", config=config)
+    # With the file's own problems, in one run.
+    assert [problem.split(": ")[0] for problem in caught.value.problems] == [
+        "tags['team']", "network.availabilityZones[1]"]
+    assert "'us-west-1b' is not offered to this AWS account" in caught.value.problems[1]
+
+
+@pytest.mark.parametrize("tags, reason", [
+    ({"owner": "team: platform"}, "contains ': '"),
+    ({"owner": "platform:"}, "ends with ':'"),
+    ({"team: ml": "x"}, "contains ': '"),
+    ({"a=b": "c"}, "contains '='"),
+    ({"aws:owner": "x"}, "must not start with aws:"),
+])
+def test_tags_the_load_balancer_controller_chart_would_break(tags, reason):
+    """Chart 3.5.0 templates/deployment.yaml writes `- --default-tags=k=v,...` unquoted: ': ' or a
+    final ':' turn the argument into a YAML mapping; the flag splits each pair at its first '='."""
+    config = base_config()
+    config["tags"] = tags
+    expect_settings_error(config, f"tags[{next(iter(tags))!r}]", reason)
+
+
+def test_every_bad_tag_is_reported():
+    config = base_config()
+    config["tags"] = {"a": "x,y", "b": "ok", "c": "#1"}
+    assert [p.split(": ")[0] for p in problems_of(config)] == ["tags['a']", "tags['c']"]
+
+
+@pytest.mark.parametrize("key", ["region", "project", "stack"])
+def test_keys_the_program_fills_in_are_not_settings(key):
+    """`pulumi config set region eu-west-1` writes anythingllm:region, which must not stand in for
+    aws:region (the AWS provider would deploy to another region than the one checked)."""
+    config = base_config()
+    config[key] = "eu-west-2"
+    problems = problems_of(config)
+    assert [p.split(": ")[0] for p in problems] == [f"anythingllm:{key}"], problems
+    config.pop("aws:region")
+    keys = [p.split(": ")[0] for p in problems_of(config)]
+    assert "aws:region" in keys

@@ -22,8 +22,9 @@ MIN_GPU_DISK_GIB = 100  # vLLM images are ~10 GB compressed; model layers and lo
 # EKS API: serviceIpv4Cidr must come from RFC 1918 space with a /12../24 prefix.
 RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
-# IAM: a role name is 1-64 characters of [\w+=,.@-]; a path is / or /<segments>/ (512 at most).
-ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:role(/[\w+=,.@-]+)*/[\w+=,.@-]{1,64}$")
+# IAM: a role name is 1-64 characters of [\w+=,.@-]; a path is / or /<segments>/, of printable
+# ASCII (IAM's path pattern, (\u002F)|(\u002F[\u0021-\u007E]+\u002F)).
+ROLE_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:role(/[\x21-\x2e\x30-\x7e]+)*/[\w+=,.@-]{1,64}$")
 AZ_NAME = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")
 REGION_NAME = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
@@ -38,6 +39,10 @@ SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 
 class SettingsError(Exception):
     """The stack configuration is invalid; the message lists every problem found."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
 
 
 class ConfigProblem(ValueError):

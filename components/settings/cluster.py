@@ -7,7 +7,13 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..instance_types import GPU_FAMILIES, GPU_INSTANCE_TYPES, INSTANCE_FACTS, instance_family
+from ..instance_types import (
+    GPU_FAMILIES,
+    GPU_INSTANCE_TYPES,
+    INSTANCE_FACTS,
+    architecture,
+    instance_family,
+)
 from .base import (
     CONTROL_PLANE_LOG_TYPES,
     GROUP_NAME,
@@ -59,14 +65,7 @@ def _cpu_type_problem(instance_type: str) -> str | None:
     if family in GPU_FAMILIES:
         return (f"{instance_type!r} is a GPU type; the system node group runs add-ons and CPU "
                 "workloads, declare GPU capacity in gpuNodeGroups")
-    facts = INSTANCE_FACTS.get(instance_type)
-    if facts is None:
-        known = sorted({instance_family(t) for t, f in INSTANCE_FACTS.items()
-                        if f.arch == "x86_64" and not f.gpus})
-        return (f"{instance_type!r} is not in this code's instance table (components/"
-                f"instance_types.py), which is what sizes pods against nodes; x86_64 families: "
-                f"{', '.join(known)}")
-    if facts.arch != "x86_64":
+    if architecture(instance_type) != "x86_64":
         return (f"{instance_type!r} is a Graviton (arm64) type, but the system node group's AMI "
                 "types (AL2023_x86_64_STANDARD, BOTTLEROCKET_x86_64) are x86_64: EKS refuses a node "
                 "group whose instance types do not match its AMI type")
@@ -90,6 +89,11 @@ class SystemNodeGroupSettings(ScalingSettings):
         raise_all([ConfigProblem(f"[{index}]", problem) for index, problem in
                    enumerate(_cpu_type_problem(t) for t in value) if problem is not None])
         return value
+
+    @property
+    def unlisted_types(self) -> list[tuple[int, str]]:
+        """(index, type) of the types outside the instance table: accepted, not sized."""
+        return [(index, t) for index, t in enumerate(self.instance_types) if t not in INSTANCE_FACTS]
 
 
 class GpuNodeGroupSettings(ScalingSettings):

@@ -11,7 +11,8 @@ turns CI red or makes a running stack impossible to preview:
 - extended support: STANDARD means EKS upgrades the control plane to the next minor by itself
   at the end of standard support ("If your upgrade policy is STANDARD, it will be automatically
   upgraded": EKS user guide, view-upgrade-policy); EXTENDED keeps it, at six times the standard
-  hourly price, until extended support ends;
+  hourly price, until extended support ends (supportType can only change during standard
+  support, so the warning before the end says so);
 - past extended support: EKS has upgraded the control plane to the next minor by itself.
 """
 
@@ -78,24 +79,28 @@ def version_warnings(version: str, support_type: str, today: dt.date) -> list[st
               else f"upgrade to {upgrade} once this code supports it (it deploys up to {newest})")
     cost = (f"extended support costs {EXTENDED_SUPPORT_PRICE_FACTOR} times the standard price per "
             "cluster hour")
-    if today > life.extended_support_ends:
+    # An end date is the first day of the next phase (EKS bills extended support from it).
+    if today >= life.extended_support_ends:
         return [f"{key}: {version} left extended support on {life.extended_support_ends}, when EKS "
                 f"upgraded the control plane to {upgrade} by itself; the node groups and the "
                 f"Cluster Autoscaler deployed here are still those of {version}: {target}"]
-    if today > life.standard_support_ends:
+    if today >= life.standard_support_ends:
         if support_type == "EXTENDED":
             return [f"{key}: {version} has been in extended support since "
                     f"{life.standard_support_ends} (cluster.supportType EXTENDED); {cost}, until "
                     f"{life.extended_support_ends}, when EKS upgrades the control plane to {upgrade} "
                     f"by itself: {target}"]
+        # supportType can only change while the version is in standard support, so there is
+        # no staying on it now.
         return [f"{key}: {version} left standard support on {life.standard_support_ends}; with "
-                f"cluster.supportType STANDARD, EKS upgrades the control plane to {upgrade} by itself "
-                f"(supportType EXTENDED keeps {version}, at {EXTENDED_SUPPORT_PRICE_FACTOR} times the "
-                f"price): {target}"]
+                f"cluster.supportType STANDARD, EKS upgrades the control plane to {upgrade} by "
+                f"itself: {target}"]
     days_left = (life.standard_support_ends - today).days
     if days_left > WARN_BEFORE_DAYS:
         return []
-    then = (f"EKS upgrades the control plane to {upgrade} by itself (cluster.supportType STANDARD)"
+    then = (f"EKS upgrades the control plane to {upgrade} by itself (cluster.supportType STANDARD; "
+            f"to stay on {version} at {EXTENDED_SUPPORT_PRICE_FACTOR} times the price, set supportType "
+            "EXTENDED before then: it can only change during standard support)"
             if support_type == "STANDARD" else
             f"extended support starts (cluster.supportType EXTENDED): {cost}")
     return [f"{key}: {version} leaves standard support on {life.standard_support_ends}, in "

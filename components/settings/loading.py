@@ -9,12 +9,13 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError, create_model
+from pydantic import BaseModel, ValidationError, create_model
 
 from .base import PROJECT_NAMESPACE, ConfigProblem, ConfigProblems, SettingsError
+from .kubernetes_version import supported_versions
 from .rules import run_rules
 from .stack import DEFAULTED_SECTIONS, StackFields, StackSettings
-from .zones import account_zone_problems
+from .zones import account_zone_problems, zone_problem
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
@@ -39,6 +40,12 @@ def _join(prefix: str, relative: str) -> str:
 
 # Keys the program reads outside its namespace, named as the user writes them.
 USER_KEYS = {"region": "aws:region"}
+RESERVED_KEYS = {
+    "region": "not read: the region is aws:region, which the AWS provider reads too "
+              "(`pulumi config set aws:region <region>`)",
+    "project": "not a setting: the project is Pulumi.yaml's name",
+    "stack": "not a setting: the stack is the one selected (pulumi stack select)",
+}
 # What a missing top-level key takes, so that an empty file says what to write.
 REQUIRED_KEY_HINTS = {
     "aws:region": "the AWS region, e.g. us-east-1",
@@ -101,8 +108,15 @@ def parse_settings(
         f"{PROJECT_NAMESPACE}:{key}` so it is encrypted in Pulumi.{stack}.yaml and in state"
         for key in SECRET_KEYS if key in raw and key not in secret_keys
     ]
+    # Fields the program fills in itself are not settings: `anythingllm:region` (what
+    # `pulumi config set region` writes) would otherwise stand in for aws:region, which the AWS
+    # provider reads.
+    for key, why in RESERVED_KEYS.items():
+        if key in raw:
+            problems.append(f"{PROJECT_NAMESPACE}:{key}: {why}")
     # A key with no value (`anythingllm:gateway:` alone on its line) is a key not given.
-    data = {key: value for key, value in raw.items() if key != "aws:region" and value is not None}
+    data = {key: value for key, value in raw.items()
+            if key != "aws:region" and key not in RESERVED_KEYS and value is not None}
     data.update(project=project, stack=stack)
     if raw.get("aws:region") is not None:
         data["region"] = raw["aws:region"]
@@ -111,30 +125,90 @@ def parse_settings(
         settings = StackSettings.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
-        invalid = {error["loc"][0] for error in errors if error["loc"]}
-        environment_invalid = "environment" in invalid
+        environment_invalid = any(error["loc"][:1] == ("environment",) for error in errors)
         for error in errors:
             if environment_invalid and error["type"] == "missing" and _defaulted_by_environment(error["loc"]):
                 continue  # the environment's default would be there: one root cause, one line
             problems.extend(_describe(error))
-        if invalid:
+        if any(error["loc"] for error in errors):
             problems.extend(f"{problem.path}: {problem.message}"
-                            for problem in _rules_on_the_valid_part(data, invalid))
+                            for problem in _rules_on_the_valid_part(data, errors))
     if problems:
-        raise SettingsError(_report(stack, problems))
+        raise SettingsError(_report(stack, problems), problems)
     assert settings is not None
     if today is not None:
         settings._today = today
     return settings
 
 
-def _rules_on_the_valid_part(data: Mapping[str, Any], invalid_keys: set[str]) -> list[ConfigProblem]:
-    """The rules between sections that read only settings which are valid on their own."""
-    names = {field.alias or name: name for name, field in StackFields.model_fields.items()}
-    invalid = frozenset(names.get(key, key) for key in invalid_keys)
-    valid_part = _partial_model().model_validate(
-        {key: value for key, value in data.items() if key not in invalid_keys})
-    return run_rules(valid_part, invalid=invalid)
+def _rules_on_the_valid_part(data: Mapping[str, Any], errors: list[Any]) -> list[ConfigProblem]:
+    """The rules between sections that read only settings which are valid on their own.
+
+    A section with invalid keys is validated again without them (a key that has a default takes
+    it; a required one takes a stand-in value); the keys are marked invalid, so no rule reads a
+    stand-in. A section that still does not validate is left out whole.
+    """
+    fields = StackFields.model_fields
+    names = {field.alias or name: name for name, field in fields.items()}
+    filled = StackFields._environment_defaults(dict(data))
+    invalid: set[str] = set()
+    valid_part: dict[str, Any] = {}
+    by_section: dict[str, set[str]] = {}
+    for error in errors:
+        if error["loc"]:
+            section = error["loc"][0]
+            sub_key = error["loc"][1] if len(error["loc"]) > 1 and isinstance(error["loc"][1], str) else ""
+            by_section.setdefault(section, set()).add(sub_key)
+    for key, value in filled.items():
+        name = names.get(key, key)
+        if key not in by_section:
+            valid_part[key] = value
+            continue
+        recovered = _section_without(name, value, by_section[key])
+        if recovered is None:
+            invalid.add(name)
+        else:
+            valid_part[key] = recovered
+            invalid.update(f"{name}.{_field_name(name, sub_key)}" for sub_key in by_section[key])
+    invalid.update(names.get(key, key) for key in by_section if key not in filled)
+    return run_rules(_partial_model().model_validate(valid_part), invalid=frozenset(invalid))
+
+
+# Values that let a section validate while one of its required keys is invalid; the key is
+# marked invalid, so no rule ever reads them.
+STAND_INS: dict[tuple[str, str], Any] = {
+    ("cluster", "kubernetesVersion"): supported_versions()[-1],
+    ("cluster", "adminRoleArns"): ["arn:aws:iam::000000000000:role/stand-in"],
+    ("ingress", "deletionProtection"): False,
+    ("ingress", "deregistrationDelaySeconds"): 30,
+    ("app", "replicas"): 2,
+}
+
+
+def _field_name(section: str, alias: str) -> str:
+    model = StackFields.model_fields[section].annotation
+    for name, field in getattr(model, "model_fields", {}).items():
+        if (field.alias or name) == alias:
+            return name
+    return alias
+
+
+def _section_without(section: str, value: Any, bad_keys: set[str]) -> Any:
+    """The section `value` validated without `bad_keys`, or None when that is not possible."""
+    field = StackFields.model_fields.get(section)
+    model = getattr(field, "annotation", None)
+    if "" in bad_keys or not isinstance(value, dict) or not isinstance(model, type) \
+            or not issubclass(model, BaseModel):
+        return None
+    alias = field.alias or section
+    kept = {key: item for key, item in value.items() if key not in bad_keys}
+    for bad_key in bad_keys:
+        if (alias, bad_key) in STAND_INS:
+            kept[bad_key] = STAND_INS[(alias, bad_key)]
+    try:
+        return model.model_validate(kept)
+    except ValidationError:
+        return None
 
 
 _PARTIAL: type[StackFields] | None = None
@@ -248,22 +322,42 @@ def _decode(value: Any) -> Any:
 
 
 def load_settings() -> StackSettings:
-    """Read and validate this stack's configuration; the composition root calls this once."""
+    """Read and validate this stack's configuration; the composition root calls this once.
+
+    Then asks the account which zones it has (DescribeAvailabilityZones): zone names map to
+    zone IDs per account, so only the account says whether a zone the file names exists there
+    and is one EKS takes. Its problems are reported with the file's, before anything is created.
+    """
     import pulumi
 
-    settings = parse_settings(
-        read_raw_config(), project=pulumi.get_project(), stack=pulumi.get_stack(),
-        secret_keys=read_secret_keys(),
-    )
-    if settings.network.existing is None:
-        # Zone names map to zone IDs per account: only the account says whether a zone it names
-        # exists there and is one EKS takes. Read before anything is created.
+    raw = read_raw_config()
+    settings, problems = None, []
+    try:
+        settings = parse_settings(raw, project=pulumi.get_project(), stack=pulumi.get_stack(),
+                                  secret_keys=read_secret_keys())
+    except SettingsError as error:
+        problems = error.problems
+    zones = _zones_to_ask_about(raw)
+    if zones:
         import pulumi_aws as aws
 
-        offered = aws.get_availability_zones(state="available")
-        problems = account_zone_problems(settings.network.availability_zones,
-                                         dict(zip(offered.names, offered.zone_ids, strict=True)))
-        if problems:
-            raise SettingsError(_report(settings.stack, [f"{key}: {message}" for key, message in problems]))
+        # Every zone of the account, whatever its state: an impaired zone is still the stack's.
+        offered = aws.get_availability_zones()
+        problems += [f"{key}: {message}" for key, message in account_zone_problems(
+            zones, dict(zip(offered.names, offered.zone_ids, strict=True)))]
+    if problems:
+        raise SettingsError(_report(pulumi.get_stack(), problems), problems)
+    assert settings is not None
     return settings
 
+
+def _zones_to_ask_about(raw: Mapping[str, Any]) -> list[str]:
+    """The file's zones for a new VPC, when each is one of the region's (else it is reported on
+    its own and the account's answer would add nothing)."""
+    network, region = raw.get("network"), raw.get("aws:region")
+    if not isinstance(network, dict) or network.get("existing") is not None or not isinstance(region, str):
+        return []
+    zones = network.get("availabilityZones")
+    if not isinstance(zones, list) or not all(isinstance(zone, str) for zone in zones):
+        return []
+    return zones if all(zone_problem(region, zone) is None for zone in zones) else []

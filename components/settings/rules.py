@@ -12,7 +12,7 @@ import ipaddress
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from ..instance_types import pod_room
+from ..instance_types import INSTANCE_FACTS, pod_room
 from .base import ConfigProblem
 from .data import BURSTABLE_CACHE, BURSTABLE_DB
 from .serving import cpu_millicores, memory_mib
@@ -36,8 +36,18 @@ def rule(*reads: str) -> Callable[[Rule], Rule]:
 
 
 def run_rules(settings: StackSettings, *, invalid: frozenset[str] = frozenset()) -> list[ConfigProblem]:
-    """Every problem the rules find in `settings`, skipping rules that read an `invalid` field."""
-    return [problem for reads, check in RULES if not reads & invalid for problem in check(settings)]
+    """Every problem the rules find in `settings`, skipping rules that read an `invalid` setting.
+
+    Settings are named by field (`cluster`, `cluster.system_node_group`): a rule that reads a
+    section is skipped when any key of it is invalid, one that reads a key only when that key is.
+    """
+    return [problem for reads, check in RULES
+            if not any(_overlap(read, bad) for read in reads for bad in invalid)
+            for problem in check(settings)]
+
+
+def _overlap(read: str, bad: str) -> bool:
+    return read == bad or read.startswith(bad + ".") or bad.startswith(read + ".")
 
 
 def region_partition(region: str) -> str:
@@ -49,7 +59,7 @@ def region_partition(region: str) -> str:
     return "aws"
 
 
-@rule("region", "network")
+@rule("region", "network.availability_zones")
 def _zones_of_the_region(s: StackSettings) -> Iterator[ConfigProblem]:
     from .zones import zone_problem
 
@@ -59,7 +69,7 @@ def _zones_of_the_region(s: StackSettings) -> Iterator[ConfigProblem]:
             yield ConfigProblem(f"network.availabilityZones[{index}]", message)
 
 
-@rule("network", "cluster")
+@rule("network.vpc_cidr", "cluster.service_ipv4_cidr")
 def _service_cidr_outside_the_vpc(s: StackSettings) -> Iterator[ConfigProblem]:
     if s.network.vpc_cidr is None:
         return
@@ -71,7 +81,7 @@ def _service_cidr_outside_the_vpc(s: StackSettings) -> Iterator[ConfigProblem]:
                             "with node and pod addresses")
 
 
-@rule("environment", "network")
+@rule("environment", "network.existing", "network.availability_zones", "network.nat_gateways")
 def _prod_network(s: StackSettings) -> Iterator[ConfigProblem]:
     network = s.network
     if not s.is_prod:
@@ -85,7 +95,8 @@ def _prod_network(s: StackSettings) -> Iterator[ConfigProblem]:
                             "is a single-AZ point of failure; use 'perAz'")
 
 
-@rule("environment", "cluster")
+@rule("environment", "cluster.public_access_cidrs", "cluster.deletion_protection",
+      "cluster.system_node_group")
 def _cluster_for_the_environment(s: StackSettings) -> Iterator[ConfigProblem]:
     cluster = s.cluster
     if s.is_prod:
@@ -110,13 +121,13 @@ def _prod_never_expires(s: StackSettings) -> Iterator[ConfigProblem]:
         yield ConfigProblem("expiresAt", "cannot be set in prod: prod never expires")
 
 
-@rule("region", "cluster")
+@rule("region", "cluster.admin_role_arns")
 def _admin_roles_in_the_partition(s: StackSettings) -> Iterator[ConfigProblem]:
     for index, arn in enumerate(s.cluster.admin_role_arns):
         yield from _partition_problem(s.region, f"cluster.adminRoleArns[{index}]", arn)
 
 
-@rule("region", "ingress")
+@rule("region", "ingress.certificate_arn", "ingress.waf_acl_arn")
 def _ingress_arns_in_the_region(s: StackSettings) -> Iterator[ConfigProblem]:
     for key, arn in (("ingress.certificateArn", s.ingress.certificate_arn),
                      ("ingress.wafAclArn", s.ingress.waf_acl_arn)):
@@ -138,12 +149,17 @@ def _partition_problem(region: str, key: str, arn: str) -> Iterator[ConfigProble
                                  f"is in {partition!r}")
 
 
-@rule("environment", "storage", "database", "cache")
-def _data_durability(s: StackSettings) -> Iterator[ConfigProblem]:
-    storage, database, cache = s.storage, s.database, s.cache
+@rule("environment", "storage.backups")
+def _storage_durability(s: StackSettings) -> Iterator[ConfigProblem]:
+    if s.is_prod and not s.storage.backups:
+        yield ConfigProblem("storage.backups", "cannot be false in prod")
+
+
+@rule("environment", "database")
+def _database_durability(s: StackSettings) -> Iterator[ConfigProblem]:
+    database = s.database
     if s.is_prod:
         checks = [
-            (not storage.backups, "storage.backups", "cannot be false in prod"),
             (not database.multi_az, "database.multiAz",
              "cannot be false in prod: a single-AZ instance is down for the whole AZ outage"),
             (database.backup_retention_days < PROD_MIN_BACKUP_RETENTION_DAYS,
@@ -155,6 +171,18 @@ def _data_durability(s: StackSettings) -> Iterator[ConfigProblem]:
             (bool(BURSTABLE_DB.match(database.instance_class)), "database.instanceClass",
              f"{database.instance_class!r} is burstable; prod needs a fixed-performance class "
              "(e.g. db.m7g.large or db.r7g.large)"),
+        ]
+        yield from (ConfigProblem(key, message) for failed, key, message in checks if failed)
+    if s.environment == "staging" and database.deletion_protection:
+        yield ConfigProblem("database.deletionProtection",
+                            "cannot be true for staging: throwaway stacks must destroy in one run")
+
+
+@rule("environment", "cache")
+def _cache_durability(s: StackSettings) -> Iterator[ConfigProblem]:
+    cache = s.cache
+    if s.is_prod:
+        checks = [
             (cache.replicas < 1, "cache.replicas",
              f"{cache.replicas} leaves no replica to fail over to; prod needs at least 1"),
             (cache.snapshot_retention_days < 1, "cache.snapshotRetentionDays",
@@ -164,12 +192,9 @@ def _data_durability(s: StackSettings) -> Iterator[ConfigProblem]:
              "(e.g. cache.m7g.large or cache.r7g.large)"),
         ]
         yield from (ConfigProblem(key, message) for failed, key, message in checks if failed)
-    if s.environment == "staging" and database.deletion_protection:
-        yield ConfigProblem("database.deletionProtection",
-                            "cannot be true for staging: throwaway stacks must destroy in one run")
 
 
-@rule("cache")
+@rule("cache.cluster_mode")
 def _cache_mode(s: StackSettings) -> Iterator[ConfigProblem]:
     if s.cache.cluster_mode == "enabled":
         yield ConfigProblem(
@@ -180,7 +205,7 @@ def _cache_mode(s: StackSettings) -> Iterator[ConfigProblem]:
             "across zones with automatic failover)")
 
 
-@rule("cluster", "model_serving")
+@rule("cluster.gpu_node_groups", "model_serving")
 def _models_fit_their_node_groups(s: StackSettings) -> Iterator[ConfigProblem]:
     groups = s.cluster.gpu_node_group_by_name
     gpus_wanted: dict[str, int] = {}
@@ -196,6 +221,7 @@ def _models_fit_their_node_groups(s: StackSettings) -> Iterator[ConfigProblem]:
             yield ConfigProblem(f"{key}.gpus",
                                 f"{model.gpus} GPUs (tensor parallel) do not fit on one node of "
                                 f"{group.name!r} ({group.instance_types[0]}: {group.gpus_per_node} GPU)")
+            continue  # the group's capacity is judged on models that fit one of its nodes
         gpus_wanted[group.name] = gpus_wanted.get(group.name, 0) + model.gpus * model.replicas
     for index, group in enumerate(s.cluster.gpu_node_groups):
         capacity = group.max_size * group.gpus_per_node
@@ -205,7 +231,7 @@ def _models_fit_their_node_groups(s: StackSettings) -> Iterator[ConfigProblem]:
                                 f"on {group.name!r} need {gpus_wanted[group.name]} (gpus x replicas)")
 
 
-@rule("app", "model_serving")
+@rule("app.chat_model", "app.chunk_size", "app.answer_tokens", "model_serving")
 def _app_fits_its_models(s: StackSettings) -> Iterator[ConfigProblem]:
     from .stack import CHUNK_HEADER_RESERVE
 
@@ -227,7 +253,7 @@ def _app_fits_its_models(s: StackSettings) -> Iterator[ConfigProblem]:
             f"{chat.max_model_len}-token window for the prompt: at most {chat.max_model_len // 2}")
 
 
-@rule("environment", "app")
+@rule("environment", "app.replicas")
 def _prod_app(s: StackSettings) -> Iterator[ConfigProblem]:
     if s.is_prod and s.app.replicas < PROD_MIN_APP_REPLICAS:
         yield ConfigProblem("app.replicas", f"{s.app.replicas} is below {PROD_MIN_APP_REPLICAS}, "
@@ -261,7 +287,7 @@ def _ingress_for_the_environment(s: StackSettings) -> Iterator[ConfigProblem]:
             yield ConfigProblem("ingress.dns", "a DNS name needs certificateArn (HTTPS) for that name")
 
 
-@rule("environment", "observability", "database")
+@rule("environment", "observability", "database.instance_class")
 def _observability(s: StackSettings) -> Iterator[ConfigProblem]:
     observability = s.observability
     if s.is_prod and not observability.alarm_emails:
@@ -274,7 +300,8 @@ def _observability(s: StackSettings) -> Iterator[ConfigProblem]:
             "(m, r and t classes are); set the alarm's connection count")
 
 
-@rule("cluster", "app", "gateway", "model_serving")
+@rule("cluster.system_node_group", "cluster.gpu_node_groups", "app.resources",
+      "gateway.resources", "model_serving")
 def _pods_fit_their_nodes(s: StackSettings) -> Iterator[ConfigProblem]:
     # A node group may launch any of its instance types, so a pod must fit every one of them.
     system = ("cluster.systemNodeGroup", s.cluster.system_node_group.instance_types)
@@ -287,6 +314,8 @@ def _pods_fit_their_nodes(s: StackSettings) -> Iterator[ConfigProblem]:
                                    (f"cluster.gpuNodeGroups[{index}]", group.instance_types)))
     for key, resources, (group_key, instance_types) in placements:
         for instance_type in instance_types:
+            if instance_type not in INSTANCE_FACTS:
+                continue  # accepted with a warning (StackSettings.warnings): not sized here
             cpu_room, memory_room = pod_room(instance_type)
             too_big = [f"{what} {asked}" for what, asked, wanted, room in (
                 ("cpu", resources.cpu, cpu_millicores(resources.cpu), cpu_room),

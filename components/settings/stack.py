@@ -73,7 +73,7 @@ class StackFields(_Model):
         if not isinstance(data, dict):
             return data
         environment = data.get("environment")
-        if environment not in DEFAULTED_SECTIONS:
+        if not isinstance(environment, str) or environment not in DEFAULTED_SECTIONS:
             return data  # the environment is reported; what it would default is not
         sections = {name for table in DEFAULTED_SECTIONS.values() for name in table}
         return {**data, **{section: with_environment_defaults(DEFAULTED_SECTIONS, section, environment,
@@ -96,21 +96,35 @@ class StackFields(_Model):
     @field_validator("tags")
     @classmethod
     def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        problems = []
         for key, tag_value in value.items():
+            path = f"[{key!r}]"
             if not TAG_KEY.match(key) or key.lower().startswith("aws:"):
-                raise ConfigProblem(
-                    f"[{key!r}]", "tag keys are 1-128 characters of letters, digits, spaces and "
-                    "_.:/=+-@, and must not start with aws:",
-                )
-            if "," in str(tag_value):
-                raise ConfigProblem(
-                    f"[{key!r}]", f"{tag_value!r} contains a comma: the AWS Load Balancer "
-                    "Controller's chart joins the tags into --default-tags=k=v,k=v, so a comma "
-                    "would split this value")
-            if not isinstance(tag_value, str) or not TAG_VALUE.match(tag_value):
-                raise ConfigProblem(
-                    f"[{key!r}]", f"{tag_value!r} is not a tag value RDS, ElastiCache and EKS all "
-                    "accept: at most 256 letters, digits, spaces and _.:/=+-@")
+                problems.append(ConfigProblem(
+                    path, "tag keys are 1-128 characters of letters, digits, spaces and _.:/+-@, "
+                    "and must not start with aws:"))
+            elif "=" in key:
+                problems.append(ConfigProblem(
+                    path, f"{key!r} contains '=': the AWS Load Balancer Controller reads "
+                    "--default-tags as key=value pairs split at the first '='"))
+            if isinstance(tag_value, str) and "," in tag_value:
+                problems.append(ConfigProblem(
+                    path, f"{tag_value!r} contains a comma: the AWS Load Balancer Controller's "
+                    "chart joins the tags into --default-tags=k=v,k=v, so a comma would split "
+                    "this value"))
+            elif not isinstance(tag_value, str) or not TAG_VALUE.match(tag_value):
+                problems.append(ConfigProblem(
+                    path, f"{tag_value!r} is not a tag value RDS, ElastiCache and EKS all accept: "
+                    "at most 256 letters, digits, spaces and _.:/=+-@"))
+            for text in (key, tag_value if isinstance(tag_value, str) else ""):
+                if ": " in text or text.endswith(":"):
+                    # The chart writes the flag as a plain YAML scalar (templates/deployment.yaml
+                    # at v3.5.0: `- --default-tags={{ ... }}`), where ': ' or a final ':' makes
+                    # the argument a mapping and the Deployment invalid.
+                    problems.append(ConfigProblem(
+                        path, f"{text!r} contains ': ' or ends with ':', which the load balancer "
+                        "controller chart's unquoted --default-tags argument cannot hold"))
+        raise_all(problems)
         return value
 
     @field_validator("expires_at")
@@ -143,6 +157,10 @@ class StackFields(_Model):
         under the same name."""
         found = version_warnings(self.cluster.kubernetes_version, self.cluster.support_type,
                                  self._today)
+        found += [f"cluster.systemNodeGroup.instanceTypes[{index}]: {instance_type} is not in this "
+                  "code's instance table (components/instance_types.py): it is taken as x86_64 by "
+                  "its name, and pods' requests are not checked against what it can allocate"
+                  for index, instance_type in self.cluster.system_node_group.unlisted_types]
         if not self.is_prod:
             return found
         tags = [("app.imageTag", self.app.image_tag)]
