@@ -7,10 +7,11 @@ from components.cache import CONNECTION_SECRET, Cache
 from components.cluster import Cluster
 from components.database import Database
 from components.db_bootstrap import DatabaseConsumer
+from components.edge_identity import EdgeIdentity
 from components.ingress import Ingress
 from components.llm_gateway import LlmGateway
 from components.model_serving import ModelServing, service_name
-from components.namespaces import GATEWAY, MODELS, WorkloadNamespaces
+from components.namespaces import APP, GATEWAY, MODELS, WorkloadNamespaces
 from components.naming import (
     cluster_name,
     common_tags,
@@ -96,8 +97,17 @@ gateway = LlmGateway(
     # Every chat model (a workspace may pick another than app.chatModel) and the embedder.
     client_models=[model.name for model in settings.model_serving.models],
 )
+# Who may reach AnythingLLM: OIDC or Cognito at the ALB (prod requires it or a recorded reason).
+auth = settings.ingress.auth
+edge_identity = EdgeIdentity(
+    "edge-identity", auth, host=settings.ingress.dns.name if settings.ingress.dns else None,
+    namespace=namespaces.by_name[APP.name].metadata.name, provider=cluster.provider,
+    oidc_client_secret=(pulumi.Output.secret(settings.oidc_client_secret.get_secret_value())
+                        if settings.oidc_client_secret is not None else None),
+    retain=retain, tags=tags,
+) if auth is not None else None
 app = AnythingLlm(
-    "anythingllm", settings.app, ingress_settings=settings.ingress,
+    "anythingllm", settings.app, ingress_settings=settings.ingress, edge_identity=edge_identity,
     chat_model=settings.chat_model, embedding_model=settings.model_serving.embedding_model,
     gateway_url=gateway.url, gateway_client_secret=gateway.client_secret, namespaces=namespaces,
     database_secrets=database.connection_secrets, bootstrap_job=database.bootstrap_job,
@@ -145,6 +155,9 @@ pulumi.export("url", app.url)
 # AnythingLLM's first admin (multi-user mode): `pulumi stack output anythingllmAdmin --show-secrets`.
 pulumi.export("anythingllmAdmin", app.admin_credentials)
 pulumi.export("albHostname", app.hostname)
+# The stack's Cognito user pool, where administrators invite users
+# (`aws cognito-idp admin-create-user --user-pool-id <id> --username <email>`).
+pulumi.export("userPoolId", edge_identity.user_pool_id if edge_identity is not None else None)
 pulumi.export("alarmTopicArn", observability.topic_arn)
 pulumi.export("dashboard", observability.dashboard_name)
 pulumi.export("models", {model.name: model.model for model in settings.model_serving.models})

@@ -21,7 +21,17 @@ from .anythingllm_admin import SCRIPT_MOUNT_PATH as ADMIN_SCRIPT_MOUNT_PATH
 from .anythingllm_admin import WAIT_SECONDS as ADMIN_WAIT_SECONDS
 from .database import CA_CONFIG_MAP
 from .db_bootstrap import RDS_CA_MOUNT_PATH, DatabaseConsumer
-from .ingress import USE_ANNOTATION, Ingress, canary_routing, target_group_resource_id
+from .edge_identity import EdgeIdentity
+from .ingress import (
+    ANNOTATION_PREFIX,
+    BROWSER_ORDER,
+    PUBLIC_ROUTES_ORDER,
+    USE_ANNOTATION,
+    Ingress,
+    canary_routing,
+    group_annotations,
+    target_group_resource_id,
+)
 from .llm_gateway import CLIENT_SECRET
 from .namespaces import APP, WorkloadNamespaces
 from .node_group import system_labels
@@ -59,6 +69,10 @@ STORAGE_DIR = "/app/server/storage"  # exactly this: the collector derives its h
 COMKEY_DIR = f"{STORAGE_DIR}/comkey"
 SECRETS = "anythingllm-secrets"
 CANARY_NAME = f"{APP_NAME}-canary"
+PUBLIC_INGRESS_NAME = f"{APP_NAME}-public"  # the routes without ALB authentication
+# pulumi-kubernetes' default Ingress await does not fit this controller; each Ingress waits for
+# the one field that matters: the ALB's DNS name.
+WAIT_FOR_ALB = {"pulumi.com/waitFor": "jsonpath={.status.loadBalancer.ingress[0].hostname}"}
 CANARY_SECRETS = "anythingllm-canary-secrets"
 APP_DATABASE = "anythingllm"  # the database consumer (role and database) of stable
 CANARY_DATABASE = "anythingllm_canary"
@@ -279,16 +293,18 @@ def admin_pod_spec(variant: Variant, *, config_map: str, chunk_size: int, chunk_
     )
 
 
-def ingress_spec(*, host: str | None, backends: list[str] | None = None) -> dict:
-    """One rule ("/" prefix) per backend, in order: without a canary the stable Service itself,
-    with one the controller's actions (`canary_routing`)."""
+def ingress_spec(*, host: str | None, backends: list[str] | None = None,
+                 routes: list[tuple[str, str]] = (("/", "Prefix"),)) -> dict:
+    """Per route (path, pathType), one rule per backend, in order: without a canary the stable
+    Service itself, with one the controller's actions (`canary_routing`)."""
     if backends is None:
-        paths = [{"path": "/", "path_type": "Prefix",
-                  "backend": {"service": {"name": APP_NAME, "port": {"name": "http"}}}}]
+        paths = [{"path": path, "path_type": path_type,
+                  "backend": {"service": {"name": APP_NAME, "port": {"name": "http"}}}}
+                 for path, path_type in routes]
     else:
-        paths = [{"path": "/", "path_type": "Prefix",
+        paths = [{"path": path, "path_type": path_type,
                   "backend": {"service": {"name": action, "port": {"name": USE_ANNOTATION}}}}
-                 for action in backends]
+                 for path, path_type in routes for action in backends]
     rule: dict = {"http": {"paths": paths}}
     if host is not None:
         rule["host"] = host
@@ -308,7 +324,9 @@ class AnythingLlm(pulumi.ComponentResource):
     preStop longer than the deregistration delay), a Service (port 3001 only), a
     PodDisruptionBudget and a CPU HorizontalPodAutoscaler. Then the ALB Ingress (annotations
     from the Ingress component, plus the weighted and header rules of `canary_routing` when
-    there is a canary; waiting until the ALB has a DNS name) and optionally a Route 53 alias.
+    there is a canary, and the `auth-*` annotations of EdgeIdentity; waiting until the ALB has a
+    DNS name), with ALB authentication the Ingress `anythingllm-public` of the same group for the
+    `publicPaths` (ahead of it, without authentication), and optionally a Route 53 alias.
 
     An `isolated` canary also gets its own generated secrets (`anythingllm-canary-secrets`,
     never protected: it is disposable), and runs on its own connection Secret and claim.
@@ -326,6 +344,7 @@ class AnythingLlm(pulumi.ComponentResource):
         storage_claims: EFS claim per claim name (`anythingllm-storage`, and
             `anythingllm-canary-storage` for an isolated canary).
         ingress: the Ingress component (controller release and annotations).
+        edge_identity: the ALB authentication (annotations, what the Ingress waits for), or None.
         provider, system_ready: the cluster's kubernetes provider and what pods on the system nodes
             wait for (Cluster.system_ready).
         retain: protect the generated secrets (prod).
@@ -347,6 +366,7 @@ class AnythingLlm(pulumi.ComponentResource):
                  storage_claims: dict[str, pulumi.Resource], ingress: Ingress, provider: k8s.Provider,
                  system_ready: list[pulumi.Resource], retain: bool, prompt_window: int,
                  chunk_limit: int, gateway_key_ready: list[pulumi.Resource] = (),
+                 edge_identity: EdgeIdentity | None = None,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:serving:AnythingLlm", name, None, opts)
         namespace = namespaces.by_name[APP.name].metadata.name
@@ -431,28 +451,49 @@ class AnythingLlm(pulumi.ComponentResource):
                                                stable_service=APP_NAME, canary_service=CANARY_NAME)
             annotations.update(routing)
         dns = ingress_settings.dns
+        host = dns.name if dns is not None else None
+        labels = workload_labels(APP_NAME, "server", image_version(stable.image))
+        # Depends on the controller release: created after it, and deleted (with the ALB)
+        # before it on destroy. Not on the Deployments: an ALB needs no ready pod, so its
+        # URL and DNS record exist while AnythingLLM is still migrating its database.
+        ingress_opts = pulumi.ResourceOptions(
+            parent=self, provider=provider,
+            depends_on=[ingress.release, *services, *ingress.load_balancer_prerequisites,
+                        *(edge_identity.prerequisites if edge_identity is not None else [])],
+            custom_timeouts=pulumi.CustomTimeouts(create=INGRESS_TIMEOUT, update=INGRESS_TIMEOUT),
+        )
+        auth = ingress_settings.auth
+        public_routes = auth.public_routes() if auth is not None else []
+        if public_routes:
+            # The same ALB, target-group and canary annotations (members of a group must agree on
+            # the ALB's), rules ahead of the browser's, and no authentication: these paths carry
+            # their own credentials (PUBLIC_PATHS).
+            k8s.networking.v1.Ingress(
+                f"{name}-public-ingress",
+                metadata={
+                    "name": PUBLIC_INGRESS_NAME, "namespace": namespace, "labels": labels,
+                    "annotations": {**annotations,
+                                    **group_annotations(ingress.group, order=PUBLIC_ROUTES_ORDER),
+                                    f"{ANNOTATION_PREFIX}auth-type": "none", **WAIT_FOR_ALB},
+                },
+                spec=ingress_spec(host=host, backends=backends, routes=public_routes),
+                opts=ingress_opts,
+            )
         self.ingress = k8s.networking.v1.Ingress(
             f"{name}-ingress",
             metadata={
                 "name": APP_NAME,
                 "namespace": namespace,
-                "labels": workload_labels(APP_NAME, "server", image_version(stable.image)),
+                "labels": labels,
                 "annotations": {
                     **annotations,
-                    # pulumi-kubernetes' default Ingress await does not fit this controller;
-                    # wait for the one field that matters: the ALB's DNS name.
-                    "pulumi.com/waitFor": "jsonpath={.status.loadBalancer.ingress[0].hostname}",
+                    **group_annotations(ingress.group, order=BROWSER_ORDER),
+                    **(edge_identity.annotations if edge_identity is not None else {}),
+                    **WAIT_FOR_ALB,
                 },
             },
-            spec=ingress_spec(host=dns.name if dns is not None else None, backends=backends),
-            # Depends on the controller release: created after it, and deleted (with the ALB)
-            # before it on destroy. Not on the Deployments: an ALB needs no ready pod, so its
-            # URL and DNS record exist while AnythingLLM is still migrating its database.
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=provider,
-                depends_on=[ingress.release, *services, *ingress.load_balancer_prerequisites],
-                custom_timeouts=pulumi.CustomTimeouts(create=INGRESS_TIMEOUT, update=INGRESS_TIMEOUT),
-            ),
+            spec=ingress_spec(host=host, backends=backends),
+            opts=ingress_opts,
         )
         self.hostname = self.ingress.status.apply(
             lambda status: status.load_balancer.ingress[0].hostname)

@@ -28,6 +28,17 @@ IAM_POLICY_FILE = Path(__file__).parent / "data" / "aws-load-balancer-controller
 WEIGHTED_ACTION = "weighted-release"
 CANARY_HEADER_ACTION = "canary-by-header"
 USE_ANNOTATION = "use-annotation"
+# The two Ingresses of AnythingLLM share one ALB as an IngressGroup. The controller orders the
+# members' rules by `group.order`, then by name (pkg/ingress/group_loader.go), and within one
+# Ingress Exact paths first, then Prefix paths longest first (model_build_listener_rules.go):
+# the public routes (own credentials, no ALB authentication) come before the browser's "/".
+PUBLIC_ROUTES_ORDER = -10
+BROWSER_ORDER = 10
+
+
+def group_annotations(group: str, *, order: int) -> dict[str, str]:
+    """`group.name` (the ALB's name, one per stack) and this member's `group.order`."""
+    return {f"{ANNOTATION_PREFIX}group.name": group, f"{ANNOTATION_PREFIX}group.order": str(order)}
 
 
 def controller_iam_policy() -> str:
@@ -212,6 +223,7 @@ class Ingress(pulumi.ComponentResource):
         release: the controller's Helm release.
         load_balancer_prerequisites: what the ALB needs first (the access-log bucket policy).
         annotations: the Ingress annotations (`alb_annotations`).
+        group: the IngressGroup of the stack's Ingresses (`group_annotations`).
         ingress_class: the IngressClass name to put in `spec.ingressClassName`.
     """
 
@@ -254,6 +266,7 @@ class Ingress(pulumi.ComponentResource):
                                         depends_on=[*cluster.system_ready, association]),
         )
         self.ingress_class = INGRESS_CLASS
+        self.group = load_balancer_name
         self.annotations = alb_annotations(settings, load_balancer_name=load_balancer_name)
         # What the ALB needs before the controller can create it (the Ingress waits for these).
         self.load_balancer_prerequisites: list[pulumi.Resource] = (

@@ -23,9 +23,16 @@ WAF_ACL_ARN = ("arn:aws:wafv2:eu-west-1:111122223333:regional/webacl/chat/"
                "00000000-0000-4000-8000-000000000001")
 
 
+# An existing Cognito user pool: ALB authentication without resources of the stack's own.
+EXISTING_COGNITO = {"type": "cognito", "cognito": {
+    "userPoolArn": "arn:aws:cognito-idp:eu-west-1:111122223333:userpool/eu-west-1_AbCdEf123",
+    "userPoolClientId": "1example23456789abcdefghij", "userPoolDomain": "chat-login"}}
+
+
 def base_config(environment: str = "dev") -> dict[str, Any]:
     """A minimal valid stack config (keys without the project namespace)."""
-    ingress = ({"certificateArn": CERTIFICATE_ARN, "wafAclArn": WAF_ACL_ARN} if environment == "prod"
+    ingress = ({"certificateArn": CERTIFICATE_ARN, "wafAclArn": WAF_ACL_ARN, "auth": EXISTING_COGNITO}
+               if environment == "prod"
                else {"scheme": "internet-facing", "inboundCidrs": ["198.51.100.0/24"]})
     observability = {"alarmEmails": ["oncall@example.com"]} if environment == "prod" else {}
     return {

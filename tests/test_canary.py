@@ -182,7 +182,7 @@ def test_without_a_canary_nothing_canary_related_exists(stack_plans):
             return any("canary" in text for text in named)
 
         assert [r.name for r in plan.resources if mentions_canary(r)] == [], stack
-        ingress = plan.one(INGRESS)
+        ingress = plan.one(INGRESS, "anythingllm-ingress")
         assert ingress.inputs["spec"]["rules"][0]["http"]["paths"][0]["backend"] == {
             "service": {"name": "anythingllm", "port": {"name": "http"}}}
 

@@ -325,7 +325,7 @@ def test_every_prod_rule_is_reported_together():
 
 def test_prod_without_a_certificate_reports_the_certificate_not_its_consequences():
     config = base_config("prod")
-    config["ingress"] = {"wafAclArn": config["ingress"]["wafAclArn"],
+    config["ingress"] = {"wafAclArn": config["ingress"]["wafAclArn"], "auth": config["ingress"]["auth"],
                          "dns": {"hostedZoneId": "Z0123456789ABC", "name": "chat.example.com"}}
     assert problems_of(config) == [
         "ingress.certificateArn: is required in prod: chat traffic and session cookies only over HTTPS"]

@@ -343,10 +343,11 @@ def test_prod_protects_exactly_the_stateful_resources(stack_plans):
     # salt key, AnythingLLM's JWT_SECRET, SIG_KEY, SIG_SALT and AUTH_TOKEN, and its admin's
     # password.
     # Each claim with its volume and access point: deleting any of them loses the binding. The
-    # ALB access-log bucket (its settings stay changeable: they are not its children).
+    # ALB access-log bucket (its settings stay changeable: they are not its children). The
+    # Cognito user pool: its users and their second factors exist nowhere else.
     assert protected == sorted([
         EFS, *[PVC, PV, ACCESS_POINT] * 2, RDS, REDIS, *["aws:kms/key:Key", "aws:kms/alias:Alias"] * 5,
-        "aws:s3/bucket:Bucket",
+        "aws:s3/bucket:Bucket", "aws:cognito/userPool:UserPool",
         *["random:index/randomPassword:RandomPassword"] * 6,
     ])
 

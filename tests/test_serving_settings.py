@@ -160,7 +160,8 @@ def test_prod_serving_rules(mutate, path, reason):
 
 def test_internal_prod_alb_needs_no_waf():
     config = base_config("prod")
-    config["ingress"] = {"scheme": "internal", "certificateArn": config["ingress"]["certificateArn"]}
+    config["ingress"] = {"scheme": "internal", "certificateArn": config["ingress"]["certificateArn"],
+                         "auth": {"type": "none", "reason": "internal ALB behind the corporate proxy's SSO"}}
     assert settings_from(config).ingress.waf_acl_arn is None
 
 

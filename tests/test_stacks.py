@@ -140,7 +140,7 @@ def test_workloads_wait_only_for_the_capacity_they_run_on(stack_plans, stack):
     gpu_groups = [name for name in groups if name != "cluster-system"]
     workloads = [*plan.of_type("kubernetes:apps/v1:Deployment"), *plan.of_type("kubernetes:batch/v1:Job"),
                  *plan.of_type("kubernetes:helm.sh/v3:Release"), *plan.of_type("aws:eks/addon:Addon"),
-                 plan.one("kubernetes:networking.k8s.io/v1:Ingress")]
+                 *plan.of_type("kubernetes:networking.k8s.io/v1:Ingress")]
     for workload in workloads:
         runs_on = _node_group_of(workload)
         for name in gpu_groups:
@@ -161,9 +161,9 @@ def test_the_ingress_does_not_wait_for_pods(stack_plans, stack):
     """An ALB needs no ready pod: the Ingress (and so its URL and DNS record) waits for the
     controller and the Services, not for AnythingLLM's rollout."""
     plan = stack_plans[stack]
-    ingress = plan.one("kubernetes:networking.k8s.io/v1:Ingress")
-    for deployment in plan.of_type("kubernetes:apps/v1:Deployment"):
-        assert not plan.waits_for(ingress, deployment), deployment.name
+    for ingress in plan.of_type("kubernetes:networking.k8s.io/v1:Ingress"):
+        for deployment in plan.of_type("kubernetes:apps/v1:Deployment"):
+            assert not plan.waits_for(ingress, deployment), (ingress.name, deployment.name)
     for service in plan.of_type("kubernetes:core/v1:Service"):
         if service.inputs["metadata"]["namespace"] == "anythingllm":
             assert plan.waits_for(ingress, service)
@@ -203,8 +203,8 @@ def test_destroy_order_from_the_dependency_graph(stack_plans, stack):
     node_groups = plan.of_type("aws:eks/nodeGroup:NodeGroup")
     controller = next(r for r in plan.of_type("kubernetes:helm.sh/v3:Release")
                       if r.inputs["name"] == "aws-load-balancer-controller")
-    ingress = plan.one("kubernetes:networking.k8s.io/v1:Ingress")
-    assert plan.deleted_before(ingress, controller)
+    for ingress in plan.of_type("kubernetes:networking.k8s.io/v1:Ingress"):
+        assert plan.deleted_before(ingress, controller), ingress.name
     workloads = [*plan.of_type("kubernetes:apps/v1:Deployment"), *plan.of_type("kubernetes:batch/v1:Job"),
                  *plan.of_type("kubernetes:helm.sh/v3:Release")]
     assert len(node_groups) >= 2 and len(workloads) >= 6

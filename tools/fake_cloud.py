@@ -56,9 +56,13 @@ class FakeCloud(Mocks):
         physical = (inputs.get("name") or inputs.get("identifier") or inputs.get("bucket")
                     or f"{args.name}-{_digest(key, 7)}")
         resource_id = f"{prefix}-{_digest(key, 17)}" if prefix else str(physical)
+        if args.typ == "aws:cognito/userPool:UserPool":  # <region>_<9 characters>
+            resource_id = f"{self.region}_{_digest(key, 9)}"
+        elif args.typ == "aws:cognito/userPoolClient:UserPoolClient":  # 26 lowercase alphanumerics
+            resource_id = _digest(key, 26)
         state: dict[str, Any] = {**inputs, **self._outputs(args.typ, args.name, inputs, physical)}
         if args.typ.startswith("aws:"):
-            state.setdefault("arn", self._arn(args.typ, physical))
+            state.setdefault("arn", self._arn(args.typ, resource_id if "cognito" in args.typ else physical))
             state.setdefault("name", physical)
         if args.typ.startswith("kubernetes:") and isinstance(state.get("metadata"), dict):
             # The API server's UID of the object (a UUID; deterministic here).
@@ -110,6 +114,8 @@ class FakeCloud(Mocks):
         region = "" if module in _GLOBAL_SERVICES else self.region
         if type_token == "aws:s3/bucket:Bucket":  # arn:aws:s3:::<bucket>
             return f"arn:{PARTITION}:s3:::{physical}"
+        if type_token == "aws:cognito/userPool:UserPool":  # ...:userpool/<pool id>
+            return f"arn:{PARTITION}:cognito-idp:{region}:{ACCOUNT_ID}:userpool/{physical}"
         if type_token == "aws:sns/topic:Topic":  # arn:aws:sns:<region>:<account>:<name>
             return f"arn:{PARTITION}:sns:{region}:{ACCOUNT_ID}:{physical}"
         return f"arn:{PARTITION}:{module}:{region}:{ACCOUNT_ID}:{resource}/{physical}"

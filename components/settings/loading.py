@@ -84,7 +84,7 @@ def _defaulted_by_environment(loc: tuple[Any, ...]) -> bool:
 
 # Config keys that hold credentials: accepted only as Pulumi secrets, so that they are
 # encrypted in the stack file and stay secret in state.
-SECRET_KEYS = ("huggingFaceToken",)
+SECRET_KEYS = ("huggingFaceToken", "oidcClientSecret")
 
 
 def parse_settings(

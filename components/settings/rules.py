@@ -327,3 +327,30 @@ def _pods_fit_their_nodes(s: StackSettings) -> Iterator[ConfigProblem]:
                     "after the kubelet's reservation and the DaemonSets on every node: the pod "
                     "could never be scheduled there (lower the request or use a larger type)")
                 break
+
+
+@rule("environment", "ingress.auth", "ingress.certificate_arn", "ingress.dns", "oidc_client_secret")
+def _edge_authentication(s: StackSettings) -> Iterator[ConfigProblem]:
+    auth = s.ingress.auth
+    if auth is None:
+        if s.is_prod:
+            yield ConfigProblem(
+                "ingress.auth", "is required in prod: authenticate users at the ALB (type oidc or "
+                "cognito), or record why this ALB needs none (type none with a reason)")
+        if s.oidc_client_secret is not None:
+            yield ConfigProblem("oidcClientSecret", "is set, but ingress.auth is not: nothing reads it")
+        return
+    if auth.enabled and s.ingress.certificate_arn is None and not s.is_prod:
+        # (prod reports the missing certificate itself)
+        yield ConfigProblem("ingress.auth", "needs ingress.certificateArn: the ALB authenticates "
+                                            "on HTTPS listeners only")
+    if auth.cognito is not None and auth.cognito.created and s.ingress.dns is None:
+        yield ConfigProblem("ingress.auth.cognito.domainPrefix",
+                            "needs ingress.dns: the app client's callback URL is "
+                            "https://<dns name>/oauth2/idpresponse, the name users browse")
+    if auth.type == "oidc" and s.oidc_client_secret is None:
+        yield ConfigProblem("oidcClientSecret", "is required with ingress.auth type oidc: set it "
+                                                "with `pulumi config set --secret oidcClientSecret`")
+    if auth.type != "oidc" and s.oidc_client_secret is not None:
+        yield ConfigProblem("oidcClientSecret", f"is set, but ingress.auth type is {auth.type!r}: "
+                                                "nothing reads it")

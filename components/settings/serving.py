@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..versions import ANYTHINGLLM_TAG
 from .base import ConfigProblem, _Model, cidr_list
+from .edge_auth import EdgeAuthSettings
 
 # The deregistration delay is also how long a leaving AnythingLLM pod lives (its preStop outlasts
 # it, and bash as PID 1 ignores SIGTERM): prod drains streams for 5 minutes; dev and staging,
@@ -224,6 +225,7 @@ class IngressSettings(_Model):
     access_logs: AccessLogSettings | None = None
     waf_acl_arn: str | None = None
     dns: DnsSettings | None = None
+    auth: EdgeAuthSettings | None = None
 
     @field_validator("inbound_cidrs")
     @classmethod

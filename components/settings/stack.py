@@ -62,6 +62,8 @@ class StackFields(_Model):
     observability: ObservabilitySettings
     # Read from a secret config value only (`pulumi config set --secret`); see loading.py.
     hugging_face_token: SecretStr | None = None
+    # The OIDC client secret of `ingress.auth` (type oidc); a secret config value only.
+    oidc_client_secret: SecretStr | None = None
     # When a throwaway stack may be destroyed (`tools/staging.py reap`); set by that tool.
     expires_at: dt.datetime | None = None
     # The date the warnings are for (parse_settings sets it; tests inject one).
