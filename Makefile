@@ -11,7 +11,7 @@ TEST_STAMP := $(VENV)/.installed-test
 SCAN_VENV := .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.installed
 
-.PHONY: preview test lint venv policy scan cost timeline clean
+.PHONY: preview test lint venv policy scan aws-scan cost timeline clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
@@ -45,6 +45,12 @@ policy: $(TEST_STAMP)
 # checkov over every rendered manifest of every committed stack (also in `make test`).
 scan: $(STAMP) $(SCAN_STAMP)
 	$(BIN)/python -m tools.security_scan
+
+# checkov's terraform_plan checks over the AWS resources of every committed stack, translated
+# into `terraform show -json`; findings allowed only as tools/data/aws-scan-exceptions.json
+# says (also in `make test`).
+aws-scan: $(STAMP) $(SCAN_STAMP)
+	$(BIN)/python -m tools.aws_scan
 
 # Monthly cost of a stack's offline plan, per component (prices: tools/data/aws-prices-*.json).
 cost: $(STAMP)

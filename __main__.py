@@ -100,7 +100,8 @@ gateway = LlmGateway(
 # Who may reach AnythingLLM: OIDC or Cognito at the ALB (prod requires it or a recorded reason).
 auth = settings.ingress.auth
 edge_identity = EdgeIdentity(
-    "edge-identity", auth, host=settings.ingress.dns.name if settings.ingress.dns else None,
+    "edge-identity", auth, cluster_name=name,
+    host=settings.ingress.dns.name if settings.ingress.dns else None,
     namespace=namespaces.by_name[APP.name].metadata.name, provider=cluster.provider,
     oidc_client_secret=(pulumi.Output.secret(settings.oidc_client_secret.get_secret_value())
                         if settings.oidc_client_secret is not None else None),

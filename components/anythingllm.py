@@ -30,6 +30,7 @@ from .ingress import (
     Ingress,
     canary_routing,
     group_annotations,
+    member_annotations,
     target_group_resource_id,
 )
 from .llm_gateway import CLIENT_SECRET
@@ -465,14 +466,14 @@ class AnythingLlm(pulumi.ComponentResource):
         auth = ingress_settings.auth
         public_routes = auth.public_routes() if auth is not None else []
         if public_routes:
-            # The same ALB, target-group and canary annotations (members of a group must agree on
-            # the ALB's), rules ahead of the browser's, and no authentication: these paths carry
-            # their own credentials (PUBLIC_PATHS).
+            # The same target-group, listener and canary annotations (the ALB's own settings stay
+            # with the browser member), rules ahead of the browser's, and no authentication:
+            # these paths carry their own credentials (PUBLIC_PATHS).
             k8s.networking.v1.Ingress(
                 f"{name}-public-ingress",
                 metadata={
                     "name": PUBLIC_INGRESS_NAME, "namespace": namespace, "labels": labels,
-                    "annotations": {**annotations,
+                    "annotations": {**member_annotations(annotations),
                                     **group_annotations(ingress.group, order=PUBLIC_ROUTES_ORDER),
                                     f"{ANNOTATION_PREFIX}auth-type": "none", **WAIT_FOR_ALB},
                 },

@@ -7,6 +7,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from . import iam
 from .cluster import Cluster
 from .db_bootstrap import (
     MASTER_USERNAME,
@@ -203,6 +204,8 @@ class Database(pulumi.ComponentResource):
             suffix = random.RandomId(f"{name}-final-snapshot", byte_length=4, opts=child)
             final_snapshot = suffix.hex.apply(lambda hex_: f"{identifier}-final-{hex_}")
 
+        monitoring = (self._monitoring_role(name, tags=tags)
+                      if settings.enhanced_monitoring_seconds else [])
         self.instance = aws.rds.Instance(
             name,
             identifier=identifier,
@@ -233,6 +236,8 @@ class Database(pulumi.ComponentResource):
             deletion_protection=settings.deletion_protection,
             skip_final_snapshot=not retain,
             final_snapshot_identifier=final_snapshot,
+            monitoring_interval=settings.enhanced_monitoring_seconds,
+            monitoring_role_arn=monitoring[0].arn if monitoring else None,
             performance_insights_enabled=settings.performance_insights,
             performance_insights_kms_key_id=key.arn if settings.performance_insights else None,
             performance_insights_retention_period=7 if settings.performance_insights else None,
@@ -246,7 +251,9 @@ class Database(pulumi.ComponentResource):
             # At the end of standard support, upgrade instead of paying for Extended Support.
             engine_lifecycle_support="open-source-rds-extended-support-disabled",
             tags={**tags, "Name": identifier},
-            opts=pulumi.ResourceOptions(parent=self, protect=retain, depends_on=log_groups),
+            # RDS checks the monitoring role's permissions when it is set: attached first.
+            opts=pulumi.ResourceOptions(parent=self, protect=retain,
+                                        depends_on=[*log_groups, *monitoring]),
         )
         self.address = self.instance.address
         self.port = POSTGRES_PORT
@@ -358,3 +365,26 @@ class Database(pulumi.ComponentResource):
                 ),
             )
             remember(self.connection_secrets[consumer.name], data)
+
+    def _monitoring_role(self, name: str, *, tags: dict[str, str]) -> list[pulumi.Resource]:
+        """The role RDS Enhanced Monitoring publishes OS metrics with (to CloudWatch Logs,
+        RDSOSMetrics): AWS's managed policy for it, assumable by RDS for this account only.
+        Returns [role, attachment]."""
+        account_id = aws.get_caller_identity_output().account_id
+        partition = aws.get_partition_output().partition
+        role = aws.iam.Role(
+            f"{name}-monitoring",
+            description=f"RDS Enhanced Monitoring of {name}",
+            assume_role_policy=account_id.apply(lambda account: iam.to_json(
+                iam.service_trust_policy_for_account("monitoring.rds.amazonaws.com", account_id=account))),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        attachment = aws.iam.RolePolicyAttachment(
+            f"{name}-monitoring",
+            role=role.name,
+            policy_arn=partition.apply(lambda p: iam.managed_policy_arn(
+                p, "service-role/AmazonRDSEnhancedMonitoringRole")),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return [role, attachment]

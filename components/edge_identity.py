@@ -78,6 +78,7 @@ class EdgeIdentity(pulumi.ComponentResource):
     Args:
         name: logical name prefix.
         auth: the `ingress.auth` settings.
+        cluster_name: the stack's cluster name (names the user pool: one per stack).
         host: `ingress.dns.name` (the callback's host), or None.
         namespace: AnythingLLM's namespace (the Ingress's; the OIDC Secret must be there).
         provider: the cluster's Kubernetes provider.
@@ -91,7 +92,7 @@ class EdgeIdentity(pulumi.ComponentResource):
         user_pool_id: the created user pool's id (Output), else None.
     """
 
-    def __init__(self, name: str, auth: EdgeAuthSettings, *, host: str | None,
+    def __init__(self, name: str, auth: EdgeAuthSettings, *, cluster_name: str, host: str | None,
                  namespace: pulumi.Input[str], provider: k8s.Provider,
                  oidc_client_secret: pulumi.Output[str] | None, retain: bool,
                  tags: dict[str, str], opts: pulumi.ResourceOptions | None = None):
@@ -100,7 +101,8 @@ class EdgeIdentity(pulumi.ComponentResource):
         self.user_pool_id: pulumi.Output[str] | None = None
         idp: pulumi.Input[str] | None = None
         if auth.type == "cognito":
-            idp = self._cognito(name, auth, host=host, retain=retain, tags=tags)
+            idp = self._cognito(name, auth, pool_name=f"{cluster_name}-users", host=host,
+                                retain=retain, tags=tags)
         elif auth.type == "oidc":
             assert oidc_client_secret is not None
             self._oidc_secret(name, auth, namespace=namespace, provider=provider,
@@ -109,8 +111,8 @@ class EdgeIdentity(pulumi.ComponentResource):
         self.annotations = auth_annotations(auth, idp=idp)
         self.register_outputs({})
 
-    def _cognito(self, name: str, auth: EdgeAuthSettings, *, host: str | None, retain: bool,
-                 tags: dict[str, str]) -> pulumi.Input[str]:
+    def _cognito(self, name: str, auth: EdgeAuthSettings, *, pool_name: str, host: str | None,
+                 retain: bool, tags: dict[str, str]) -> pulumi.Input[str]:
         cognito = auth.cognito
         assert cognito is not None
         if not cognito.created:
@@ -119,7 +121,7 @@ class EdgeIdentity(pulumi.ComponentResource):
         assert host is not None and cognito.domain_prefix is not None
         pool = aws.cognito.UserPool(
             f"{name}-users",
-            name=f"{name}-users",
+            name=pool_name,
             # Users are invited by an administrator; nobody signs themselves up.
             admin_create_user_config={"allow_admin_create_user_only": True},
             username_attributes=["email"],
@@ -136,7 +138,7 @@ class EdgeIdentity(pulumi.ComponentResource):
         )
         client = aws.cognito.UserPoolClient(
             f"{name}-alb",
-            name=f"{name}-alb",
+            name=f"{pool_name}-alb",
             user_pool_id=pool.id,
             # The ALB authenticates as a confidential client (authorization-code flow).
             generate_secret=True,

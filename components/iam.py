@@ -26,6 +26,18 @@ def service_trust_policy(service: str) -> dict[str, Any]:
     })
 
 
+def service_trust_policy_for_account(service: str, *, account_id: str) -> dict[str, Any]:
+    """Trust policy letting an AWS service assume the role on behalf of this account only
+    (`aws:SourceAccount`: the confused-deputy guard AWS documents for RDS Enhanced Monitoring
+    and VPC Flow Logs roles)."""
+    return _document({
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+    })
+
+
 def pod_identity_trust_policy(*, account_id: str, cluster_name: str, namespace: str,
                               service_account: str) -> dict[str, Any]:
     """Trust policy for EKS Pod Identity, limited to one service account of one cluster.
@@ -123,6 +135,9 @@ def alarm_topic_key_policy(*, account_id: str, partition: str) -> dict[str, Any]
             "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.rds.amazonaws.com"]},
             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
             "Resource": "*",
+            # Only on behalf of this account's alarms and event subscriptions (the confused
+            # deputy guard of the SNS developer guide's service-principal key policies).
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
         },
     )
 

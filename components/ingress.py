@@ -17,6 +17,7 @@ from .settings import AccessLogSettings, CanarySettings, IngressSettings
 from .versions import AWS_LOAD_BALANCER_CONTROLLER
 
 NAMESPACE = "kube-system"
+INGRESS_NAMESPACE = "anythingllm"  # namespaces.APP: the only namespace with Ingresses
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
 INGRESS_CLASS = "alb"
 ANNOTATION_PREFIX = "alb.ingress.kubernetes.io/"
@@ -34,6 +35,20 @@ USE_ANNOTATION = "use-annotation"
 # the public routes (own credentials, no ALB authentication) come before the browser's "/".
 PUBLIC_ROUTES_ORDER = -10
 BROWSER_ORDER = 10
+
+
+# What only one member of the group states: the ALB's own settings ("exclusive" annotations,
+# docs/guide/ingress/annotations.md). A member that states them and is being deleted with
+# deletion protection on stops the controller building the whole group
+# (pkg/ingress/model_builder.go), so the public member leaves them to the browser member.
+LOAD_BALANCER_ANNOTATIONS = frozenset(f"{ANNOTATION_PREFIX}{key}" for key in (
+    "load-balancer-name", "scheme", "inbound-cidrs", "load-balancer-attributes", "wafv2-acl-arn",
+    "ssl-policy", "ssl-redirect"))
+
+
+def member_annotations(annotations: dict[str, str]) -> dict[str, str]:
+    """`annotations` without the ALB's own settings: for the group's other member."""
+    return {key: value for key, value in annotations.items() if key not in LOAD_BALANCER_ANNOTATIONS}
 
 
 def group_annotations(group: str, *, order: int) -> dict[str, str]:
@@ -177,6 +192,12 @@ def controller_values(*, cluster_name: str, region: str, vpc_id: str, tags: dict
         "keepTLSSecret": True,
         "ingressClass": INGRESS_CLASS,
         "createIngressClassResource": True,
+        # Only AnythingLLM's namespace may use the class: an Ingress elsewhere cannot join the
+        # ALB's group and put rules ahead of the sign-in (IngressClassParams namespaceSelector),
+        # and the old class annotation cannot get around it.
+        "ingressClassParams": {"create": True, "spec": {"namespaceSelector": {
+            "matchLabels": {"kubernetes.io/metadata.name": INGRESS_NAMESPACE}}}},
+        "disableIngressClassAnnotation": True,
         # Only the Ingresses of this stack: Services of type LoadBalancer keep their default
         # (and a controller outage cannot block Service creation cluster-wide).
         "enableServiceMutatorWebhook": False,

@@ -122,13 +122,22 @@ def _is_alb(props: dict) -> bool:
             or annotations.get("kubernetes.io/ingress.class") == "alb")
 
 
+def _states_the_alb(annotations: dict) -> bool:
+    """Whether this Ingress states its ALB's own settings: a lone Ingress does; in an
+    IngressGroup, the member that names the load balancer (the others leave them out, as the
+    controller's "exclusive" annotations must be stated once)."""
+    return (f"{ALB_PREFIX}group.name" not in annotations
+            or f"{ALB_PREFIX}load-balancer-name" in annotations)
+
+
 def _alb_ingress(args: ResourceValidationArgs) -> Iterable[str]:
     if not _is_alb(args.props):
         return
     annotations = _dig(args.props, "metadata", "annotations") or {}
     balancer = _attributes(annotations.get(f"{ALB_PREFIX}load-balancer-attributes"))
     idle = balancer.get("idle_timeout.timeout_seconds")
-    if idle is None or not idle.isdigit() or int(idle) < MIN_IDLE_TIMEOUT_SECONDS:
+    if _states_the_alb(annotations) and (
+            idle is None or not idle.isdigit() or int(idle) < MIN_IDLE_TIMEOUT_SECONDS):
         yield (f"{args.name}: idle_timeout.timeout_seconds must be >= {MIN_IDLE_TIMEOUT_SECONDS} "
                f"(got {idle or 'the ALB default, 60'}): streamed answers and the agent WebSocket "
                "go quiet for minutes")
@@ -246,7 +255,7 @@ def _prod_deletion_protection(args: StackValidationArgs, report_violation: Repor
         if kind == INGRESS and _is_alb(props):
             annotations = _dig(props, "metadata", "annotations") or {}
             attributes = _attributes(annotations.get(f"{ALB_PREFIX}load-balancer-attributes"))
-            if attributes.get("deletion_protection.enabled") != "true":
+            if _states_the_alb(annotations) and attributes.get("deletion_protection.enabled") != "true":
                 report_violation(f"{resource.name}: the prod ALB needs deletion_protection.enabled=true",
                                  resource.urn)
 

@@ -16,6 +16,7 @@ import re
 
 import pytest
 
+from components.ingress import LOAD_BALANCER_ANNOTATIONS
 from tests.conftest import (
     CERTIFICATE_ARN,
     ROOT,
@@ -174,14 +175,21 @@ def test_public_routes_come_first_and_browsers_authenticate_after(prod_plan):
     browser = prod_plan.one(INGRESS, "anythingllm-ingress")
     public_annotations = dict(public.inputs["metadata"]["annotations"])
     browser_annotations = dict(browser.inputs["metadata"]["annotations"])
-    # One ALB: the same group, and every load-balancer and target-group annotation identical
-    # (the controller refuses members that disagree on the ALB's settings).
+    # One ALB: the same group; the same target-group, health-check, listener and canary
+    # annotations; the ALB's own settings on the browser member only (a member being deleted
+    # that states deletion protection would stop the controller building the group:
+    # pkg/ingress/model_builder.go).
     assert public_annotations.pop(PREFIX + "group.order") == "-10"
     assert browser_annotations.pop(PREFIX + "group.order") == "10"
     assert public_annotations.pop(PREFIX + "auth-type") == "none"
-    browser_only = {k for k in browser_annotations if k.startswith(PREFIX + "auth-")}
+    assert not set(public_annotations) & LOAD_BALANCER_ANNOTATIONS
+    assert LOAD_BALANCER_ANNOTATIONS - {PREFIX + "wafv2-acl-arn"} <= set(browser_annotations)
+    browser_only = ({k for k in browser_annotations if k.startswith(PREFIX + "auth-")}
+                    | LOAD_BALANCER_ANNOTATIONS)
     assert {k: v for k, v in browser_annotations.items() if k not in browser_only} == public_annotations
     assert public_annotations[PREFIX + "group.name"] == "anythingllm-prod"
+    assert public_annotations[PREFIX + "certificate-arn"] == browser_annotations[
+        PREFIX + "certificate-arn"]
 
 
 def test_every_public_path_set_and_the_canary_on_both(prod_plan):
@@ -245,3 +253,16 @@ def test_an_existing_pool_creates_nothing_and_an_opt_out_is_one_ingress():
                    "userPoolClientID": "1example23456789abcdefghij", "userPoolDomain": "corp-login"}
     opted_out = _plan({"type": "none", "reason": "internal ALB behind the corporate SSO proxy"})
     assert listener_rules(opted_out) == [("anythingllm", "/", "Prefix", "none")]
+
+
+def test_only_anythingllms_namespace_may_use_the_alb_class(prod_plan):
+    """An Ingress elsewhere could join the group and put rules ahead of the sign-in: the
+    IngressClassParams admit one namespace, and the class annotation cannot get around it
+    (chart 3.5.0 values ingressClassParams.spec, disableIngressClassAnnotation)."""
+    release = next(r for r in prod_plan.of_type("kubernetes:helm.sh/v3:Release")
+                   if r.inputs["name"] == "aws-load-balancer-controller")
+    values = release.raw_inputs["values"]
+    assert values["ingressClassParams"] == {"create": True, "spec": {"namespaceSelector": {
+        "matchLabels": {"kubernetes.io/metadata.name": "anythingllm"}}}}
+    assert values["disableIngressClassAnnotation"] is True
+    assert {i.inputs["metadata"]["namespace"] for i in prod_plan.of_type(INGRESS)} == {"anythingllm"}

@@ -115,7 +115,8 @@ BAD = [
     ("prod-deletion-protection", "prod", "aws:efs/fileSystem:FileSystem", lambda _: None, {"protect": False}),
     ("prod-deletion-protection", "prod", "kubernetes:networking.k8s.io/v1:Ingress",
      _annotation(LB_ATTRIBUTES, lambda v: v.replace("deletion_protection.enabled=true",
-                                                    "deletion_protection.enabled=false")), {}),
+                                                    "deletion_protection.enabled=false")),
+     {"name": "anythingllm-ingress"}),  # the group's member that states the ALB's settings
 ]
 
 

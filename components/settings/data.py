@@ -43,13 +43,15 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "prod": {
         "storage": {"backups": True},
         "database": {"instanceClass": "db.m7g.large", "multiAz": True,
-                     "backupRetentionDays": 14, "deletionProtection": True},
+                     "backupRetentionDays": 14, "deletionProtection": True,
+                     "logRetentionDays": 365, "enhancedMonitoringSeconds": 60},
         "cache": {"nodeType": "cache.m7g.large", "replicas": 1, "snapshotRetentionDays": 7},
     },
     "dev": {
         "storage": {"backups": False},
         "database": {"instanceClass": "db.t4g.medium", "multiAz": False,
-                     "backupRetentionDays": 1, "deletionProtection": False},
+                     "backupRetentionDays": 1, "deletionProtection": False,
+                     "enhancedMonitoringSeconds": 0},
         "cache": {"nodeType": "cache.t4g.small", "replicas": 0, "snapshotRetentionDays": 0},
     },
 }
@@ -77,6 +79,9 @@ class DatabaseSettings(_Model):
     performance_insights: bool = True
     deletion_protection: bool
     log_retention_days: int = 30
+    # RDS Enhanced Monitoring: OS metrics every N seconds (0 = off; RDS takes 1, 5, 10, 15, 30
+    # and 60). No default here: the environment's (prod 60).
+    enhanced_monitoring_seconds: Literal[0, 1, 5, 10, 15, 30, 60]
 
     @field_validator("engine_version", mode="before")
     @classmethod

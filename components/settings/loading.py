@@ -77,8 +77,8 @@ def _describe(error: Mapping[str, Any]) -> list[str]:
 
 
 def _defaulted_by_environment(loc: tuple[Any, ...]) -> bool:
-    """Whether the environment's defaults would have given the key at `loc` a value."""
-    return any(loc[0] in table and (len(loc) == 1 or loc[1] in table[loc[0]])
+    """Whether every environment's defaults would have given the key at `loc` a value."""
+    return all(loc[0] in table and (len(loc) == 1 or loc[1] in table[loc[0]])
                for table in DEFAULTED_SECTIONS.values())
 
 

@@ -13,7 +13,8 @@ from pydantic import Field, field_validator
 from .base import ConfigProblem, _Model, log_retention
 
 OBSERVABILITY_ENVIRONMENT_DEFAULTS: dict[str, dict[str, dict]] = {
-    "prod": {"observability": {"containerLogRetentionDays": 90}},
+    # Prod keeps the control plane's audit log a year (rules.PROD_MIN_AUDIT_LOG_DAYS).
+    "prod": {"observability": {"containerLogRetentionDays": 90}, "cluster": {"logRetentionDays": 365}},
     "dev": {"observability": {"containerLogRetentionDays": 7}},
     "staging": {"observability": {"containerLogRetentionDays": 3}},
 }

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 PROD_MIN_BACKUP_RETENTION_DAYS = 14
 PROD_MIN_APP_REPLICAS = 3
+# Audit trails (the Kubernetes audit log, the PostgreSQL log) are kept at least a year in prod.
+PROD_MIN_AUDIT_LOG_DAYS = 365
 
 Rule = Callable[["StackSettings"], Iterator[ConfigProblem]]
 RULES: list[tuple[frozenset[str], Rule]] = []
@@ -96,7 +98,7 @@ def _prod_network(s: StackSettings) -> Iterator[ConfigProblem]:
 
 
 @rule("environment", "cluster.public_access_cidrs", "cluster.deletion_protection",
-      "cluster.system_node_group")
+      "cluster.system_node_group", "cluster.log_types", "cluster.log_retention_days")
 def _cluster_for_the_environment(s: StackSettings) -> Iterator[ConfigProblem]:
     cluster = s.cluster
     if s.is_prod:
@@ -106,6 +108,13 @@ def _cluster_for_the_environment(s: StackSettings) -> Iterator[ConfigProblem]:
                                 "runners and VPN, or leave it empty for a private-only endpoint")
         if cluster.deletion_protection is False:
             yield ConfigProblem("cluster.deletionProtection", "cannot be false in prod")
+        if "audit" in cluster.log_types and cluster.log_retention_days < PROD_MIN_AUDIT_LOG_DAYS:
+            yield ConfigProblem("cluster.logRetentionDays",
+                                f"{cluster.log_retention_days} is below {PROD_MIN_AUDIT_LOG_DAYS}: prod "
+                                "keeps the Kubernetes audit log at least a year")
+        if "audit" not in cluster.log_types:
+            yield ConfigProblem("cluster.logTypes", "must include 'audit' in prod: who changed what in "
+                                                    "the cluster")
         if cluster.system_node_group.min_size < 2:
             yield ConfigProblem("cluster.systemNodeGroup.minSize",
                                 f"{cluster.system_node_group.min_size} is below 2; prod keeps "
@@ -171,6 +180,12 @@ def _database_durability(s: StackSettings) -> Iterator[ConfigProblem]:
             (bool(BURSTABLE_DB.match(database.instance_class)), "database.instanceClass",
              f"{database.instance_class!r} is burstable; prod needs a fixed-performance class "
              "(e.g. db.m7g.large or db.r7g.large)"),
+            (database.log_retention_days < PROD_MIN_AUDIT_LOG_DAYS, "database.logRetentionDays",
+             f"{database.log_retention_days} is below {PROD_MIN_AUDIT_LOG_DAYS}: prod keeps the "
+             "PostgreSQL log, an audit trail, at least a year"),
+            (database.enhanced_monitoring_seconds == 0, "database.enhancedMonitoringSeconds",
+             "cannot be 0 in prod: OS metrics (memory, swap, processes) are what explain a slow "
+             "database; allowed 1, 5, 10, 15, 30, 60"),
         ]
         yield from (ConfigProblem(key, message) for failed, key, message in checks if failed)
     if s.environment == "staging" and database.deletion_protection:

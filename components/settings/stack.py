@@ -77,7 +77,9 @@ class StackFields(_Model):
         environment = data.get("environment")
         if not isinstance(environment, str) or environment not in DEFAULTED_SECTIONS:
             return data  # the environment is reported; what it would default is not
-        sections = {name for table in DEFAULTED_SECTIONS.values() for name in table}
+        # A section the file leaves out and the environment has no defaults for stays missing.
+        sections = set(DEFAULTED_SECTIONS[environment])
+        sections |= {name for table in DEFAULTED_SECTIONS.values() for name in table if name in data}
         return {**data, **{section: with_environment_defaults(DEFAULTED_SECTIONS, section, environment,
                                                               data.get(section))
                            for section in sorted(sections)}}
