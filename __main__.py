@@ -10,6 +10,7 @@ from components.db_bootstrap import DatabaseConsumer
 from components.edge_identity import EdgeIdentity
 from components.ingress import Ingress
 from components.llm_gateway import LlmGateway
+from components.log_encryption import LogEncryption
 from components.model_serving import ModelServing, service_name
 from components.namespaces import APP, GATEWAY, MODELS, WorkloadNamespaces
 from components.naming import (
@@ -41,8 +42,12 @@ name = cluster_name(settings.project, settings.stack)
 # resources are protected, snapshotted on deletion and changed in maintenance windows.
 retain = settings.is_prod
 
+# Every log group of the stack is encrypted with this key (the audit trails included).
+log_encryption = LogEncryption("logs", cluster_name=name, region=settings.region, retain=retain,
+                               tags=tags)
+logs_key_arn = log_encryption.key_arn
 network = Network("network", settings.network, cluster_name=name, region=settings.region,
-                  tags=tags)
+                  tags=tags, logs_key_arn=logs_key_arn)
 cluster = Cluster(
     "cluster",
     settings.cluster,
@@ -52,6 +57,7 @@ cluster = Cluster(
     deletion_protection=settings.deletion_protection,
     destroyable=not settings.is_prod,
     tags=tags,
+    logs_key_arn=logs_key_arn,
 )
 namespaces = WorkloadNamespaces("namespaces", provider=cluster.provider)
 # An isolated canary gets its own storage directory and database (see anythingllm.py), so that
@@ -71,6 +77,7 @@ database_consumers = [
 database = Database(
     "database", settings.database, cluster_name=name, region=settings.region, network=network,
     cluster=cluster, namespaces=namespaces, consumers=database_consumers, retain=retain, tags=tags,
+    logs_key_arn=logs_key_arn,
 )
 cache = Cache("cache", settings.cache, cluster_name=name, network=network, cluster=cluster,
               namespaces=namespaces, retain=retain, tags=tags)
@@ -121,7 +128,7 @@ app = AnythingLlm(
 observability = Observability(
     "observability", settings.observability, cluster_name=name, region=settings.region,
     cluster=cluster, addon_version=settings.cluster.addon_versions.get(ADDON), retain=retain,
-    tags=tags,
+    tags=tags, logs_key_arn=logs_key_arn,
     services=MonitoredServices(
         load_balancer_name=load_balancer_name(settings.project, settings.stack),
         ingress_ready=app.hostname,

@@ -109,6 +109,7 @@ class Cluster(pulumi.ComponentResource):
         deletion_protection: bool,
         destroyable: bool,
         tags: dict[str, str],
+        logs_key_arn: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("anythingllm:cluster:Cluster", name, None, opts)
@@ -130,6 +131,7 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-control-plane",
             name=f"/aws/eks/{cluster_name}/cluster",
             retention_in_days=settings.log_retention_days,
+            kms_key_id=logs_key_arn,
             tags=tags,
             opts=child,
         )

@@ -165,6 +165,7 @@ class Database(pulumi.ComponentResource):
         consumers: list[DatabaseConsumer],
         retain: bool,
         tags: dict[str, str],
+        logs_key_arn: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("anythingllm:database:Database", name, None, opts)
@@ -192,7 +193,8 @@ class Database(pulumi.ComponentResource):
         log_groups = [
             aws.cloudwatch.LogGroup(
                 f"{name}-{export}", name=f"/aws/rds/instance/{identifier}/{export}",
-                retention_in_days=settings.log_retention_days, tags=tags, opts=child,
+                retention_in_days=settings.log_retention_days, kms_key_id=logs_key_arn,
+                tags=tags, opts=child,
             )
             for export in LOG_EXPORTS
         ]

@@ -142,6 +142,59 @@ def alarm_topic_key_policy(*, account_id: str, partition: str) -> dict[str, Any]
     )
 
 
+def logs_key_policy(*, account_id: str, partition: str, region: str) -> dict[str, Any]:
+    """Key policy of the stack's CloudWatch Logs key: the account administers it through IAM;
+    CloudWatch Logs uses it for this account's log groups in this region only (the encryption
+    context it sends names the log group: CloudWatch Logs user guide, "Encrypt log data in
+    CloudWatch Logs using AWS KMS", step 2)."""
+    return _document(
+        {
+            "Sid": "AccountAdministersTheKeyThroughIam",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        {
+            "Sid": "CloudWatchLogsForThisAccountsLogGroups",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                       "kms:Describe*"],
+            "Resource": "*",
+            "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
+                                      f"arn:{partition}:logs:{region}:{account_id}:log-group:*"}},
+        },
+    )
+
+
+def flow_log_trust_policy(*, account_id: str, partition: str, region: str) -> dict[str, Any]:
+    """VPC Flow Logs may assume the delivery role for this account's flow logs only (VPC user
+    guide, "IAM role for publishing flow logs to CloudWatch Logs")."""
+    return _document({
+        "Effect": "Allow",
+        "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+        "Condition": {
+            "StringEquals": {"aws:SourceAccount": account_id},
+            "ArnLike": {"aws:SourceArn": f"arn:{partition}:ec2:{region}:{account_id}:vpc-flow-log/*"},
+        },
+    })
+
+
+def flow_log_delivery_policy(*, log_group_arn: str) -> dict[str, Any]:
+    """What flow-log delivery does: write streams and events into its one log group, and
+    describe log groups (an action that takes no resource ARN)."""
+    return _document(
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            "Resource": [log_group_arn, f"{log_group_arn}:*"],
+        },
+        {"Effect": "Allow", "Action": "logs:DescribeLogGroups", "Resource": "*"},
+    )
+
+
 # Elastic Load Balancing's log-delivery account per Region that existed before August 2022
 # (ELB user guide, "Enable access logs for your Application Load Balancer", step 2; the same
 # table as terraform-provider-aws internal/service/elb/service_account_data_source.go). Regions

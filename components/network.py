@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from . import iam
 from .settings import NetworkSettings
 
 ELB_ROLE_TAG = "kubernetes.io/role/elb"
@@ -34,7 +35,9 @@ class Network(pulumi.ComponentResource):
     (internal-ELB role tag), both tagged for the cluster; NAT gateways with Elastic IPs, one
     per AZ (`natGateways: perAz`) or one in the first AZ (`single`); a public route table
     and one private route table per AZ; and a gateway VPC endpoint for S3 so image layers
-    and model downloads from S3 skip the NAT gateways.
+    and model downloads from S3 skip the NAT gateways; the default security group emptied of
+    its allow-all rules; VPC flow logs (all traffic) into a log group encrypted with the logs
+    key, through a delivery role only VPC Flow Logs of this account may assume.
 
     Existing VPC: creates only `aws.ec2.Tag` resources that add the ELB role and cluster
     (`shared`) tags to the given subnets.
@@ -45,6 +48,7 @@ class Network(pulumi.ComponentResource):
         cluster_name: the EKS cluster name used in the `kubernetes.io/cluster/<name>` tags.
         region: AWS region (for the S3 endpoint's service name).
         tags: common tags for every resource.
+        logs_key_arn: the KMS key of the flow-log group (LogEncryption).
 
     Attributes:
         vpc_id, private_subnet_ids, public_subnet_ids: Outputs the cluster and data services
@@ -60,9 +64,11 @@ class Network(pulumi.ComponentResource):
         cluster_name: str,
         region: str,
         tags: dict[str, str],
+        logs_key_arn: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("anythingllm:network:Network", name, None, opts)
+        self._logs_key_arn = logs_key_arn
         self._name = name
         self._tags = tags
         # Known before deployment, so consumers can create one resource per private subnet.
@@ -170,9 +176,44 @@ class Network(pulumi.ComponentResource):
             tags={**self._tags, "Name": f"{cluster_name}-s3"},
             opts=vpc_child,
         )
+        # Nothing may use the default security group: its allow-all rules are removed.
+        aws.ec2.DefaultSecurityGroup(
+            f"{name}-default-sg", vpc_id=vpc.id,
+            tags={**self._tags, "Name": f"{cluster_name}-default-unused"}, opts=vpc_child)
+        self._flow_logs(vpc, settings, cluster_name, region, vpc_child)
         self.vpc_id = vpc.id
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s, _ in private_subnets])
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
+
+    def _flow_logs(self, vpc: aws.ec2.Vpc, settings: NetworkSettings, cluster_name: str,
+                   region: str, opts: pulumi.ResourceOptions) -> None:
+        """Every accepted and rejected flow of the VPC, aggregated over 10 minutes, into an
+        encrypted log group through a delivery role only VPC Flow Logs of this account assumes."""
+        name = self._name
+        identity = aws.get_caller_identity_output()
+        partition = aws.get_partition_output().partition
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-flow-logs", name=f"/aws/vpc/{cluster_name}/flow-logs",
+            retention_in_days=settings.flow_log_retention_days, kms_key_id=self._logs_key_arn,
+            tags=self._tags, opts=opts)
+        role = aws.iam.Role(
+            f"{name}-flow-logs",
+            description=f"VPC flow-log delivery of {cluster_name}",
+            assume_role_policy=pulumi.Output.all(identity.account_id, partition).apply(
+                lambda values: iam.to_json(iam.flow_log_trust_policy(
+                    account_id=values[0], partition=values[1], region=region))),
+            tags=self._tags, opts=opts)
+        delivery = aws.iam.RolePolicy(
+            f"{name}-flow-logs", role=role.id,
+            policy=log_group.arn.apply(lambda arn: iam.to_json(iam.flow_log_delivery_policy(
+                log_group_arn=arn))),
+            opts=opts)
+        aws.ec2.FlowLog(
+            f"{name}-flow-logs", vpc_id=vpc.id, traffic_type="ALL",
+            log_destination_type="cloud-watch-logs", log_destination=log_group.arn,
+            iam_role_arn=role.arn, max_aggregation_interval=600,
+            tags={**self._tags, "Name": f"{cluster_name}-flow-logs"},
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[delivery])))
 
     def _subnet(self, kind: str, zone: str, cidr: str, vpc: aws.ec2.Vpc, cluster_name: str,
                 opts: pulumi.ResourceOptions) -> aws.ec2.Subnet:

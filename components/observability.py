@@ -347,7 +347,8 @@ class Observability(pulumi.ComponentResource):
 
     def __init__(self, name: str, settings: ObservabilitySettings, *, cluster_name: str, region: str,
                  cluster: Cluster, services: MonitoredServices, addon_version: str | None,
-                 retain: bool, tags: dict[str, str], opts: pulumi.ResourceOptions | None = None):
+                 retain: bool, tags: dict[str, str], logs_key_arn: pulumi.Input[str] | None = None,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:observability:Observability", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         identity = aws.get_caller_identity_output()
@@ -356,7 +357,8 @@ class Observability(pulumi.ComponentResource):
         log_groups = [
             aws.cloudwatch.LogGroup(
                 f"{name}-{kind}", name=container_insights_log_group(cluster_name, kind),
-                retention_in_days=settings.container_log_retention_days, tags=tags, opts=child)
+                retention_in_days=settings.container_log_retention_days, kms_key_id=logs_key_arn,
+                tags=tags, opts=child)
             for kind in CONTAINER_INSIGHTS_LOG_GROUPS
         ]
         agent_role = pod_identity_role(

@@ -77,7 +77,7 @@ def test_control_plane_properties(plan):
     # The control plane ENIs go into the private subnets only.
     private = {s.urn for s in plan.of_type("aws:ec2/subnet:Subnet") if "private" in s.name}
     assert set(cluster.property_dependencies["vpcConfig"]) >= private
-    log_group = plan.one("aws:cloudwatch/logGroup:LogGroup")
+    log_group = plan.one("aws:cloudwatch/logGroup:LogGroup", "cluster-control-plane")
     assert log_group.inputs["name"] == "/aws/eks/anythingllm-test/cluster"
     assert plan.waits_for(cluster, log_group)
 
@@ -233,7 +233,7 @@ def test_autoscaler_uses_pod_identity_and_least_privilege(plan):
     assert (association.inputs["namespace"], association.inputs["serviceAccount"]) == (
         "kube-system", "cluster-autoscaler")
     assert plan.waits_for(release, association)
-    policy = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    policy = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy", "cluster-autoscaler").inputs["policy"])
     for statement in policy["Statement"]:
         assert "*" not in statement["Action"]
         if any(not a.startswith(("autoscaling:Describe", "ec2:Describe", "ec2:Get"))

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import AZ_NAME, RFC1918, SUBNET_ID, VPC_ID, ConfigProblem, _cidr, _Model, _within
+from .base import AZ_NAME, RFC1918, SUBNET_ID, VPC_ID, ConfigProblem, _cidr, _Model, _within, log_retention
 
 
 class ExistingNetworkSettings(_Model):
@@ -51,6 +51,13 @@ class NetworkSettings(_Model):
     private_subnet_cidrs: list[str] | None = None
     public_subnet_cidrs: list[str] | None = None
     existing: ExistingNetworkSettings | None = None
+    # Flow logs of a new VPC (every accepted and rejected flow) into an encrypted log group.
+    flow_log_retention_days: int = 90
+
+    @field_validator("flow_log_retention_days")
+    @classmethod
+    def _flow_log_retention(cls, value: int) -> int:
+        return log_retention(value)
 
     @model_validator(mode="after")
     def _shape(self) -> NetworkSettings:

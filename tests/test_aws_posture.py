@@ -1,0 +1,97 @@
+"""The AWS half's posture: encrypted log groups, flow logs, no default security group, audit
+trails kept a year in prod, Enhanced Monitoring, keys that admit services for this account only.
+
+Each expectation cites the AWS document it stands for; tools/aws_scan.py checks the same plans
+with checkov's AWS rules (tests/test_aws_scan.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import STACKS, base_config, expect_settings_error
+
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+
+
+def _statements(document: str) -> list[dict]:
+    return json.loads(document)["Statement"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_log_group_is_encrypted_with_the_logs_key(stack_plans, stack):
+    plan = stack_plans[stack]
+    key = next(k for k in plan.of_type("aws:kms/key:Key") if k.name == "logs")
+    groups = plan.of_type(LOG_GROUP)
+    assert {g.name for g in groups} >= {"cluster-control-plane", "database-postgresql", "network-flow-logs",
+                                        "observability-application"}
+    for group in groups:
+        assert key.urn in group.property_dependencies["kmsKeyId"], group.name
+    (service,) = [s for s in _statements(key.inputs["policy"]) if "Service" in s["Principal"]]
+    # CloudWatch Logs user guide, "Encrypt log data in CloudWatch Logs using AWS KMS": the
+    # regional service principal, limited by the log group ARN in the encryption context.
+    assert service["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
+    assert service["Condition"] == {"ArnLike": {
+        "kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:us-east-1:123456789012:log-group:*"}}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_vpc_logs_every_flow_and_its_default_group_is_empty(stack_plans, stack):
+    plan = stack_plans[stack]
+    (flow_log,) = plan.of_type("aws:ec2/flowLog:FlowLog")
+    vpc = plan.one("aws:ec2/vpc:Vpc")
+    assert flow_log.inputs["trafficType"] == "ALL"
+    assert flow_log.inputs["logDestinationType"] == "cloud-watch-logs"
+    assert vpc.urn in flow_log.property_dependencies["vpcId"]
+    role = plan.one("aws:iam/role:Role", "network-flow-logs")
+    (trust,) = _statements(role.inputs["assumeRolePolicy"])
+    # VPC user guide, "IAM role for publishing flow logs": the confused-deputy conditions.
+    assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
+    assert trust["Condition"]["ArnLike"]["aws:SourceArn"].endswith(":123456789012:vpc-flow-log/*")
+    policy = _statements(plan.one("aws:iam/rolePolicy:RolePolicy", "network-flow-logs").inputs["policy"])
+    wildcard = [s for s in policy if s["Resource"] == "*"]
+    assert [s["Action"] for s in wildcard] == ["logs:DescribeLogGroups"]  # takes no resource ARN
+    (default_group,) = plan.of_type("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")
+    assert vpc.urn in default_group.property_dependencies["vpcId"]
+    assert not default_group.inputs.get("ingress") and not default_group.inputs.get("egress")
+
+
+def test_prod_keeps_audit_trails_a_year_and_monitors_the_database_os(stack_plans):
+    plan = stack_plans["prod"]
+    groups = {g.name: g.inputs["retentionInDays"] for g in plan.of_type(LOG_GROUP)}
+    assert groups["cluster-control-plane"] >= 365 and groups["database-postgresql"] >= 365
+    database = plan.one("aws:rds/instance:Instance")
+    assert database.inputs["monitoringInterval"] == 60
+    role = plan.one("aws:iam/role:Role", "database-monitoring")
+    (trust,) = _statements(role.inputs["assumeRolePolicy"])
+    assert trust["Principal"] == {"Service": "monitoring.rds.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    attachment = plan.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "database-monitoring")
+    assert attachment.inputs["policyArn"].endswith(":policy/service-role/AmazonRDSEnhancedMonitoringRole")
+    # RDS checks the role's permissions when the interval is set: attached first.
+    assert plan.waits_for(database, attachment)
+    dev = stack_plans["dev"].one("aws:rds/instance:Instance")
+    assert dev.inputs.get("monitoringInterval", 0) == 0
+
+
+@pytest.mark.parametrize("mutate, key, reason", [
+    (lambda c: c["cluster"].update(logRetentionDays=90), "cluster.logRetentionDays", "below 365"),
+    (lambda c: c["cluster"].update(logTypes=["api"]), "cluster.logTypes", "must include 'audit'"),
+    (lambda c: c.__setitem__("database", {"logRetentionDays": 180}), "database.logRetentionDays",
+     "below 365"),
+    (lambda c: c.__setitem__("database", {"enhancedMonitoringSeconds": 0}),
+     "database.enhancedMonitoringSeconds", "cannot be 0 in prod"),
+])
+def test_prod_refuses_shorter_audit_trails_and_no_os_metrics(mutate, key, reason):
+    config = base_config("prod")
+    mutate(config)
+    expect_settings_error(config, key, reason)
+
+
+def test_the_alarm_key_admits_services_for_this_account_only(stack_plans):
+    key = next(k for k in stack_plans["prod"].of_type("aws:kms/key:Key") if k.name == "observability-alarms")
+    (service,) = [s for s in _statements(key.inputs["policy"]) if "Service" in s["Principal"]]
+    assert service["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
