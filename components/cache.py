@@ -10,7 +10,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from .cluster import Cluster
-from .kms import encryption_key
+from .kms import encryption_key, service_only_policy
 from .namespaces import GATEWAY, WorkloadNamespaces
 from .naming import replication_group_id
 from .network import Network
@@ -103,6 +103,7 @@ class Cache(pulumi.ComponentResource):
         key = encryption_key(
             f"{name}-elasticache", description=f"ElastiCache of {cluster_name}",
             alias=f"{cluster_name}-elasticache", retain=retain, tags=tags, parent=self,
+            policy=service_only_policy("elasticache", "dax"),
         )
         subnet_group = aws.elasticache.SubnetGroup(
             name, name=group_id, description=f"Private subnets of {cluster_name}",

@@ -22,7 +22,7 @@ from .db_bootstrap import (
     bootstrap_sql,
     connection_secret_data,
 )
-from .kms import encryption_key
+from .kms import encryption_key, service_only_policy
 from .namespaces import DATA_BOOTSTRAP, WorkloadNamespaces
 from .naming import db_instance_identifier
 from .network import Network
@@ -175,6 +175,7 @@ class Database(pulumi.ComponentResource):
         key = encryption_key(
             f"{name}-rds", description=f"RDS PostgreSQL of {cluster_name}",
             alias=f"{cluster_name}-rds", retain=retain, tags=tags, parent=self,
+            policy=service_only_policy("rds"),
         )
         subnet_group = aws.rds.SubnetGroup(
             name, description=f"Private subnets of {cluster_name}",

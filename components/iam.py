@@ -142,6 +142,40 @@ def alarm_topic_key_policy(*, account_id: str, partition: str) -> dict[str, Any]
     )
 
 
+# What the account may do with a data key outside the service that uses it: administer it, never
+# use it (no kms:Create*, whose CreateGrant would let a grant bypass the service condition; with
+# kms:PutKeyPolicy, so the key stays administrable: KMS's lockout check).
+KEY_ADMINISTRATION = [
+    "kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias", "kms:DescribeKey", "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus", "kms:ListKeyPolicies", "kms:ListKeyRotations", "kms:ListResourceTags",
+    "kms:ListGrants", "kms:PutKeyPolicy", "kms:UpdateKeyDescription", "kms:EnableKey",
+    "kms:DisableKey", "kms:EnableKeyRotation", "kms:DisableKeyRotation", "kms:RotateKeyOnDemand",
+    "kms:TagResource", "kms:UntagResource", "kms:RevokeGrant", "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+]
+
+
+def service_key_policy(*, account_id: str, partition: str, region: str,
+                       services: list[str]) -> dict[str, Any]:
+    """Key policy of a data key that only its service may use: the account administers it, and
+    its principals may use it only through `services` (kms:ViaService, e.g.
+    `rds.<region>.amazonaws.com`) and from this account (kms:CallerAccount), as AWS managed keys
+    are (KMS developer guide, "kms:ViaService"; RDS user guide, "AWS KMS key management"; EFS
+    user guide, "Using AWS KMS keys for Amazon EFS"; ElastiCache: `elasticache` and `dax`)."""
+    via = [f"{service}.{region}.amazonaws.com" for service in services]
+    root = {"AWS": f"arn:{partition}:iam::{account_id}:root"}
+    return _document(
+        {"Sid": "AccountAdministersTheKeyButCannotUseIt", "Effect": "Allow", "Principal": root,
+         "Action": KEY_ADMINISTRATION, "Resource": "*"},
+        {"Sid": "UseOnlyThroughTheService", "Effect": "Allow", "Principal": root,
+         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                    "kms:CreateGrant", "kms:ListGrants", "kms:DescribeKey"],
+         "Resource": "*",
+         "Condition": {"StringEquals": {"kms:ViaService": via[0] if len(via) == 1 else via,
+                                        "kms:CallerAccount": account_id}}},
+    )
+
+
 def logs_key_policy(*, account_id: str, partition: str, region: str) -> dict[str, Any]:
     """Key policy of the stack's CloudWatch Logs key: the account administers it through IAM;
     CloudWatch Logs uses it for this account's log groups in this region only (the encryption

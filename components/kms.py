@@ -5,6 +5,18 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from . import iam
+
+
+def service_only_policy(*services: str) -> pulumi.Output[str]:
+    """The key policy of a data key used only through `services` (iam.service_key_policy)."""
+    identity = aws.get_caller_identity_output()
+    partition = aws.get_partition_output().partition
+    region = aws.get_region_output().region
+    return pulumi.Output.all(identity.account_id, partition, region).apply(
+        lambda values: iam.to_json(iam.service_key_policy(
+            account_id=values[0], partition=values[1], region=values[2], services=list(services))))
+
 
 def encryption_key(name: str, *, description: str, alias: str, retain: bool,
                    tags: dict[str, str], parent: pulumi.Resource,

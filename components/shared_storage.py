@@ -10,7 +10,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from .cluster import Cluster
-from .kms import encryption_key
+from .kms import encryption_key, service_only_policy
 from .namespaces import APP, MODELS, WorkloadNamespaces
 from .naming import creation_token
 from .network import Network
@@ -188,6 +188,7 @@ class SharedStorage(pulumi.ComponentResource):
         key = encryption_key(
             f"{name}-efs", description=f"EFS shared storage of {cluster_name}",
             alias=f"{cluster_name}-efs", retain=retain, tags=tags, parent=self,
+            policy=service_only_policy("elasticfilesystem"),
         )
         file_system = aws.efs.FileSystem(
             name,

@@ -95,3 +95,22 @@ def test_the_alarm_key_admits_services_for_this_account_only(stack_plans):
     key = next(k for k in stack_plans["prod"].of_type("aws:kms/key:Key") if k.name == "observability-alarms")
     (service,) = [s for s in _statements(key.inputs["policy"]) if "Service" in s["Principal"]]
     assert service["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+
+
+@pytest.mark.parametrize("key_name, via", [
+    ("database-rds", "rds.us-east-1.amazonaws.com"),
+    ("storage-efs", "elasticfilesystem.us-east-1.amazonaws.com"),
+    ("cache-elasticache", ["elasticache.us-east-1.amazonaws.com", "dax.us-east-1.amazonaws.com"]),
+])
+def test_data_keys_are_usable_only_through_their_service(stack_plans, key_name, via):
+    """kms:ViaService and kms:CallerAccount on every use, as AWS managed keys have; the account
+    keeps administering the key (PutKeyPolicy: KMS's lockout check) but cannot use it directly,
+    nor create a grant that would bypass the condition."""
+    key = next(k for k in stack_plans["prod"].of_type("aws:kms/key:Key") if k.name == key_name)
+    admin, use = _statements(key.inputs["policy"])
+    assert admin["Principal"] == use["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+    assert "kms:PutKeyPolicy" in admin["Action"]
+    assert not {"kms:Decrypt", "kms:CreateGrant", "kms:*", "kms:Create*"} & set(admin["Action"])
+    assert "Condition" not in admin
+    assert use["Condition"] == {"StringEquals": {"kms:ViaService": via, "kms:CallerAccount": "123456789012"}}
+    assert {"kms:Decrypt", "kms:GenerateDataKey*", "kms:CreateGrant"} <= set(use["Action"])
