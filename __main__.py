@@ -43,8 +43,10 @@ name = cluster_name(settings.project, settings.stack)
 retain = settings.is_prod
 
 # Every log group of the stack is encrypted with this key (the audit trails included).
-log_encryption = LogEncryption("logs", cluster_name=name, region=settings.region, retain=retain,
-                               tags=tags)
+log_encryption = LogEncryption(
+    "logs", cluster_name=name, region=settings.region, retain=retain, tags=tags,
+    log_group_prefixes=[f"/aws/eks/{name}/", f"/aws/rds/instance/{db_instance_identifier(name)}/",
+                        f"/aws/containerinsights/{name}/", f"/aws/vpc/{name}/"])
 logs_key_arn = log_encryption.key_arn
 network = Network("network", settings.network, cluster_name=name, region=settings.region,
                   tags=tags, logs_key_arn=logs_key_arn)

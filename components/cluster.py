@@ -133,7 +133,10 @@ class Cluster(pulumi.ComponentResource):
             retention_in_days=settings.log_retention_days,
             kms_key_id=logs_key_arn,
             tags=tags,
-            opts=child,
+            # The audit trail outlives a destroy of a protected (prod) cluster: it is kept in
+            # AWS, with its retention, when the stack lets go of it.
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
+                retain_on_delete=deletion_protection)),
         )
         cluster_role = aws.iam.Role(
             f"{name}-control-plane",

@@ -195,7 +195,9 @@ class Database(pulumi.ComponentResource):
             aws.cloudwatch.LogGroup(
                 f"{name}-{export}", name=f"/aws/rds/instance/{identifier}/{export}",
                 retention_in_days=settings.log_retention_days, kms_key_id=logs_key_arn,
-                tags=tags, opts=child,
+                tags=tags,
+                # Kept in AWS when a retained (prod) stack is destroyed, like its final snapshot.
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=retain)),
             )
             for export in LOG_EXPORTS
         ]

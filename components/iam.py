@@ -176,11 +176,15 @@ def service_key_policy(*, account_id: str, partition: str, region: str,
     )
 
 
-def logs_key_policy(*, account_id: str, partition: str, region: str) -> dict[str, Any]:
+def logs_key_policy(*, account_id: str, partition: str, region: str,
+                    log_group_prefixes: list[str]) -> dict[str, Any]:
     """Key policy of the stack's CloudWatch Logs key: the account administers it through IAM;
-    CloudWatch Logs uses it for this account's log groups in this region only (the encryption
-    context it sends names the log group: CloudWatch Logs user guide, "Encrypt log data in
-    CloudWatch Logs using AWS KMS", step 2)."""
+    CloudWatch Logs uses it for this stack's log groups only (names under `log_group_prefixes`,
+    in this account and region: the encryption context it sends names the log group,
+    CloudWatch Logs user guide, "Encrypt log data in CloudWatch Logs using AWS KMS", step 2), so
+    no other team's log group comes to depend on a key a destroy schedules for deletion."""
+    log_groups = [f"arn:{partition}:logs:{region}:{account_id}:log-group:{prefix}*"
+                  for prefix in log_group_prefixes]
     return _document(
         {
             "Sid": "AccountAdministersTheKeyThroughIam",
@@ -196,8 +200,7 @@ def logs_key_policy(*, account_id: str, partition: str, region: str) -> dict[str
             "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
                        "kms:Describe*"],
             "Resource": "*",
-            "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
-                                      f"arn:{partition}:logs:{region}:{account_id}:log-group:*"}},
+            "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}},
         },
     )
 

@@ -178,7 +178,7 @@ class Network(pulumi.ComponentResource):
         )
         # Nothing may use the default security group: its allow-all rules are removed.
         aws.ec2.DefaultSecurityGroup(
-            f"{name}-default-sg", vpc_id=vpc.id,
+            f"{name}-default-sg", vpc_id=vpc.id, ingress=[], egress=[],  # and kept empty on each up
             tags={**self._tags, "Name": f"{cluster_name}-default-unused"}, opts=vpc_child)
         self._flow_logs(vpc, settings, cluster_name, region, vpc_child)
         self.vpc_id = vpc.id

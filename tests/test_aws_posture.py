@@ -7,6 +7,7 @@ with checkov's AWS rules (tests/test_aws_scan.py).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
 import pytest
@@ -33,8 +34,14 @@ def test_every_log_group_is_encrypted_with_the_logs_key(stack_plans, stack):
     # CloudWatch Logs user guide, "Encrypt log data in CloudWatch Logs using AWS KMS": the
     # regional service principal, limited by the log group ARN in the encryption context.
     assert service["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
-    assert service["Condition"] == {"ArnLike": {
-        "kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:us-east-1:123456789012:log-group:*"}}
+    (allowed,) = service["Condition"]["ArnLike"].values()
+    assert list(service["Condition"]["ArnLike"]) == ["kms:EncryptionContext:aws:logs:arn"]
+    # The stack's log groups only: each matches a pattern, and every pattern is the stack's.
+    prefix = "arn:aws:logs:us-east-1:123456789012:log-group:"
+    for group in groups:
+        assert any(fnmatch.fnmatchcase(prefix + group.inputs["name"], arn) for arn in allowed), group.name
+    cluster = plan.one("aws:eks/cluster:Cluster").inputs["name"]
+    assert all(arn.startswith(prefix) and cluster in arn and arn.endswith("/*") for arn in allowed)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -63,6 +70,10 @@ def test_prod_keeps_audit_trails_a_year_and_monitors_the_database_os(stack_plans
     plan = stack_plans["prod"]
     groups = {g.name: g.inputs["retentionInDays"] for g in plan.of_type(LOG_GROUP)}
     assert groups["cluster-control-plane"] >= 365 and groups["database-postgresql"] >= 365
+    # ... and they outlive a destroy of prod (kept in AWS); dev's go with the stack.
+    for name in ("cluster-control-plane", "database-postgresql"):
+        assert plan.one(LOG_GROUP, name).retain_on_delete
+        assert not stack_plans["dev"].one(LOG_GROUP, name).retain_on_delete
     database = plan.one("aws:rds/instance:Instance")
     assert database.inputs["monitoringInterval"] == 60
     role = plan.one("aws:iam/role:Role", "database-monitoring")

@@ -52,7 +52,7 @@ class NetworkSettings(_Model):
     public_subnet_cidrs: list[str] | None = None
     existing: ExistingNetworkSettings | None = None
     # Flow logs of a new VPC (every accepted and rejected flow) into an encrypted log group.
-    flow_log_retention_days: int = 90
+    flow_log_retention_days: int = 30
 
     @field_validator("flow_log_retention_days")
     @classmethod
