@@ -198,6 +198,11 @@ def controller_values(*, cluster_name: str, region: str, vpc_id: str, tags: dict
         "ingressClassParams": {"create": True, "spec": {"namespaceSelector": {
             "matchLabels": {"kubernetes.io/metadata.name": INGRESS_NAMESPACE}}}},
         "disableIngressClassAnnotation": True,
+        # Only the WAFv2 add-on is used (`wafv2-acl-arn`): without these the controller would ask
+        # Shield for its subscription state on every reconcile and reconcile WAF Classic too
+        # (chart 3.5.0 values enableShield/enableWaf -> --enable-shield/--enable-waf).
+        "enableShield": False,
+        "enableWaf": False,
         # Only the Ingresses of this stack: Services of type LoadBalancer keep their default
         # (and a controller outage cannot block Service creation cluster-wide).
         "enableServiceMutatorWebhook": False,

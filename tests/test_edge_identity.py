@@ -265,4 +265,6 @@ def test_only_anythingllms_namespace_may_use_the_alb_class(prod_plan):
     assert values["ingressClassParams"] == {"create": True, "spec": {"namespaceSelector": {
         "matchLabels": {"kubernetes.io/metadata.name": "anythingllm"}}}}
     assert values["disableIngressClassAnnotation"] is True
+    # WAFv2 only (the web ACL annotation); no Shield or WAF Classic calls.
+    assert (values["enableShield"], values["enableWaf"]) == (False, False) and "enableWafv2" not in values
     assert {i.inputs["metadata"]["namespace"] for i in prod_plan.of_type(INGRESS)} == {"anythingllm"}
