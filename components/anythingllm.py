@@ -155,12 +155,15 @@ class Variant:
         return {**workload_labels(APP_NAME, "server", image_version(self.image)), TRACK_LABEL: self.track}
 
 
-def target_group_resources(settings: AppSettings) -> dict[str, str]:
+def target_group_resources(settings: AppSettings, *, public_routes: bool = False) -> dict[str, str]:
     """Per track, the controller's tag on the variant's target group (Ingress `anythingllm`,
-    the variant's Service, port `http`: the plain backend and the weighted action alike)."""
-    return {variant.track: target_group_resource_id(namespace=APP.name, ingress=APP_NAME,
-                                                    service=variant.name, port="http")
-            for variant in variants(settings)}
+    the variant's Service, port `http`: the plain backend and the weighted action alike); with
+    public routes, also `<track>-public`: the target group of the Ingress `anythingllm-public`
+    (the controller makes one per Ingress and Service)."""
+    ingresses = [("", APP_NAME), *([("-public", PUBLIC_INGRESS_NAME)] if public_routes else [])]
+    return {f"{variant.track}{suffix}": target_group_resource_id(
+                namespace=APP.name, ingress=ingress, service=variant.name, port="http")
+            for suffix, ingress in ingresses for variant in variants(settings)}
 
 
 def variants(settings: AppSettings) -> list[Variant]:
@@ -465,11 +468,12 @@ class AnythingLlm(pulumi.ComponentResource):
         )
         auth = ingress_settings.auth
         public_routes = auth.public_routes() if auth is not None else []
+        public = None
         if public_routes:
             # The same target-group, listener and canary annotations (the ALB's own settings stay
             # with the browser member), rules ahead of the browser's, and no authentication:
             # these paths carry their own credentials (PUBLIC_PATHS).
-            k8s.networking.v1.Ingress(
+            public = k8s.networking.v1.Ingress(
                 f"{name}-public-ingress",
                 metadata={
                     "name": PUBLIC_INGRESS_NAME, "namespace": namespace, "labels": labels,
@@ -501,6 +505,7 @@ class AnythingLlm(pulumi.ComponentResource):
         # Changes with every change of the Ingress the controller acts on (annotations, rules).
         self.ingress_revision = pulumi.Output.all(
             self.ingress.metadata.annotations, self.ingress.spec.rules,
+            *((public.metadata.annotations, public.spec.rules) if public is not None else ()),
         ).apply(lambda values: hashlib.sha256(
             json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16])
         if dns is not None:

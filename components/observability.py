@@ -412,7 +412,8 @@ class Observability(pulumi.ComponentResource):
                 f"{name}-target-group-{track}", region=region,
                 load_balancer_name=services.load_balancer_name,
                 tags={"elbv2.k8s.aws/cluster": cluster_name, "ingress.k8s.aws/resource": resource},
-                trigger=trigger, service_uid=services.service_uids.get(track), opts=child,
+                trigger=trigger, service_uid=services.service_uids.get(track.removesuffix("-public")),
+                opts=child,
             ).arn_suffix
             for track, resource in services.target_groups.items()
         }

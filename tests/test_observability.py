@@ -43,6 +43,9 @@ def test_every_failure_mode_has_an_alarm_that_notifies_the_topic(stack_plans, st
     expected = {
         "alb-5xx-rate", "alb-target-response-time",
         "alb-unhealthy-targets-stable", "alb-no-healthy-target-stable",
+        # With sign-in at the ALB, the public routes' target groups (their own Ingress) too.
+        *([] if not (settings.ingress.auth and settings.ingress.auth.public_routes()) else
+          ["alb-unhealthy-targets-stable-public", "alb-no-healthy-target-stable-public"]),
         "rds-cpu", "rds-free-storage", "rds-connections",
         *[f"cache-{kind}-{member}" for member in members for kind in ("cpu", "memory", "evictions")],
         *[f"gpu-capacity-{model.name}" for model in settings.model_serving.models],
@@ -435,3 +438,15 @@ def test_the_waiter_provider_loads_where_pulumi_runs_it(tmp_path):
                           timeout=60, env={"PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["_Waiter", "True"]
+
+
+def test_public_routes_have_their_own_target_group_alarms(stack_plans):
+    """The controller makes a target group per Ingress and Service: the public routes' group is
+    found by its own tag (ingress anythingllm-public) and alarmed like the browser's."""
+    plan = stack_plans["prod"]
+    groups = {r.name: r for r in plan.resources if r.name.startswith("observability-target-group-")}
+    assert sorted(groups) == ["observability-target-group-stable", "observability-target-group-stable-public"]
+    tags = groups["observability-target-group-stable-public"].inputs["tags"]
+    assert tags["ingress.k8s.aws/resource"] == "anythingllm/anythingllm-public-anythingllm:http"
+    assert target_group_resources(stack_settings("prod").app, public_routes=True)["stable-public"] == (
+        "anythingllm/anythingllm-public-anythingllm:http")
