@@ -22,6 +22,7 @@ from .ingress import NAMESPACE as CONTROLLER_NAMESPACE
 from .settings.edge_auth import EdgeAuthSettings
 
 OIDC_SECRET = "alb-oidc-client"  # keys `clientID` and `clientSecret` (auth_config_builder.go)
+OIDC_SECRET_READER = "aws-load-balancer-controller-oidc"  # the Role (and binding) that reads it
 
 
 def auth_annotations(auth: EdgeAuthSettings, *,
@@ -173,7 +174,7 @@ class EdgeIdentity(pulumi.ComponentResource):
         )
         role = k8s.rbac.v1.Role(
             f"{name}-oidc-client-reader",
-            metadata={"name": "aws-load-balancer-controller-oidc", "namespace": namespace},
+            metadata={"name": OIDC_SECRET_READER, "namespace": namespace},
             # The controller gets the Secret, then watches it (one object: resourceNames).
             rules=[{"api_groups": [""], "resources": ["secrets"], "resource_names": [OIDC_SECRET],
                     "verbs": ["get", "list", "watch"]}],
@@ -181,9 +182,9 @@ class EdgeIdentity(pulumi.ComponentResource):
         )
         binding = k8s.rbac.v1.RoleBinding(
             f"{name}-oidc-client-reader",
-            metadata={"name": "aws-load-balancer-controller-oidc", "namespace": namespace},
+            metadata={"name": OIDC_SECRET_READER, "namespace": namespace},
             role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "Role",
-                      "name": "aws-load-balancer-controller-oidc"},
+                      "name": OIDC_SECRET_READER},
             subjects=[{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT,
                        "namespace": CONTROLLER_NAMESPACE}],
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[role]),

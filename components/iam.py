@@ -115,6 +115,13 @@ def managed_policy_arn(partition: str, name: str) -> str:
     return f"arn:{partition}:iam::aws:policy/{name}"
 
 
+def _account_administers_through_iam(*, account_id: str, partition: str) -> dict[str, Any]:
+    """The default key policy's statement: the account's IAM policies decide who may use the key."""
+    return {"Sid": "AccountAdministersTheKeyThroughIam", "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+            "Action": "kms:*", "Resource": "*"}
+
+
 def alarm_topic_key_policy(*, account_id: str, partition: str) -> dict[str, Any]:
     """Key policy of the alarm topic's KMS key. The account administers the key through IAM (the
     default key policy's statement); CloudWatch alarms and RDS event notifications may use it, or
@@ -122,13 +129,7 @@ def alarm_topic_key_policy(*, account_id: str, partition: str) -> dict[str, Any]
     allow them; SNS developer guide, "Configuring AWS KMS permissions for AWS services", which
     the RDS user guide's "Subscribing to Amazon RDS event notification" points to)."""
     return _document(
-        {
-            "Sid": "AccountAdministersTheKeyThroughIam",
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
-            "Action": "kms:*",
-            "Resource": "*",
-        },
+        _account_administers_through_iam(account_id=account_id, partition=partition),
         {
             "Sid": "AlarmsAndDatabaseEventsPublishToTheTopic",
             "Effect": "Allow",
@@ -186,13 +187,7 @@ def logs_key_policy(*, account_id: str, partition: str, region: str,
     log_groups = [f"arn:{partition}:logs:{region}:{account_id}:log-group:{prefix}*"
                   for prefix in log_group_prefixes]
     return _document(
-        {
-            "Sid": "AccountAdministersTheKeyThroughIam",
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
-            "Action": "kms:*",
-            "Resource": "*",
-        },
+        _account_administers_through_iam(account_id=account_id, partition=partition),
         {
             "Sid": "CloudWatchLogsForThisAccountsLogGroups",
             "Effect": "Allow",

@@ -11,13 +11,13 @@ import pulumi_aws as aws
 from . import iam
 from .cluster import Cluster
 from .helm import pinned_release
+from .namespaces import APP
 from .node_group import system_labels
 from .pod_identity import pod_identity_role
 from .settings import AccessLogSettings, CanarySettings, IngressSettings
 from .versions import AWS_LOAD_BALANCER_CONTROLLER
 
 NAMESPACE = "kube-system"
-INGRESS_NAMESPACE = "anythingllm"  # namespaces.APP: the only namespace with Ingresses
 SERVICE_ACCOUNT = "aws-load-balancer-controller"
 INGRESS_CLASS = "alb"
 ANNOTATION_PREFIX = "alb.ingress.kubernetes.io/"
@@ -196,7 +196,7 @@ def controller_values(*, cluster_name: str, region: str, vpc_id: str, tags: dict
         # ALB's group and put rules ahead of the sign-in (IngressClassParams namespaceSelector),
         # and the old class annotation cannot get around it.
         "ingressClassParams": {"create": True, "spec": {"namespaceSelector": {
-            "matchLabels": {"kubernetes.io/metadata.name": INGRESS_NAMESPACE}}}},
+            "matchLabels": {"kubernetes.io/metadata.name": APP.name}}}},
         "disableIngressClassAnnotation": True,
         # Only the WAFv2 add-on is used (`wafv2-acl-arn`): without these the controller would ask
         # Shield for its subscription state on every reconcile and reconcile WAF Classic too

@@ -40,9 +40,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
-import os
 import re
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable
@@ -52,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine import UNKNOWN_MASK, Plan, Registration, run_stack
-from .security_scan import CHECKOV, MIN_REASON_LENGTH
+from .security_scan import CHECKOV, MIN_REASON_LENGTH, checkov_json
 from .staging import committed_stacks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -415,21 +413,10 @@ def run_checkov(directory: Path, translations: dict[str, Translation], *,
                 checkov: Path = CHECKOV) -> ScanReport:
     """checkov's terraform_plan framework over `<directory>/<stack>.json` of each translation,
     offline, in one run (its graphs stay per file, so equal addresses of two stacks never meet)."""
-    if not checkov.exists():
-        raise FileNotFoundError(f"{checkov} not found: run `make venv` (installs requirements-scan.txt)")
     for stack, translation in translations.items():
         # Indented: checkov reports each resource's lines, and one line would be the whole plan.
         (directory / f"{stack}.json").write_text(json.dumps(translation.document, indent=1))
-    completed = subprocess.run(
-        [str(checkov), "--directory", str(directory), "--framework", "terraform_plan", "--output", "json",
-         "--skip-download", "--skip-results-upload"],
-        capture_output=True, text=True, check=False,
-        # No call to Prisma Cloud for check metadata (the machine may have no network).
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
-    )
-    if completed.returncode not in (0, 1):  # 1: findings
-        raise RuntimeError(f"checkov failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
-    return parse_report(json.loads(completed.stdout), translations)
+    return parse_report(checkov_json(directory, "terraform_plan", checkov=checkov), translations)
 
 
 def parse_report(document: dict | list, translations: dict[str, Translation]) -> ScanReport:

@@ -85,12 +85,12 @@ def parse_report(document: dict | list) -> ScanReport:
                       parsing_errors=errors)
 
 
-def run_checkov(directory: Path, *, checkov: Path = CHECKOV) -> ScanReport:
-    """checkov over every YAML file under `directory`, offline."""
+def checkov_json(directory: Path, framework: str, *, checkov: Path = CHECKOV) -> dict | list:
+    """checkov's JSON report of `framework` over the files under `directory`, offline."""
     if not checkov.exists():
         raise FileNotFoundError(f"{checkov} not found: run `make venv` (installs requirements-scan.txt)")
     completed = subprocess.run(
-        [str(checkov), "--directory", str(directory), "--framework", "kubernetes", "--output", "json",
+        [str(checkov), "--directory", str(directory), "--framework", framework, "--output", "json",
          "--skip-download", "--skip-results-upload"],
         capture_output=True, text=True, check=False,
         # No call to Prisma Cloud for check metadata (the machine may have no network).
@@ -98,7 +98,12 @@ def run_checkov(directory: Path, *, checkov: Path = CHECKOV) -> ScanReport:
     )
     if completed.returncode not in (0, 1):  # 1: findings
         raise RuntimeError(f"checkov failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
-    return parse_report(json.loads(completed.stdout))
+    return json.loads(completed.stdout)
+
+
+def run_checkov(directory: Path, *, checkov: Path = CHECKOV) -> ScanReport:
+    """checkov over every YAML file under `directory`, offline."""
+    return parse_report(checkov_json(directory, "kubernetes", checkov=checkov))
 
 
 def scan_plans(plans: dict[str, Plan], work_dir: Path) -> tuple[ScanReport, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Collection, Mapping
@@ -211,19 +212,14 @@ def _section_without(section: str, value: Any, bad_keys: set[str]) -> Any:
         return None
 
 
-_PARTIAL: type[StackFields] | None = None
-
-
+@functools.cache
 def _partial_model() -> type[StackFields]:
     """StackFields with every required field optional, so that the valid part can be built."""
-    global _PARTIAL
-    if _PARTIAL is None:
-        optional: dict[str, Any] = {
-            name: (field.annotation | None, None)
-            for name, field in StackFields.model_fields.items() if field.is_required()
-        }
-        _PARTIAL = create_model("PartialStackSettings", __base__=StackFields, **optional)
-    return _PARTIAL
+    optional: dict[str, Any] = {
+        name: (field.annotation | None, None)
+        for name, field in StackFields.model_fields.items() if field.is_required()
+    }
+    return create_model("PartialStackSettings", __base__=StackFields, **optional)
 
 
 def _report(stack: str, problems: list[str]) -> str:
