@@ -139,3 +139,13 @@ def test_app_image_tag_accepts_a_digest_but_not_a_bad_one():
     config["app"] = {"imageTag": "pg-1.16.0@sha256:abc"}
     with pytest.raises(SettingsError, match=r"app\.imageTag"):
         settings_from(config)
+
+
+def test_checkov_runs_without_the_callers_checkov_settings():
+    """CKV_SKIP_CHECK or CKV_CHECK in the caller's environment would drop checks from both scans
+    without a trace (review of the AWS scan); they, and any .checkov.yaml of HOME, are not passed."""
+    from tools.security_scan import checkov_environment
+
+    env = checkov_environment({"PATH": "/bin", "CKV_SKIP_CHECK": "CKV_AWS_158", "CKV_CHECK": "x",
+                               "BC_API_KEY": "k", "PRISMA_API_URL": "u", "HOME": "/root"}, home="/tmp/h")
+    assert env == {"PATH": "/bin", "HOME": "/tmp/h", "BC_SKIP_MAPPING": "TRUE"}

@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,17 +86,28 @@ def parse_report(document: dict | list) -> ScanReport:
                       parsing_errors=errors)
 
 
+def checkov_environment(environ: Mapping[str, str], *, home: str) -> dict[str, str]:
+    """The environment checkov runs with: the caller's, less checkov's own settings (CKV_CHECK,
+    CKV_SKIP_CHECK and the Bridgecrew/Prisma ones would silently change or skip checks), with
+    no call to Prisma Cloud for check metadata (the machine may have no network)."""
+    kept = {key: value for key, value in environ.items()
+            if not key.startswith(("CKV_", "BC_", "PRISMA_"))}
+    return {**kept, "HOME": home, "BC_SKIP_MAPPING": "TRUE"}
+
+
 def checkov_json(directory: Path, framework: str, *, checkov: Path = CHECKOV) -> dict | list:
     """checkov's JSON report of `framework` over the files under `directory`, offline."""
     if not checkov.exists():
         raise FileNotFoundError(f"{checkov} not found: run `make venv` (installs requirements-scan.txt)")
-    completed = subprocess.run(
-        [str(checkov), "--directory", str(directory), "--framework", framework, "--output", "json",
-         "--skip-download", "--skip-results-upload"],
-        capture_output=True, text=True, check=False,
-        # No call to Prisma Cloud for check metadata (the machine may have no network).
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
-    )
+    with tempfile.TemporaryDirectory() as home:
+        # Run where no .checkov.yaml can be found (working directory and HOME), so that only
+        # what is written here decides which checks run.
+        completed = subprocess.run(
+            [str(checkov), "--directory", str(directory.resolve()), "--framework", framework,
+             "--output", "json", "--skip-download", "--skip-results-upload"],
+            capture_output=True, text=True, check=False, cwd=home,
+            env=checkov_environment(os.environ, home=home),
+        )
     if completed.returncode not in (0, 1):  # 1: findings
         raise RuntimeError(f"checkov failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
     return json.loads(completed.stdout)
