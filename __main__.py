@@ -84,11 +84,22 @@ database = Database(
 cache = Cache("cache", settings.cache, cluster_name=name, network=network, cluster=cluster,
               namespaces=namespaces, retain=retain, tags=tags)
 
+# Who may reach AnythingLLM: OIDC or Cognito at the ALB (prod requires it or a recorded reason).
+auth = settings.ingress.auth
+edge_identity = EdgeIdentity(
+    "edge-identity", auth, cluster_name=name,
+    host=settings.ingress.dns.name if settings.ingress.dns else None,
+    namespace=namespaces.by_name[APP.name].metadata.name, provider=cluster.provider,
+    oidc_client_secret=(pulumi.Output.secret(settings.oidc_client_secret.get_secret_value())
+                        if settings.oidc_client_secret is not None else None),
+    retain=retain, tags=tags,
+) if auth is not None else None
 # The request path: ALB -> AnythingLLM -> LiteLLM -> vLLM.
 ingress = Ingress(
     "ingress", settings.ingress, cluster=cluster, cluster_name=name,
     load_balancer_name=load_balancer_name(settings.project, settings.stack),
     vpc_id=network.vpc_id, region=settings.region, tags=tags, retain=retain,
+    user_pool_arn=edge_identity.user_pool_arn if edge_identity is not None else None,
 )
 hugging_face_token = (pulumi.Output.secret(settings.hugging_face_token.get_secret_value())
                       if settings.hugging_face_token is not None else None)
@@ -106,16 +117,6 @@ gateway = LlmGateway(
     # Every chat model (a workspace may pick another than app.chatModel) and the embedder.
     client_models=[model.name for model in settings.model_serving.models],
 )
-# Who may reach AnythingLLM: OIDC or Cognito at the ALB (prod requires it or a recorded reason).
-auth = settings.ingress.auth
-edge_identity = EdgeIdentity(
-    "edge-identity", auth, cluster_name=name,
-    host=settings.ingress.dns.name if settings.ingress.dns else None,
-    namespace=namespaces.by_name[APP.name].metadata.name, provider=cluster.provider,
-    oidc_client_secret=(pulumi.Output.secret(settings.oidc_client_secret.get_secret_value())
-                        if settings.oidc_client_secret is not None else None),
-    retain=retain, tags=tags,
-) if auth is not None else None
 app = AnythingLlm(
     "anythingllm", settings.app, ingress_settings=settings.ingress, edge_identity=edge_identity,
     chat_model=settings.chat_model, embedding_model=settings.model_serving.embedding_model,

@@ -118,14 +118,6 @@ class Cluster(pulumi.ComponentResource):
         partition = aws.get_partition_output().partition
         account_id = aws.get_caller_identity_output().account_id
 
-        secrets_key = encryption_key(
-            f"{name}-secrets",
-            description=f"Envelope encryption of Kubernetes Secrets in EKS cluster {cluster_name}",
-            alias=f"{cluster_name}-eks-secrets",
-            retain=deletion_protection,
-            tags=tags,
-            parent=self,
-        )
         # Created before the cluster: otherwise EKS creates it with never-expiring retention.
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane",
@@ -152,6 +144,20 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=cluster_role),
         )
 
+        # Only EKS, through the cluster's role or the creator's grant, uses the key
+        # (iam.eks_secrets_key_policy).
+        secrets_key = encryption_key(
+            f"{name}-secrets",
+            description=f"Envelope encryption of Kubernetes Secrets in EKS cluster {cluster_name}",
+            alias=f"{cluster_name}-eks-secrets",
+            retain=deletion_protection,
+            tags=tags,
+            parent=self,
+            policy=pulumi.Output.all(account_id, partition, cluster_role.arn).apply(
+                lambda values: iam.to_json(iam.eks_secrets_key_policy(
+                    account_id=values[0], partition=values[1], region=region,
+                    cluster_role_arn=values[2]))),
+        )
         self.eks_cluster = aws.eks.Cluster(
             name,
             name=cluster_name,

@@ -91,6 +91,7 @@ class EdgeIdentity(pulumi.ComponentResource):
         annotations: the `auth-*` annotations of the browser Ingress.
         prerequisites: what the Ingress must wait for (the client, domain, Secret and its Role).
         user_pool_id: the created user pool's id (Output), else None.
+        user_pool_arn: the user pool's ARN (created or existing) with Cognito, else None.
     """
 
     def __init__(self, name: str, auth: EdgeAuthSettings, *, cluster_name: str, host: str | None,
@@ -100,6 +101,7 @@ class EdgeIdentity(pulumi.ComponentResource):
         super().__init__("anythingllm:ingress:EdgeIdentity", name, None, opts)
         self.prerequisites: list[pulumi.Resource] = []
         self.user_pool_id: pulumi.Output[str] | None = None
+        self.user_pool_arn: pulumi.Input[str] | None = None
         idp: pulumi.Input[str] | None = None
         if auth.type == "cognito":
             idp = self._cognito(name, auth, pool_name=f"{cluster_name}-users", host=host,
@@ -117,6 +119,7 @@ class EdgeIdentity(pulumi.ComponentResource):
         cognito = auth.cognito
         assert cognito is not None
         if not cognito.created:
+            self.user_pool_arn = cognito.user_pool_arn
             return cognito_idp(user_pool_arn=cognito.user_pool_arn, client_id=cognito.user_pool_client_id,
                                domain_prefix=cognito.user_pool_domain)
         assert host is not None and cognito.domain_prefix is not None
@@ -157,6 +160,7 @@ class EdgeIdentity(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self))
         self.prerequisites += [client, domain]
         self.user_pool_id = pool.id
+        self.user_pool_arn = pool.arn
         return pulumi.Output.all(pool.arn, client.id).apply(lambda values: cognito_idp(
             user_pool_arn=values[0], client_id=values[1], domain_prefix=cognito.domain_prefix))
 

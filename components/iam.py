@@ -177,6 +177,38 @@ def service_key_policy(*, account_id: str, partition: str, region: str,
     )
 
 
+def eks_secrets_key_policy(*, account_id: str, partition: str, region: str,
+                           cluster_role_arn: str) -> dict[str, Any]:
+    """Key policy of the EKS secrets key (envelope encryption of Kubernetes Secrets).
+
+    - The account administers the key but cannot use it (as the other data keys).
+    - The cluster's IAM role uses it: EKS acts as that role when it checks the key, and an
+      update of the cluster version fails when the key policy does not name it
+      (aws/containers-roadmap#1533; the role's own calls, e.g. kms:ListGrants in its health
+      checks, terraform-aws-modules/terraform-aws-eks#1913). The role trusts only
+      eks.amazonaws.com, so naming it needs no kms:ViaService condition, which EKS does not
+      document for these calls.
+    - Whoever creates the cluster lets EKS create the key's grant and read the key: the
+      kms:CreateGrant and kms:DescribeKey the EKS user guide asks of the cluster creator, only
+      through EKS in this region (kms:ViaService) and from this account. EKS then encrypts and
+      decrypts Secrets through that grant, which the key policy does not govern.
+    """
+    root = {"AWS": f"arn:{partition}:iam::{account_id}:root"}
+    return _document(
+        {"Sid": "AccountAdministersTheKeyButCannotUseIt", "Effect": "Allow", "Principal": root,
+         "Action": KEY_ADMINISTRATION, "Resource": "*"},
+        {"Sid": "TheClusterRoleUsesTheKey", "Effect": "Allow",
+         "Principal": {"AWS": cluster_role_arn},
+         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                    "kms:DescribeKey", "kms:CreateGrant", "kms:ListGrants"],
+         "Resource": "*"},
+        {"Sid": "TheCreatorGrantsEksTheKey", "Effect": "Allow", "Principal": root,
+         "Action": ["kms:CreateGrant", "kms:DescribeKey"], "Resource": "*",
+         "Condition": {"StringEquals": {"kms:ViaService": f"eks.{region}.amazonaws.com",
+                                        "kms:CallerAccount": account_id}}},
+    )
+
+
 def logs_key_policy(*, account_id: str, partition: str, region: str,
                     log_group_prefixes: list[str]) -> dict[str, Any]:
     """Key policy of the stack's CloudWatch Logs key: the account administers it through IAM;

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import iam
+from .alb_controller_policy import controller_policy
 from .cluster import Cluster
 from .helm import pinned_release
 from .namespaces import APP
@@ -56,9 +57,10 @@ def group_annotations(group: str, *, order: int) -> dict[str, str]:
     return {f"{ANNOTATION_PREFIX}group.name": group, f"{ANNOTATION_PREFIX}group.order": str(order)}
 
 
-def controller_iam_policy() -> str:
-    """The upstream IAM policy of the pinned controller version (see components/data/README.md)."""
-    return IAM_POLICY_FILE.read_text()
+def upstream_iam_policy() -> dict:
+    """The upstream IAM policy of the pinned controller version (see components/data/README.md),
+    which `alb_controller_policy.controller_policy` scopes to the stack."""
+    return json.loads(IAM_POLICY_FILE.read_text())
 
 
 def _attributes(pairs: list[tuple[str, object]]) -> str:
@@ -222,7 +224,8 @@ class Ingress(pulumi.ComponentResource):
     """The AWS Load Balancer Controller and the annotations of the ALB it builds.
 
     Creates: a Pod Identity role trusted only by kube-system/aws-load-balancer-controller of
-    this cluster, with the vendored upstream IAM policy inline; its Pod Identity association;
+    this cluster, with the upstream IAM policy scoped to this cluster, VPC and ALB inline
+    (alb_controller_policy.py); its Pod Identity association;
     and the controller's Helm release (chart pinned in versions.py, two replicas on the
     system nodes, webhook certificate kept across upgrades, the `alb` IngressClass, the
     stack's tags on every AWS resource it creates); with `accessLogs`, the access-log bucket
@@ -244,6 +247,7 @@ class Ingress(pulumi.ComponentResource):
         region: AWS region.
         tags: common tags.
         retain: protect the access-log bucket and never force-delete its logs (prod).
+        user_pool_arn: the Cognito user pool of the edge sign-in, if any (EdgeIdentity).
 
     Attributes:
         release: the controller's Helm release.
@@ -256,16 +260,27 @@ class Ingress(pulumi.ComponentResource):
     def __init__(self, name: str, settings: IngressSettings, *, cluster: Cluster, cluster_name: str,
                  load_balancer_name: str, vpc_id: pulumi.Input[str], region: str,
                  tags: dict[str, str], retain: bool = False,
+                 user_pool_arn: pulumi.Input[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:ingress:Ingress", name, None, opts)
+        account_id = aws.get_caller_identity_output().account_id
+        partition = aws.get_partition_output().partition
+        upstream = upstream_iam_policy()
+        policy = pulumi.Output.all(partition, account_id, vpc_id, cluster.cluster_security_group_id,
+                                   user_pool_arn).apply(
+            lambda values: iam.to_json(controller_policy(
+                partition=values[0], region=region, account_id=values[1],
+                cluster_name=cluster_name, vpc_id=values[2], cluster_security_group_id=values[3],
+                load_balancer_name=load_balancer_name, upstream=upstream,
+                waf_acl_arn=settings.waf_acl_arn, user_pool_arn=values[4])))
         role = pod_identity_role(
             f"{name}-controller",
-            account_id=aws.get_caller_identity_output().account_id,
+            account_id=account_id,
             cluster_name=cluster_name,
             namespace=NAMESPACE,
             service_account=SERVICE_ACCOUNT,
-            partition=aws.get_partition_output().partition,
-            inline_policy=controller_iam_policy(),
+            partition=partition,
+            inline_policy=policy,
             tags=tags,
             parent=self,
         )

@@ -13,6 +13,7 @@ import json
 import pytest
 
 from tests.conftest import STACKS, base_config, expect_settings_error
+from tests.iam_policy_model import ALLOWED, IMPLICIT_DENY, Request, evaluate
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 
@@ -126,3 +127,46 @@ def test_data_keys_are_usable_only_through_their_service(stack_plans, key_name, 
     assert "Condition" not in admin
     assert use["Condition"] == {"StringEquals": {"kms:ViaService": via, "kms:CallerAccount": "123456789012"}}
     assert {"kms:Decrypt", "kms:GenerateDataKey*", "kms:CreateGrant"} <= set(use["Action"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_eks_secrets_key_is_used_only_by_eks(stack_plans, stack):
+    """The cluster's role (which trusts only eks.amazonaws.com) uses the key; whoever creates the
+    cluster may let EKS create its grant (kms:CreateGrant and kms:DescribeKey, EKS user guide,
+    "Encrypt Kubernetes secrets with KMS"), only through EKS; nobody else in the account can
+    decrypt Secrets' data keys, and the account still administers the key."""
+    plan = stack_plans[stack]
+    key = plan.one("aws:kms/key:Key", "cluster-secrets")
+    role = plan.one("aws:iam/role:Role", "cluster-control-plane")
+    policy = json.loads(key.inputs["policy"])
+    assert key.property_dependencies.get("policy") and role.urn in key.property_dependencies["policy"]
+    (role_statement,) = [s for s in policy["Statement"] if "root" not in s["Principal"]["AWS"]]
+    role_arn = role_statement["Principal"]["AWS"]
+    assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {
+        "Service": "eks.amazonaws.com"}
+    cluster = plan.one("aws:eks/cluster:Cluster", "cluster")
+    assert plan.waits_for(cluster, key)
+
+    admin_user = "arn:aws:iam::123456789012:role/platform-admin"
+    key_arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    via_eks = {"kms:ViaService": "eks.us-east-1.amazonaws.com", "kms:CallerAccount": "123456789012"}
+    allowed = [
+        Request("kms:Decrypt", key_arn, principal=role_arn),
+        Request("kms:ListGrants", key_arn, principal=role_arn),
+        Request("kms:CreateGrant", key_arn, via_eks, principal=admin_user),
+        Request("kms:DescribeKey", key_arn, via_eks, principal=admin_user),
+        Request("kms:PutKeyPolicy", key_arn, principal=admin_user),
+        Request("kms:ScheduleKeyDeletion", key_arn, principal=admin_user),
+    ]
+    refused = [
+        Request("kms:Decrypt", key_arn, principal=admin_user),
+        Request("kms:Decrypt", key_arn, via_eks, principal=admin_user),
+        Request("kms:CreateGrant", key_arn, principal=admin_user),
+        Request("kms:CreateGrant", key_arn, {**via_eks, "kms:ViaService": "ec2.us-east-1.amazonaws.com"},
+                principal=admin_user),
+        Request("kms:CreateGrant", key_arn, {**via_eks, "kms:CallerAccount": "999999999999"},
+                principal="arn:aws:iam::999999999999:role/elsewhere"),
+        Request("kms:Decrypt", key_arn, principal="arn:aws:iam::123456789012:role/other-cluster-role"),
+    ]
+    assert [r for r in allowed if evaluate(policy, r) != ALLOWED] == []
+    assert [r for r in refused if evaluate(policy, r) != IMPLICIT_DENY] == []

@@ -210,7 +210,7 @@ def test_what_the_accepted_reasons_rely_on_passes(scanned):
 def test_the_exceptions_file_names_real_checks_types_and_stacks(stack_plans):
     tokens = {r.type for plan in stack_plans.values() for r in aws_resources(plan)}
     entries = load_exceptions()
-    assert {entry.status for entry in entries} == set(TEXT_KEYS)
+    assert {entry.status for entry in entries} <= set(TEXT_KEYS)
     for entry in entries:
         assert re.fullmatch(r"CKV2?_AWS_\d+", entry.check), entry
         assert entry.type in tokens, entry

@@ -523,6 +523,9 @@ def test_the_program_asks_the_account_for_its_zones_before_any_resource(monkeypa
     ({"team: ml": "x"}, "contains ': '"),
     ({"a=b": "c"}, "contains '='"),
     ({"aws:owner": "x"}, "must not start with aws:"),
+    # pkg/config/controller_config.go (v3.5.0) trackingTagKeys: refused in --default-tags.
+    ({"elbv2.k8s.aws/cluster": "anythingllm-dev"}, "tracks its own resources by"),
+    ({"ingress.k8s.aws/stack": "x"}, "tracks its own resources by"),
 ])
 def test_tags_the_load_balancer_controller_chart_would_break(tags, reason):
     """Chart 3.5.0 templates/deployment.yaml writes `- --default-tags=k=v,...` unquoted: ': ' or a

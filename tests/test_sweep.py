@@ -6,7 +6,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from components.ingress import controller_iam_policy
+from components import alb_controller_policy
+from components.ingress import IAM_POLICY_FILE
 from tools.aws_inventory import CLUSTER_TAG, ControllerInventory
 from tools.sweep import main, sweep
 
@@ -47,7 +48,8 @@ def _account() -> ControllerInventory:
 
 
 def test_the_cluster_tag_is_the_one_the_controller_policy_scopes_by():
-    assert f"aws:ResourceTag/{CLUSTER_TAG}" in controller_iam_policy()
+    assert f"aws:ResourceTag/{CLUSTER_TAG}" in IAM_POLICY_FILE.read_text()
+    assert alb_controller_policy.CLUSTER_TAG == CLUSTER_TAG
 
 
 def test_inventory_lists_by_cluster_tag(aws):

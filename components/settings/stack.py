@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
+from ..alb_controller_policy import TRACKING_TAG_KEYS
 from ..rds_ca import RDS_CA_IDENTIFIER, vendored_regions
 from .base import REGION_NAME, TAG_KEY, TAG_VALUE, ConfigProblem, _Model, raise_all, with_environment_defaults
 from .cluster import ClusterSettings
@@ -107,6 +108,11 @@ class StackFields(_Model):
                 problems.append(ConfigProblem(
                     path, "tag keys are 1-128 characters of letters, digits, spaces and _.:/+-@, "
                     "and must not start with aws:"))
+            elif key in TRACKING_TAG_KEYS:
+                problems.append(ConfigProblem(
+                    path, f"{key!r} is a tag the AWS Load Balancer Controller tracks its own "
+                    "resources by: it refuses to start with it in --default-tags, and on this "
+                    "stack's resources it would hand them to the controller"))
             elif "=" in key:
                 problems.append(ConfigProblem(
                     path, f"{key!r} contains '=': the AWS Load Balancer Controller reads "
