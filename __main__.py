@@ -2,7 +2,13 @@
 
 import pulumi
 
-from components.anythingllm import AnythingLlm, database_consumers, storage_claims, target_group_resources
+from components.anythingllm import (
+    SERVER_PORT,
+    AnythingLlm,
+    database_consumers,
+    storage_claims,
+    target_group_resources,
+)
 from components.cache import CONNECTION_SECRET, Cache
 from components.cluster import Cluster
 from components.database import Database
@@ -100,6 +106,8 @@ ingress = Ingress(
     load_balancer_name=load_balancer_name(settings.project, settings.stack),
     vpc_id=network.vpc_id, region=settings.region, tags=tags, retain=retain,
     user_pool_arn=edge_identity.user_pool_arn if edge_identity is not None else None,
+    target_port=SERVER_PORT,
+    authenticates=auth is not None and auth.type != "none",
 )
 hugging_face_token = (pulumi.Output.secret(settings.hugging_face_token.get_secret_value())
                       if settings.hugging_face_token is not None else None)

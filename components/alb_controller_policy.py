@@ -8,17 +8,17 @@ so the database's and the cache's groups too), listener and rule changes on any 
 (statements 9 and 15) and WAF association and disassociation anywhere (statement 2). This
 stack runs the controller for one IngressGroup with a fixed ALB name, so it grants:
 
-- writes on load balancers, target groups and security groups only where the controller's
-  own tag `elbv2.k8s.aws/cluster` equals this cluster's name (upstream only asks that the tag
-  exists, which any other cluster's resources satisfy), and security-group changes only in
-  this VPC;
-- ingress rules on one group the controller did not create: the EKS cluster security group,
-  the only group on the nodes' ENIs, where the controller opens the target ports to its
-  backend group (pkg/networking/networking_manager.go resolveEndpointSGForENI: the ENI's one
-  group);
+- writes on load balancers and target groups only where the controller's own tag
+  `elbv2.k8s.aws/cluster` equals this cluster's name (upstream only asks that the tag exists,
+  which any other cluster's resources satisfy), and an ALB only of the configured scheme;
+- no security-group writes that could admit anything: the ALB's group and the rule admitting
+  it to the pods are the stack's (ingress.py), because EC2 has no condition key on a rule's
+  source or port, so the right to open the EKS cluster security group to the ALB would be the
+  right to open every node to anyone. Only cleanup of what earlier controller setups created
+  (revoke, delete) remains;
 - listener and rule changes only under this stack's ALB name (`listener/app/<name>/...`);
-- WAFv2 association and disassociation only when `ingress.wafAclArn` is set, on that web ACL
-  and this ALB; no Shield and no WAF Classic (both turned off in the controller's values);
+- WAFv2 association of that web ACL only with `ingress.wafAclArn`, and disassociation only
+  from this ALB; no Shield and no WAF Classic (both turned off in the controller's values);
 - Cognito's `DescribeUserPoolClient` only on the stack's user pool, and only with Cognito at
   the edge;
 - nothing for Network Load Balancers (Services of type LoadBalancer stay with the in-tree
@@ -71,10 +71,10 @@ NOT_GRANTED = {
     "ec2:GetCoipPoolUsage": "not called by controller v3.5.0",
     "ec2:GetSecurityGroupsForVpc": "not called by controller v3.5.0",
     "wafv2:AssociateWebACL": "granted only with ingress.wafAclArn (this ACL, this ALB)",
-    "wafv2:DisassociateWebACL": "granted only with ingress.wafAclArn (this ALB)",
-    "wafv2:GetWebACL": "granted only with ingress.wafAclArn (this ACL)",
-    "wafv2:GetWebACLForResource": "granted only with ingress.wafAclArn (this ALB)",
-    "elasticloadbalancing:SetWebAcl": "granted only with ingress.wafAclArn",
+    **dict.fromkeys(["ec2:AuthorizeSecurityGroupIngress", "ec2:CreateSecurityGroup",
+                     "ec2:CreateTags", "ec2:DeleteTags"],
+                    "the ALB's security group and its rules are the stack's (Ingress."
+                    "_security_groups); the controller creates, opens and tags none"),
     "cognito-idp:DescribeUserPoolClient": "granted only with Cognito at the edge (its pool)",
 }
 
@@ -90,7 +90,7 @@ def _statement(sid: str, actions: list[str], resources: list[str] | str,
 
 def controller_policy(*, partition: str, region: str, account_id: str, cluster_name: str,
                       vpc_id: str, cluster_security_group_id: str, load_balancer_name: str,
-                      upstream: dict[str, Any], waf_acl_arn: str | None = None,
+                      scheme: str, upstream: dict[str, Any], waf_acl_arn: str | None = None,
                       user_pool_arn: str | None = None) -> dict[str, Any]:
     """The scoped policy document (see the module docstring).
 
@@ -124,26 +124,18 @@ def controller_policy(*, partition: str, region: str, account_id: str, cluster_n
         {"Sid": "Read", **reads,
          "Action": [action for action in reads["Action"] if action not in NOT_GRANTED]},
 
-        # Security groups: the ALB's frontend group (pkg/deploy/ec2/security_group_manager.go)
-        # and the shared backend group (pkg/networking/backend_sg_provider.go), both created
-        # with the cluster tag in TagSpecifications, in this VPC.
-        _statement("CreateSecurityGroupInThisVpc", ["ec2:CreateSecurityGroup"], vpc_arn),
-        _statement("CreateTaggedSecurityGroup", ["ec2:CreateSecurityGroup"], security_groups,
-                   {"StringEquals": tagged_ours}),
-        _statement("TagSecurityGroupOnCreate", ["ec2:CreateTags"], security_groups,
-                   {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup", **tagged_ours}}),
-        _statement("RetagOwnSecurityGroup", ["ec2:CreateTags", "ec2:DeleteTags"], security_groups,
-                   {"StringEquals": ours, "ArnEquals": {"ec2:Vpc": vpc_arn},
-                    **cluster_tag_untouched}),
-        _statement("ManageOwnSecurityGroup", ["ec2:AuthorizeSecurityGroupIngress",
-                                              "ec2:RevokeSecurityGroupIngress",
-                                              "ec2:DeleteSecurityGroup"], security_groups,
+        # Security groups: none is created or opened. The ALB's group and the rule admitting it
+        # to the pods are the stack's (ingress.py, Ingress._security_groups), named by the
+        # `security-groups` annotation with backend-rule management off, so the controller
+        # builds no group (pkg/ingress/model_build_load_balancer.go
+        # buildLoadBalancerSecurityGroups). What remains is cleanup of what controller versions
+        # before this stack's change created: their frontend and backend groups (tagged for this
+        # cluster, in this VPC) and the rules they added to the cluster security group. Revoking
+        # and deleting only: nothing here can admit traffic.
+        _statement("CleanUpOwnSecurityGroups",
+                   ["ec2:DeleteSecurityGroup", "ec2:RevokeSecurityGroupIngress"], security_groups,
                    {"StringEquals": ours, "ArnEquals": {"ec2:Vpc": vpc_arn}}),
-        # The nodes' ENIs carry only the EKS cluster security group; the controller opens the
-        # target ports there to its backend group and closes them again
-        # (pkg/targetgroupbinding/networking_manager.go). No other group it did not create.
-        _statement("TargetPortsOnClusterSecurityGroup",
-                   ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+        _statement("CleanUpRulesOnClusterSecurityGroup", ["ec2:RevokeSecurityGroupIngress"],
                    f"{ec2}:security-group/{cluster_security_group_id}"),
 
         # The load balancer and target groups, created with the cluster tag (pkg/deploy/elbv2
@@ -151,7 +143,7 @@ def controller_policy(*, partition: str, region: str, account_id: str, cluster_n
         # its tag: its ARN holds an id ELB assigns in the call, and the tag-on-create grant
         # below already limits the name, since the controller always tags on create.
         _statement("CreateTaggedLoadBalancer", ["elasticloadbalancing:CreateLoadBalancer"], "*",
-                   {"StringEquals": tagged_ours}),
+                   {"StringEquals": {**tagged_ours, "elasticloadbalancing:Scheme": scheme}}),
         _statement("CreateTaggedTargetGroup", ["elasticloadbalancing:CreateTargetGroup"],
                    target_groups, {"StringEquals": tagged_ours}),
         _statement("TagOnCreate", ["elasticloadbalancing:AddTags"], [load_balancer, target_groups],
@@ -200,21 +192,25 @@ def controller_policy(*, partition: str, region: str, account_id: str, cluster_n
                    ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
                    [listeners, rules]),
     ]
+    # The WAFv2 add-on (pkg/deploy/wafv2/web_acl_association_synthesizer.go): every sync reads
+    # the ALB's current web ACL, then associates the configured one, or with "none" (no
+    # `wafAclArn`) disassociates whatever is attached. Reading the association is authorized
+    # on the web ACL too (its required resource type in the Service Authorization Reference),
+    # which may be any ACL in the region (Firewall Manager attaches its own): read-only.
+    web_acls = f"arn:{partition}:wafv2:{region}:{account_id}:regional/webacl/*/*"
+    statements += [
+        _statement("ReadWebAclOfThisLoadBalancer", ["wafv2:GetWebACLForResource"],
+                   [load_balancer, web_acls]),
+        _statement("ReadWebAcls", ["wafv2:GetWebACL"], web_acls),
+        _statement("DisassociateFromThisLoadBalancer", ["wafv2:DisassociateWebACL"], load_balancer),
+        # WAF also asks the caller for elasticloadbalancing:SetWebAcl when it changes an ALB's
+        # web ACL. The Service Authorization Reference lists no resource type for it, so it is
+        # granted on "*"; on its own it changes nothing, the WAF calls are the scoped half.
+        _statement("SetWebAcl", ["elasticloadbalancing:SetWebAcl"], "*"),
+    ]
     if waf_acl_arn is not None:
-        # The WAFv2 add-on (pkg/deploy/wafv2/web_acl_association_synthesizer.go): it reads the
-        # ALB's current web ACL, then associates the configured one (or disassociates).
-        statements += [
-            _statement("ReadWebAcl", ["wafv2:GetWebACL"], waf_acl_arn),
-            _statement("WebAclOfThisLoadBalancer",
-                       ["wafv2:DisassociateWebACL", "wafv2:GetWebACLForResource"], load_balancer),
-            _statement("AssociateTheStackWebAcl", ["wafv2:AssociateWebACL"],
-                       [waf_acl_arn, load_balancer]),
-            # WAF also asks the caller for elasticloadbalancing:SetWebAcl when it changes an
-            # ALB's web ACL. That action has no resource type and no condition key (Service
-            # Authorization Reference), so it can only be granted on "*"; on its own it does
-            # nothing, WAF's own calls above are the scoped half.
-            _statement("SetWebAcl", ["elasticloadbalancing:SetWebAcl"], "*"),
-        ]
+        statements.append(_statement("AssociateTheStackWebAcl", ["wafv2:AssociateWebACL"],
+                                     [waf_acl_arn, load_balancer]))
     if user_pool_arn is not None:
         # The `authenticate-cognito` rules name the stack's user pool client; reading it
         # returns the client secret, so only this pool.

@@ -43,7 +43,7 @@ BROWSER_ORDER = 10
 # deletion protection on stops the controller building the whole group
 # (pkg/ingress/model_builder.go), so the public member leaves them to the browser member.
 LOAD_BALANCER_ANNOTATIONS = frozenset(f"{ANNOTATION_PREFIX}{key}" for key in (
-    "load-balancer-name", "scheme", "inbound-cidrs", "load-balancer-attributes", "wafv2-acl-arn",
+    "load-balancer-name", "scheme", "security-groups", "load-balancer-attributes", "wafv2-acl-arn",
     "ssl-policy", "ssl-redirect"))
 
 
@@ -78,6 +78,8 @@ def alb_annotations(settings: IngressSettings, *, load_balancer_name: str) -> di
       SSE/WebSocket live in one pod's memory), least outstanding requests (answers take
       seconds to minutes, round robin would pile streams on one pod), and the deregistration
       delay in-flight streams get when a pod leaves.
+    - Who may connect: the stack's own security group (`Ingress.security_group`, added by the
+      component), so `inbound-cidrs` is not used; see `Ingress` for why.
     - Load balancer: the idle timeout (>= 300 s for the agent WebSocket), dropping invalid
       header fields, deletion protection, optional access logs.
     - HTTPS with the ACM certificate and a redirect from HTTP when a certificate is set.
@@ -105,7 +107,6 @@ def alb_annotations(settings: IngressSettings, *, load_balancer_name: str) -> di
         "load-balancer-name": load_balancer_name,
         "scheme": settings.scheme,
         "target-type": "ip",
-        "inbound-cidrs": ",".join(settings.inbound_cidrs),
         "healthcheck-protocol": "HTTP",
         "healthcheck-port": "traffic-port",
         "healthcheck-path": HEALTH_CHECK_PATH,
@@ -126,8 +127,10 @@ def alb_annotations(settings: IngressSettings, *, load_balancer_name: str) -> di
         })
     else:
         annotations["listen-ports"] = json.dumps([{"HTTP": 80}])
-    if settings.waf_acl_arn is not None:
-        annotations["wafv2-acl-arn"] = settings.waf_acl_arn
+    # "none" takes a web ACL off: without the annotation the controller leaves whatever is
+    # attached (pkg/ingress/model_build_load_balancer_addons.go, wafv2ACLARNNone), so a removed
+    # `wafAclArn` would stay in force unnoticed.
+    annotations["wafv2-acl-arn"] = settings.waf_acl_arn or "none"
     return {f"{ANNOTATION_PREFIX}{key}": value for key, value in annotations.items()}
 
 
@@ -205,6 +208,10 @@ def controller_values(*, cluster_name: str, region: str, vpc_id: str, tags: dict
         # (chart 3.5.0 values enableShield/enableWaf -> --enable-shield/--enable-waf).
         "enableShield": False,
         "enableWaf": False,
+        # The ALB's security group and the rule that admits it to the pods are the stack's
+        # (Ingress.security_group): no shared backend group (chart value
+        # enableBackendSecurityGroup -> --enable-backend-security-group).
+        "enableBackendSecurityGroup": False,
         # Only the Ingresses of this stack: Services of type LoadBalancer keep their default
         # (and a controller outage cannot block Service creation cluster-wide).
         "enableServiceMutatorWebhook": False,
@@ -260,7 +267,8 @@ class Ingress(pulumi.ComponentResource):
     def __init__(self, name: str, settings: IngressSettings, *, cluster: Cluster, cluster_name: str,
                  load_balancer_name: str, vpc_id: pulumi.Input[str], region: str,
                  tags: dict[str, str], retain: bool = False,
-                 user_pool_arn: pulumi.Input[str] | None = None,
+                 user_pool_arn: pulumi.Input[str] | None = None, target_port: int,
+                 authenticates: bool = False,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:ingress:Ingress", name, None, opts)
         account_id = aws.get_caller_identity_output().account_id
@@ -271,7 +279,7 @@ class Ingress(pulumi.ComponentResource):
             lambda values: iam.to_json(controller_policy(
                 partition=values[0], region=region, account_id=values[1],
                 cluster_name=cluster_name, vpc_id=values[2], cluster_security_group_id=values[3],
-                load_balancer_name=load_balancer_name, upstream=upstream,
+                load_balancer_name=load_balancer_name, scheme=settings.scheme, upstream=upstream,
                 waf_acl_arn=settings.waf_acl_arn, user_pool_arn=values[4])))
         role = pod_identity_role(
             f"{name}-controller",
@@ -308,13 +316,71 @@ class Ingress(pulumi.ComponentResource):
         )
         self.ingress_class = INGRESS_CLASS
         self.group = load_balancer_name
-        self.annotations = alb_annotations(settings, load_balancer_name=load_balancer_name)
+        self.security_group, admitted = self._security_groups(
+            name, settings, vpc_id=vpc_id, cluster_security_group_id=cluster.cluster_security_group_id,
+            target_port=target_port, authenticates=authenticates, tags=tags)
+        self.annotations: dict[str, pulumi.Input[str]] = {
+            **alb_annotations(settings, load_balancer_name=load_balancer_name),
+            f"{ANNOTATION_PREFIX}security-groups": self.security_group.id,
+        }
         # What the ALB needs before the controller can create it (the Ingress waits for these).
-        self.load_balancer_prerequisites: list[pulumi.Resource] = (
+        self.load_balancer_prerequisites: list[pulumi.Resource] = [*admitted, *(
             self._access_log_bucket(name, settings.access_logs, region=region, retain=retain,
                                     tags=tags)
-            if settings.access_logs is not None else [])
+            if settings.access_logs is not None else [])]
         self.register_outputs({"release": self.release.name})
+
+    def _security_groups(self, name: str, settings: IngressSettings, *, vpc_id: pulumi.Input[str],
+                         cluster_security_group_id: pulumi.Input[str], target_port: int,
+                         authenticates: bool, tags: dict[str, str],
+                         ) -> tuple[aws.ec2.SecurityGroup, list[pulumi.Resource]]:
+        """The ALB's security group, and the rules that make it work: the listener ports from
+        `inboundCidrs`, out to the pods' port (and to the identity provider on 443 when the ALB
+        signs users in: it calls the token and user-info endpoints itself, ELB user guide
+        "Authenticate users using an Application Load Balancer"), and the EKS cluster security
+        group, which every node carries, admitting the ALB on the pods' port.
+
+        The controller could do this itself, but only with the right to add ingress rules to
+        the cluster security group, and EC2 has no condition key on a rule's source or port: the
+        right to admit the ALB is the right to admit anyone to every node. So the stack owns
+        them, and the controller's policy grants no security-group writes (see
+        alb_controller_policy.py)."""
+        group = aws.ec2.SecurityGroup(
+            f"{name}-alb",
+            description=f"ALB {self.group}: listeners from ingress.inboundCidrs, out to the pods",
+            vpc_id=vpc_id,
+            tags={**tags, "Name": f"{self.group}-alb"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        in_group = pulumi.ResourceOptions(parent=group)
+        ports = [80, 443] if settings.https else [80]
+        rules: list[pulumi.Resource] = []
+        for cidr in settings.inbound_cidrs:
+            family = {"cidr_ipv6": cidr} if ":" in cidr else {"cidr_ipv4": cidr}
+            for port in ports:
+                rules.append(aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-alb-{port}-{cidr.replace('/', '-').replace(':', '_')}",
+                    security_group_id=group.id, description=f"listener {port} from {cidr}",
+                    ip_protocol="tcp", from_port=port, to_port=port, tags=tags, opts=in_group,
+                    **family))
+        rules.append(aws.vpc.SecurityGroupEgressRule(
+            f"{name}-alb-to-pods", security_group_id=group.id,
+            description="to the pods (target-type ip) and their health checks",
+            ip_protocol="tcp", from_port=target_port, to_port=target_port,
+            referenced_security_group_id=cluster_security_group_id, tags=tags, opts=in_group))
+        if authenticates:
+            rules.append(aws.vpc.SecurityGroupEgressRule(
+                f"{name}-alb-to-identity-provider", security_group_id=group.id,
+                description="HTTPS to the identity provider's token and user-info endpoints",
+                ip_protocol="tcp", from_port=443, to_port=443, cidr_ipv4="0.0.0.0/0",
+                tags=tags, opts=in_group))
+        rules.append(aws.vpc.SecurityGroupIngressRule(
+            f"{name}-pods-from-alb", security_group_id=cluster_security_group_id,
+            description=f"ALB {self.group} to the pods' port",
+            ip_protocol="tcp", from_port=target_port, to_port=target_port,
+            referenced_security_group_id=group.id, tags=tags,
+            opts=pulumi.ResourceOptions(parent=self)))
+        return group, rules
 
     def _access_log_bucket(self, name: str, settings: AccessLogSettings, *, region: str,
                            retain: bool, tags: dict[str, str]) -> list[pulumi.Resource]:

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from . import iam
+
+
+@dataclass(frozen=True)
+class PodIdentityRole:
+    """The role, and its ARN as an Output that depends on the role's policies too.
+
+    Whatever takes `arn` (the Pod Identity association, an add-on) is created after the policies
+    are attached and deleted before they are detached. Without that edge a destroy could detach
+    the policies while the pod still works: the load balancer controller, for one, would lose
+    the rights to delete the ALB and its target groups halfway through, leaving them behind.
+    """
+    role: aws.iam.Role
+    arn: pulumi.Output[str]
 
 
 def pod_identity_role(
@@ -22,7 +36,7 @@ def pod_identity_role(
     inline_policy: pulumi.Input[str] | None = None,
     tags: dict[str, str],
     parent: pulumi.Resource,
-) -> aws.iam.Role:
+) -> PodIdentityRole:
     """Create the role (trust scoped to `namespace/service_account` of `cluster_name`),
     attach the AWS managed policies named in `managed_policies` (e.g.
     "service-role/AmazonEFSCSIDriverPolicy") and the optional `inline_policy` JSON, all as children of
@@ -41,16 +55,18 @@ def pod_identity_role(
         tags=tags,
         opts=pulumi.ResourceOptions(parent=parent),
     )
+    permissions: list[pulumi.Resource] = []
     for policy in managed_policies:
-        aws.iam.RolePolicyAttachment(
+        permissions.append(aws.iam.RolePolicyAttachment(
             f"{name}-{policy.rsplit('/', 1)[-1]}",
             role=role.name,
             policy_arn=pulumi.Output.from_input(partition).apply(
                 lambda p, policy=policy: iam.managed_policy_arn(p, policy)),
             opts=pulumi.ResourceOptions(parent=role),
-        )
+        ))
     if inline_policy is not None:
-        aws.iam.RolePolicy(
+        permissions.append(aws.iam.RolePolicy(
             name, role=role.id, policy=inline_policy, opts=pulumi.ResourceOptions(parent=role),
-        )
-    return role
+        ))
+    arn = pulumi.Output.all(role.arn, *(p.id for p in permissions)).apply(lambda values: values[0])
+    return PodIdentityRole(role=role, arn=arn)

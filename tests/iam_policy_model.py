@@ -80,6 +80,8 @@ def _condition_holds(operator: str, key: str, policy_values: Any,
         raise NotImplementedError(f"policy variables are not modelled: {values}")
     request = _context_value(context, key)
     if operator == "Null":
+        if len(values) != 1:
+            raise NotImplementedError(f"Null on {key} with several values is not modelled")
         return (request is None) == (values[0].lower() == "true")
     qualifier, _, base = operator.rpartition(":")
     if_exists = base.endswith("IfExists")
@@ -123,6 +125,8 @@ def _principal_matches(principal: Any, caller: str | None) -> bool:
 
 
 def _statement_applies(statement: dict[str, Any], request: Request) -> bool:
+    if "NotPrincipal" in statement:
+        raise NotImplementedError("NotPrincipal is not modelled")
     if "Principal" in statement and not _principal_matches(statement["Principal"], request.principal):
         return False
     if "Action" in statement:

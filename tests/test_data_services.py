@@ -46,7 +46,9 @@ def _private_subnets(plan: Plan) -> set[str]:
 def test_data_services_admit_only_the_cluster_on_their_port(stack_plans, stack):
     plan = stack_plans[stack]
     cluster = plan.one("aws:eks/cluster:Cluster")
-    rules = {rule.name: rule for rule in plan.of_type(INGRESS_RULE)}
+    # The ALB's own rules (the Ingress component's) are tests/test_alb_controller_policy.py's.
+    rules = {rule.name: rule for rule in plan.of_type(INGRESS_RULE)
+             if not rule.name.startswith("ingress-")}
     assert set(rules) == set(DATA_PORTS)
     for name, port in DATA_PORTS.items():
         rule = rules[name]
@@ -59,7 +61,9 @@ def test_data_services_admit_only_the_cluster_on_their_port(stack_plans, stack):
         group = plan.one(SECURITY_GROUP, name)
         assert rule.property_dependencies["securityGroupId"] == [group.urn]
         assert "ingress" not in group.inputs and "egress" not in group.inputs
-    assert not plan.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+    egress = plan.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+    assert {rule.property_dependencies["securityGroupId"][0] for rule in egress} == {
+        plan.one(SECURITY_GROUP, "ingress-alb").urn}
     for group in plan.of_type(SECURITY_GROUP):
         assert "0.0.0.0/0" not in json.dumps(group.inputs), group.name
 

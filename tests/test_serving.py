@@ -57,7 +57,6 @@ def test_annotations_exact_strings_without_certificate():
         PREFIX + "load-balancer-name": "anythingllm-test",
         PREFIX + "scheme": "internet-facing",
         PREFIX + "target-type": "ip",
-        PREFIX + "inbound-cidrs": "198.51.100.0/24",
         PREFIX + "healthcheck-protocol": "HTTP",
         PREFIX + "healthcheck-port": "traffic-port",
         PREFIX + "healthcheck-path": "/api/ping",
@@ -75,6 +74,8 @@ def test_annotations_exact_strings_without_certificate():
             "idle_timeout.timeout_seconds=600,routing.http.drop_invalid_header_fields.enabled=true,"
             "deletion_protection.enabled=false"),
         PREFIX + "listen-ports": '[{"HTTP": 80}]',
+        # No web ACL: "none" takes one attached earlier off (model_build_load_balancer_addons.go).
+        PREFIX + "wafv2-acl-arn": "none",
     }
 
 
@@ -100,7 +101,8 @@ def test_annotations_exact_strings_with_tls_waf_and_logs():
     assert annotations[PREFIX + "certificate-arn"] == config["ingress"]["certificateArn"]
     assert annotations[PREFIX + "ssl-policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
     assert annotations[PREFIX + "wafv2-acl-arn"] == config["ingress"]["wafAclArn"]
-    assert annotations[PREFIX + "inbound-cidrs"] == "0.0.0.0/0"
+    # Who may connect is the stack's security group (tests/test_alb_controller_policy.py).
+    assert PREFIX + "inbound-cidrs" not in annotations
     assert (annotations[PREFIX + "healthcheck-interval-seconds"], annotations[PREFIX + "success-codes"],
             annotations[PREFIX + "healthy-threshold-count"]) == ("10", "200-299", "3")
 

@@ -221,17 +221,13 @@ def test_a_revision_pins_weights_and_tokenizer():
 
 
 def test_cidrs_are_rendered_as_parsed():
-    """The AWS Load Balancer Controller parses each `inbound-cidrs` entry with Go's
-    net.ParseCIDR, which refuses a bare address that Python reads as a /32: every CIDR is
-    rendered in its canonical form."""
-    from components.ingress import alb_annotations
-
+    """AWS and the controller parse CIDRs strictly (EC2 refuses a bare address as CidrIpv4, Go's
+    net.ParseCIDR too): every CIDR is kept in its canonical form."""
     config = base_config("dev")
     config["ingress"]["inboundCidrs"] = ["203.0.113.10", "198.51.100.0/24"]
     config["cluster"]["publicAccessCidrs"] = ["192.0.2.7"]
     settings = settings_from(config)
-    annotations = alb_annotations(settings.ingress, load_balancer_name="lb")
-    assert annotations["alb.ingress.kubernetes.io/inbound-cidrs"] == "203.0.113.10/32,198.51.100.0/24"
+    assert settings.ingress.inbound_cidrs == ["203.0.113.10/32", "198.51.100.0/24"]
     assert settings.cluster.public_access_cidrs == ["192.0.2.7/32"]
 
 
