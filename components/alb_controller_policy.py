@@ -17,8 +17,9 @@ stack runs the controller for one IngressGroup with a fixed ALB name, so it gran
   right to open every node to anyone. Only cleanup of what earlier controller setups created
   (revoke, delete) remains;
 - listener and rule changes only under this stack's ALB name (`listener/app/<name>/...`);
-- WAFv2 association of that web ACL only with `ingress.wafAclArn`, and disassociation only
-  from this ALB; no Shield and no WAF Classic (both turned off in the controller's values);
+- WAFv2 only with `ingress.wafAclArn`: association of that web ACL, or with `none`
+  disassociation, on this ALB; no Shield and no WAF Classic (both off in the controller's
+  values);
 - Cognito's `DescribeUserPoolClient` only on the stack's user pool, and only with Cognito at
   the edge;
 - nothing for Network Load Balancers (Services of type LoadBalancer stay with the in-tree
@@ -71,6 +72,9 @@ NOT_GRANTED = {
     "ec2:GetCoipPoolUsage": "not called by controller v3.5.0",
     "ec2:GetSecurityGroupsForVpc": "not called by controller v3.5.0",
     "wafv2:AssociateWebACL": "granted only with ingress.wafAclArn (this ACL, this ALB)",
+    "wafv2:DisassociateWebACL": "granted only with `ingress.wafAclArn: none` (this ALB)",
+    **dict.fromkeys(["wafv2:GetWebACL", "wafv2:GetWebACLForResource",
+                     "elasticloadbalancing:SetWebAcl"], "granted only with ingress.wafAclArn"),
     **dict.fromkeys(["ec2:AuthorizeSecurityGroupIngress", "ec2:CreateSecurityGroup",
                      "ec2:CreateTags", "ec2:DeleteTags"],
                     "the ALB's security group and its rules are the stack's (Ingress."
@@ -192,25 +196,27 @@ def controller_policy(*, partition: str, region: str, account_id: str, cluster_n
                    ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
                    [listeners, rules]),
     ]
-    # The WAFv2 add-on (pkg/deploy/wafv2/web_acl_association_synthesizer.go): every sync reads
-    # the ALB's current web ACL, then associates the configured one, or with "none" (no
-    # `wafAclArn`) disassociates whatever is attached. Reading the association is authorized
-    # on the web ACL too (its required resource type in the Service Authorization Reference),
-    # which may be any ACL in the region (Firewall Manager attaches its own): read-only.
-    web_acls = f"arn:{partition}:wafv2:{region}:{account_id}:regional/webacl/*/*"
-    statements += [
-        _statement("ReadWebAclOfThisLoadBalancer", ["wafv2:GetWebACLForResource"],
-                   [load_balancer, web_acls]),
-        _statement("ReadWebAcls", ["wafv2:GetWebACL"], web_acls),
-        _statement("DisassociateFromThisLoadBalancer", ["wafv2:DisassociateWebACL"], load_balancer),
-        # WAF also asks the caller for elasticloadbalancing:SetWebAcl when it changes an ALB's
-        # web ACL. The Service Authorization Reference lists no resource type for it, so it is
-        # granted on "*"; on its own it changes nothing, the WAF calls are the scoped half.
-        _statement("SetWebAcl", ["elasticloadbalancing:SetWebAcl"], "*"),
-    ]
+    # The WAFv2 add-on (pkg/deploy/wafv2/web_acl_association_synthesizer.go), only when
+    # `wafAclArn` is set: every sync reads the ALB's current web ACL, then associates the
+    # configured one, or with "none" disassociates whatever is attached. Reading the association
+    # is authorized on the web ACL too (its required resource type in the Service Authorization
+    # Reference), which may be any ACL in the region: read-only.
     if waf_acl_arn is not None:
-        statements.append(_statement("AssociateTheStackWebAcl", ["wafv2:AssociateWebACL"],
-                                     [waf_acl_arn, load_balancer]))
+        web_acls = f"arn:{partition}:wafv2:{region}:{account_id}:regional/webacl/*/*"
+        statements += [
+            _statement("ReadWebAclOfThisLoadBalancer", ["wafv2:GetWebACLForResource"],
+                       [load_balancer, web_acls]),
+            _statement("ReadWebAcls", ["wafv2:GetWebACL"], web_acls),
+            # WAF also asks the caller for elasticloadbalancing:SetWebAcl when it changes an
+            # ALB's web ACL. The Service Authorization Reference lists no resource type for it,
+            # so it is granted on "*"; on its own it changes nothing.
+            _statement("SetWebAcl", ["elasticloadbalancing:SetWebAcl"], "*"),
+        ]
+        statements.append(
+            _statement("DisassociateFromThisLoadBalancer", ["wafv2:DisassociateWebACL"],
+                       load_balancer) if waf_acl_arn == "none" else
+            _statement("AssociateTheStackWebAcl", ["wafv2:AssociateWebACL"],
+                       [waf_acl_arn, load_balancer]))
     if user_pool_arn is not None:
         # The `authenticate-cognito` rules name the stack's user pool client; reading it
         # returns the client secret, so only this pool.

@@ -127,10 +127,11 @@ def alb_annotations(settings: IngressSettings, *, load_balancer_name: str) -> di
         })
     else:
         annotations["listen-ports"] = json.dumps([{"HTTP": 80}])
-    # "none" takes a web ACL off: without the annotation the controller leaves whatever is
-    # attached (pkg/ingress/model_build_load_balancer_addons.go, wafv2ACLARNNone), so a removed
-    # `wafAclArn` would stay in force unnoticed.
-    annotations["wafv2-acl-arn"] = settings.waf_acl_arn or "none"
+    # `wafAclArn: none` takes a web ACL off (pkg/ingress/model_build_load_balancer_addons.go,
+    # wafv2ACLARNNone). Without the key the controller leaves whatever is attached alone, which
+    # may be a Firewall Manager ACL that must stay.
+    if settings.waf_acl_arn is not None:
+        annotations["wafv2-acl-arn"] = settings.waf_acl_arn
     return {f"{ANNOTATION_PREFIX}{key}": value for key, value in annotations.items()}
 
 
@@ -209,13 +210,16 @@ def controller_values(*, cluster_name: str, region: str, vpc_id: str, tags: dict
         "enableShield": False,
         "enableWaf": False,
         # The ALB's security group and the rule that admits it to the pods are the stack's
-        # (Ingress.security_group): no shared backend group (chart value
-        # enableBackendSecurityGroup -> --enable-backend-security-group).
-        "enableBackendSecurityGroup": False,
+        # (Ingress.security_group), and the controller manages no rules on the nodes' group.
+        # enableBackendSecurityGroup keeps its default (true) on purpose: with `security-groups`
+        # set it only makes the controller look up, and release, the shared backend group an
+        # earlier setup created (pkg/networking/backend_sg_provider.go), which an existing
+        # stack must delete before its VPC can go.
+        "enableManageBackendSecurityGroupRules": False,
         # Only the Ingresses of this stack: Services of type LoadBalancer keep their default
         # (and a controller outage cannot block Service creation cluster-wide).
         "enableServiceMutatorWebhook": False,
-        # Every ALB, target group and security group it creates carries the stack's tags.
+        # Every ALB and target group it creates carries the stack's tags.
         "defaultTags": tags,
         "podDisruptionBudget": {"maxUnavailable": 1},
         "nodeSelector": system_labels(),
@@ -240,9 +244,10 @@ class Ingress(pulumi.ComponentResource):
     ELB log-delivery policy, TLS only).
 
     The Ingress object itself belongs to the workload it routes to (AnythingLlm); it must
-    depend on `release`, so that `pulumi destroy` deletes the Ingress, and with it the ALB,
-    target groups and security groups, while the controller still runs. An Ingress left
-    behind keeps the controller's finalizer and the VPC cannot be deleted.
+    depend on `release`, so that `pulumi destroy` deletes the Ingress, and with it the ALB and
+    target groups (and any security group an earlier setup let the controller create), while
+    the controller still runs. An Ingress left behind keeps the controller's finalizer and the
+    VPC cannot be deleted.
 
     Args:
         name: logical name prefix.
@@ -347,7 +352,8 @@ class Ingress(pulumi.ComponentResource):
         alb_controller_policy.py)."""
         group = aws.ec2.SecurityGroup(
             f"{name}-alb",
-            description=f"ALB {self.group}: listeners from ingress.inboundCidrs, out to the pods",
+            # A fixed description: changing it would replace the group under the ALB.
+            description="ALB of AnythingLLM: listeners from ingress.inboundCidrs, out to the pods",
             vpc_id=vpc_id,
             tags={**tags, "Name": f"{self.group}-alb"},
             opts=pulumi.ResourceOptions(parent=self),

@@ -63,8 +63,7 @@ class Stack:
                        i.inputs["metadata"]["annotations"])
         annotations = ingress.inputs["metadata"]["annotations"]
         self.lb_name = annotations["alb.ingress.kubernetes.io/load-balancer-name"]
-        waf_acl = annotations["alb.ingress.kubernetes.io/wafv2-acl-arn"]
-        self.waf_acl = None if waf_acl == "none" else waf_acl
+        self.waf_acl = annotations.get("alb.ingress.kubernetes.io/wafv2-acl-arn")
         self.scheme = annotations["alb.ingress.kubernetes.io/scheme"]
         self.lb = f"{ELB}:loadbalancer/app/{self.lb_name}/50dc6c495c0c9188"
         self.listener = f"{ELB}:listener/app/{self.lb_name}/50dc6c495c0c9188/f2f7dc8efc522ab2"
@@ -83,9 +82,16 @@ class Stack:
                 **context}
 
 
-@pytest.fixture(scope="module", params=["dev", "prod"])
+def _without_waf_acl() -> Plan:
+    """Prod's config with `wafAclArn: none` (and internal, which prod allows without an ACL)."""
+    config = copy.deepcopy(read_stack_config(ROOT, "prod"))
+    config["anythingllm:ingress"].update(wafAclArn="none", scheme="internal")
+    return run_stack(ROOT, "prod", config=config)
+
+
+@pytest.fixture(scope="module", params=["dev", "prod", "prod-waf-none"])
 def stack(request, stack_plans) -> Stack:
-    return Stack(stack_plans[request.param])
+    return Stack(_without_waf_acl() if request.param == "prod-waf-none" else stack_plans[request.param])
 
 
 def controller_calls(s: Stack) -> list[Request]:
@@ -129,22 +135,22 @@ def controller_calls(s: Stack) -> list[Request]:
         # SetRulePriorities carries no condition keys at all.
         Request("elasticloadbalancing:SetRulePriorities", s.rule, {}),
     ]
-    # Every sync reads the ALB's web ACL (the attached one may be any ACL, e.g. Firewall
-    # Manager's); with `wafAclArn` it associates that ACL, without it ("none") it takes
-    # whatever is attached off.
-    attached = (f"arn:aws:wafv2:{REGION}:{ACCOUNT_ID}:regional/webacl/fms-managed/"
-                "3b1a2c4d-0000-4000-8000-00000000000a")
-    calls += [
-        Request("wafv2:GetWebACLForResource", s.lb, {}),
-        Request("wafv2:GetWebACLForResource", attached, {}),
-        Request("wafv2:GetWebACL", attached, {}),
-        Request("elasticloadbalancing:SetWebAcl", "*", {}),
-    ]
+    # With `wafAclArn` every sync reads the ALB's web ACL (the attached one may be any ACL,
+    # e.g. Firewall Manager's), then associates the stack's, or with "none" takes it off.
     if s.waf_acl is not None:
-        calls += [Request("wafv2:AssociateWebACL", s.waf_acl, {}),
-                  Request("wafv2:AssociateWebACL", s.lb, {})]
-    else:
-        calls += [Request("wafv2:DisassociateWebACL", s.lb, {})]
+        attached = (f"arn:aws:wafv2:{REGION}:{ACCOUNT_ID}:regional/webacl/fms-managed/"
+                    "3b1a2c4d-0000-4000-8000-00000000000a")
+        calls += [
+            Request("wafv2:GetWebACLForResource", s.lb, {}),
+            Request("wafv2:GetWebACLForResource", attached, {}),
+            Request("wafv2:GetWebACL", attached, {}),
+            Request("elasticloadbalancing:SetWebAcl", "*", {}),
+        ]
+        if s.waf_acl == "none":
+            calls.append(Request("wafv2:DisassociateWebACL", s.lb, {}))
+        else:
+            calls += [Request("wafv2:AssociateWebACL", s.waf_acl, {}),
+                      Request("wafv2:AssociateWebACL", s.lb, {})]
     return calls
 
 
@@ -247,15 +253,18 @@ def test_scoping_narrows_upstream_and_every_dropped_action_has_a_reason(stack):
     # Resource "*" only where IAM offers nothing narrower: reads, the service-linked role,
     # CreateLoadBalancer (scoped by its request tag and scheme) and SetWebAcl (no resource type).
     star = sorted(statement["Sid"] for statement in scoped["Statement"] if statement["Resource"] == "*")
-    assert star == ["CreateTaggedLoadBalancer", "Read", "ServiceLinkedRole", "SetWebAcl"]
+    assert star == ["CreateTaggedLoadBalancer", "Read", "ServiceLinkedRole",
+                    *(["SetWebAcl"] if stack.waf_acl else [])]
     # No statement lets it create, open or tag a security group.
     assert not {"ec2:AuthorizeSecurityGroupIngress", "ec2:CreateSecurityGroup",
                 "ec2:CreateTags"} & _actions(scoped)
 
 
 def test_waf_and_cognito_grants_only_when_the_stack_uses_them(stack):
-    associate = "wafv2:AssociateWebACL" in _actions(stack.policy)
-    assert associate == (stack.waf_acl is not None)
+    wafv2 = {a for a in _actions(stack.policy) if a.startswith("wafv2:")}
+    assert bool(wafv2) == (stack.waf_acl is not None)
+    assert ("wafv2:AssociateWebACL" in wafv2) == (stack.waf_acl not in (None, "none"))
+    assert ("wafv2:DisassociateWebACL" in wafv2) == (stack.waf_acl == "none")
     pool = stack.plan.of_type("aws:cognito/userPool:UserPool")
     grants = [s for s in stack.policy["Statement"] if "cognito-idp:DescribeUserPoolClient" in s["Action"]]
     assert len(grants) == len(pool)
@@ -391,7 +400,11 @@ def test_the_alb_security_group_is_the_stacks(stack):
         assert plan.deleted_before(browser, rule), rule.name
     release = next(r for r in plan.of_type("kubernetes:helm.sh/v3:Release")
                    if r.inputs.get("chart") == "aws-load-balancer-controller")
-    assert release.inputs["values"]["enableBackendSecurityGroup"] is False
+    values = release.inputs["values"]
+    assert values["enableManageBackendSecurityGroupRules"] is False
+    # Left at its default: the controller then still finds, and deletes, a backend group an
+    # earlier setup created (pkg/networking/backend_sg_provider.go Release).
+    assert "enableBackendSecurityGroup" not in values
 
 
 def test_the_controller_keeps_its_rights_until_it_is_gone(stack):

@@ -71,6 +71,24 @@ def test_malformed_arns_are_refused_by_key(key, arn):
     expect_settings_error(config, path, "is not a")
 
 
+def test_waf_acl_none_takes_an_acl_off_but_not_in_prod_when_internet_facing():
+    """`none` is the controller's own value for "no web ACL" (model_build_load_balancer_addons.go
+    at v3.5.0, wafv2ACLARNNone); prod's internet-facing ALB still needs a real one."""
+    config = base_config()
+    config["ingress"]["wafAclArn"] = "none"
+    assert settings_from(config).ingress.waf_acl_arn == "none"
+    prod = base_config("prod")
+    prod["ingress"]["wafAclArn"] = "none"
+    expect_settings_error(prod, "ingress.wafAclArn", "is required in prod")
+
+
+def test_a_cidr_listed_twice_is_refused():
+    """Each inbound CIDR is a rule of the ALB's security group named after it (ingress.py)."""
+    config = base_config()
+    config["ingress"]["inboundCidrs"] = ["203.0.113.7", "198.51.100.0/24", "203.0.113.7/32"]
+    expect_settings_error(config, "ingress.inboundCidrs[2]", "'203.0.113.7/32' is listed twice")
+
+
 def test_every_bad_role_arn_is_reported_at_once():
     config = base_config()
     config["cluster"]["adminRoleArns"] = ["arn:aws:iam::111122223333:role/ok", "x", "y"]

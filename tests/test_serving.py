@@ -74,8 +74,6 @@ def test_annotations_exact_strings_without_certificate():
             "idle_timeout.timeout_seconds=600,routing.http.drop_invalid_header_fields.enabled=true,"
             "deletion_protection.enabled=false"),
         PREFIX + "listen-ports": '[{"HTTP": 80}]',
-        # No web ACL: "none" takes one attached earlier off (model_build_load_balancer_addons.go).
-        PREFIX + "wafv2-acl-arn": "none",
     }
 
 

@@ -140,7 +140,7 @@ def _admin_roles_in_the_partition(s: StackSettings) -> Iterator[ConfigProblem]:
 def _ingress_arns_in_the_region(s: StackSettings) -> Iterator[ConfigProblem]:
     for key, arn in (("ingress.certificateArn", s.ingress.certificate_arn),
                      ("ingress.wafAclArn", s.ingress.waf_acl_arn)):
-        if arn is None:
+        if arn is None or arn == "none":
             continue
         wrong_partition = list(_partition_problem(s.region, key, arn))
         yield from wrong_partition
@@ -282,7 +282,7 @@ def _ingress_for_the_environment(s: StackSettings) -> Iterator[ConfigProblem]:
         if ingress.certificate_arn is None:
             yield ConfigProblem("ingress.certificateArn",
                                 "is required in prod: chat traffic and session cookies only over HTTPS")
-        if ingress.scheme == "internet-facing" and ingress.waf_acl_arn is None:
+        if ingress.scheme == "internet-facing" and ingress.waf_acl_arn in (None, "none"):
             yield ConfigProblem("ingress.wafAclArn", "is required in prod for an internet-facing ALB")
         if not ingress.deletion_protection:
             yield ConfigProblem("ingress.deletionProtection", "cannot be false in prod")

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..versions import ANYTHINGLLM_TAG
-from .base import ConfigProblem, _Model, cidr_list
+from .base import ConfigProblem, _Model, cidr_list, raise_all
 from .edge_auth import EdgeAuthSettings
 
 # The deregistration delay is also how long a leaving AnythingLLM pod lives (its preStop outlasts
@@ -230,9 +230,13 @@ class IngressSettings(_Model):
     @field_validator("inbound_cidrs")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
-        # Rendered as parsed: the controller reads `inbound-cidrs` with net.ParseCIDR, which
-        # refuses a bare address that Python reads as a /32.
-        return cidr_list(value)
+        # Kept in canonical form: EC2 refuses a bare address as a rule's CIDR. Each CIDR is
+        # one rule per listener port of the ALB's security group, named after it, so a CIDR
+        # listed twice (also as 203.0.113.7 and 203.0.113.7/32) is refused.
+        cidrs = cidr_list(value)
+        raise_all([ConfigProblem(f"[{index}]", f"{cidr!r} is listed twice")
+                   for index, cidr in enumerate(cidrs) if cidr in cidrs[:index]])
+        return cidrs
 
     @field_validator("certificate_arn")
     @classmethod
@@ -253,9 +257,12 @@ class IngressSettings(_Model):
     @field_validator("waf_acl_arn")
     @classmethod
     def _waf(cls, value: str | None) -> str | None:
-        if value is not None and not WAFV2_ACL_ARN.match(value):
+        # "none" takes an attached web ACL off (the controller's `wafv2-acl-arn: none`); leaving
+        # the key out leaves whatever is attached alone, Firewall Manager's included.
+        if value is not None and value != "none" and not WAFV2_ACL_ARN.match(value):
             raise ConfigProblem("", f"{value!r} is not a regional WAFv2 web ACL ARN "
-                                    "(arn:aws:wafv2:<region>:<account>:regional/webacl/<name>/<id>)")
+                                    "(arn:aws:wafv2:<region>:<account>:regional/webacl/<name>/<id>) "
+                                    "or 'none'")
         return value
 
     @property
