@@ -11,6 +11,7 @@ import pulumiverse_time as time
 
 from . import iam
 from .cluster_autoscaler import ClusterAutoscaler
+from .karpenter import Karpenter
 from .kms import encryption_key
 from .network import Network
 from .node_group import GPU_TAINT, ManagedNodeGroup, gpu_labels, system_labels
@@ -228,6 +229,8 @@ class Cluster(pulumi.ComponentResource):
             opts=node_opts,
         )
         for group in settings.gpu_node_groups:
+            if group.engine != "managed":
+                continue
             self.node_groups[group.name] = ManagedNodeGroup(
                 f"{name}-gpu-{group.name}",
                 group,
@@ -291,15 +294,27 @@ class Cluster(pulumi.ComponentResource):
             tags=tags,
             opts=in_cluster,
         )
-        # What a model server on a GPU group waits for: its own group (not the others), the
-        # device plugin that advertises nvidia.com/gpu (Bottlerocket's is built in), the
-        # autoscaler when the group may have no node to start on, and DNS.
+        karpenter_groups = [g for g in settings.gpu_node_groups if g.engine == "karpenter"]
+        self.karpenter = (
+            Karpenter(f"{name}-karpenter", karpenter_groups, cluster_name=cluster_name,
+                      eks_cluster=self.eks_cluster, subnet_ids=network.private_subnet_ids,
+                      cluster_security_group_id=self.cluster_security_group_id, region=region,
+                      account_id=account_id, partition=partition, provider=self.provider,
+                      system_ready=self.system_ready, tags=tags,
+                      opts=pulumi.ResourceOptions(parent=self))
+            if karpenter_groups else None)
+        # What a model server on a GPU group waits for: its own group or NodePool (not the
+        # others), the device plugin that advertises nvidia.com/gpu (Bottlerocket's is built
+        # in), the autoscaler when a managed group may have no node to start on, and DNS. Its
+        # deletion comes first in turn: a NodePool goes only once its model servers are gone.
         self.gpu_ready: dict[str, list[pulumi.Resource]] = {}
         for group in settings.gpu_node_groups:
-            ready: list[pulumi.Resource] = [self.node_groups[group.name].node_group, *self.system_ready]
+            capacity = (self.karpenter.node_pools[group.name] if self.karpenter is not None
+                        and group.engine == "karpenter" else self.node_groups[group.name].node_group)
+            ready: list[pulumi.Resource] = [capacity, *self.system_ready]
             if group.ami_type == "AL2023_x86_64_NVIDIA" and self.device_plugin is not None:
                 ready.append(self.device_plugin.release)
-            if group.min_size == 0:
+            if group.engine == "managed" and group.min_size == 0:
                 ready.append(self.autoscaler.release)
             self.gpu_ready[group.name] = ready
         self.register_outputs({

@@ -140,6 +140,9 @@ class ManagedNodeGroup(pulumi.ComponentResource):
                     "volume_type": "gp3",
                     "encrypted": "true",
                     "delete_on_termination": "true",
+                    # GPU groups: IOPS and throughput for multi-GB images (README, "Cold starts").
+                    **({"iops": settings.disk_iops, "throughput": settings.disk_throughput_mibps}
+                       if isinstance(settings, GpuNodeGroupSettings) else {}),
                 },
             }],
             metadata_options={

@@ -169,6 +169,33 @@ AWS_LOAD_BALANCER_CONTROLLER = HelmChart(
 )
 AWS_LOAD_BALANCER_CONTROLLER_APP_VERSION = "v3.5.0"
 
+# Karpenter (aws/karpenter-provider-aws v1.14.1): the controller chart and the chart of its CRDs,
+# both published at the release's version to oci://public.ecr.aws/karpenter
+# (hack/release/common.sh). The CRDs get their own release because Helm installs a chart's
+# crds/ only once and never upgrades them (website v1.14 upgrading/upgrade-guide.md).
+KARPENTER_VERSION = "1.14.1"
+KARPENTER = HelmChart(chart="karpenter", version=KARPENTER_VERSION,
+                      repository="oci://public.ecr.aws/karpenter")
+KARPENTER_CRD = HelmChart(chart="karpenter-crd", version=KARPENTER_VERSION,
+                          repository="oci://public.ecr.aws/karpenter")
+# The Kubernetes minors Karpenter 1.14.x supports (hack/docs/compatibilitymatrix_gen/
+# compatibility.yaml at v1.14.1: appVersion 1.14.x, minK8sVersion 1.26, maxK8sVersion 1.36).
+KARPENTER_KUBERNETES = ("1.26", "1.36")
+# The node images of Karpenter GPU groups, as EC2NodeClass AMI aliases pinned to a release (not
+# `latest`: nodes then change only with this file). Karpenter resolves an alias through the
+# SSM parameters of the cluster's Kubernetes minor, and for AL2023 picks the nvidia variant for
+# GPU instance types (pkg/providers/amifamily/al2023.go, types.go at v1.14.1).
+# - AL2023: awslabs/amazon-eks-ami release v20260903, whose release page lists
+#   amazon-eks-node-al2023-x86_64-nvidia-1.36-v20260903 (and the 1.34 and 1.35 builds).
+# - Bottlerocket: release 1.68.1; aws-k8s-1.36-nvidia exists since 1.61.0 and 1.68.0 updated
+#   Kubernetes 1.31 to 1.36 (release notes). Newer releases were seen (v20261119, 1.69.0 as a
+#   pre-release) without a page naming their 1.36 NVIDIA image; move after checking
+#   `aws ssm get-parameter --name /aws/service/bottlerocket/aws-k8s-1.36-nvidia/x86_64/<v>/image_id`.
+KARPENTER_NODE_AMIS = {
+    "AL2023_x86_64_NVIDIA": "al2023@v20260903",
+    "BOTTLEROCKET_x86_64_NVIDIA": "bottlerocket@1.68.1",
+}
+
 # AnythingLLM's PostgreSQL build (Docker Hub only; the `pg` branch publishes `pg-<release>`).
 # The plain `<release>` image keeps SQLite on the shared volume and cannot be replicated.
 # `app.imageTag` (and `app.canary.imageTag`) select another `pg-<release>` of this repository;

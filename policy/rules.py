@@ -35,6 +35,7 @@ RDS_CLUSTER = "aws:rds/cluster:Cluster"
 EFS = "aws:efs/fileSystem:FileSystem"
 REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
 EKS_CLUSTER = "aws:eks/cluster:Cluster"
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 KMS_KEY = "aws:kms/key:Key"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
@@ -175,6 +176,26 @@ def _gpu_tainted(args: ResourceValidationArgs) -> Iterable[str]:
                "pod may land on (and keep awake) an expensive GPU node")
 
 
+def _gpu_node_pool_tainted(args: ResourceValidationArgs) -> Iterable[str]:
+    """A Karpenter NodePool whose instance types are GPU types (or that admits any GPU count)
+    must taint its nodes the same way (Kubernetes spelling: NoSchedule)."""
+    spec = _dig(args.props, "spec", "template", "spec")
+    if not isinstance(spec, dict):
+        return
+    requirements = spec.get("requirements") or []
+    gpu = any(
+        (r.get("key") == "node.kubernetes.io/instance-type"
+         and any(GPU_INSTANCE.match(str(t)) for t in r.get("values") or []))
+        or r.get("key") in ("karpenter.k8s.aws/instance-gpu-count",
+                            "karpenter.k8s.aws/instance-gpu-manufacturer")
+        for r in requirements)
+    taints = spec.get("taints") or []
+    if gpu and not any(t.get("key") == GPU_TAINT_KEY and t.get("effect") in ("NoSchedule", "NoExecute")
+                       for t in taints):
+        yield (f"{args.name}: a GPU NodePool needs the taint {GPU_TAINT_KEY}:NoSchedule, or any "
+               "pod may land on (and keep awake) an expensive GPU node")
+
+
 def _containers(args: ResourceValidationArgs) -> Iterable[str]:
     pod = _dig(args.props, *POD_SPEC_PATHS[args.resource_type])
     if not isinstance(pod, dict):
@@ -279,6 +300,9 @@ POLICIES = [
                      "weighted canary split).", [INGRESS], _alb_ingress),
     _resource_policy("gpu-node-groups-tainted", "GPU node groups carry the nvidia.com/gpu NoSchedule taint.",
                      [NODE_GROUP], _gpu_tainted),
+    _resource_policy("gpu-node-pools-tainted",
+                     "Karpenter GPU NodePools carry the nvidia.com/gpu NoSchedule taint.",
+                     [NODE_POOL], _gpu_node_pool_tainted),
     _resource_policy("containers-non-root-with-limits",
                      "Every container runs as non-root with CPU and memory limits.", list(POD_SPEC_PATHS),
                      _containers),

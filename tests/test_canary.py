@@ -5,12 +5,12 @@ from __future__ import annotations
 import copy
 import json
 
-import kubernetes_validate
 import pytest
 
 from components.anythingllm import TRACK_LABEL
 from components.ingress import canary_routing
 from components.versions import ANYTHINGLLM_REPOSITORY, ANYTHINGLLM_TAG
+from tests import crd_schema
 from tests.conftest import ROOT, base_config, expect_settings_error, settings_from
 from tools.engine import Plan, Registration, read_stack_config, run_stack
 from tools.preview import is_kubernetes_object
@@ -317,4 +317,4 @@ def test_canary_manifests_are_valid_kubernetes(shared_plan, isolated_plan):
     for plan in (shared_plan, isolated_plan):
         for resource in plan.resources:
             if is_kubernetes_object(resource):
-                kubernetes_validate.validate(copy.deepcopy(resource.raw_inputs), "1.36.0", strict=True)
+                crd_schema.validate(copy.deepcopy(resource.raw_inputs), "1.36.0")

@@ -31,8 +31,16 @@ ADDON = "aws:eks/addon:Addon"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
+def _managed(config: dict) -> dict:
+    """This module tests the managed engine (EKS node groups and the Cluster Autoscaler);
+    tests/test_karpenter.py tests the default one."""
+    for group in config["cluster"]["gpuNodeGroups"]:
+        group.setdefault("engine", "managed")
+    return config
+
+
 def _cluster_plan(config) -> Plan:
-    settings = settings_from(config)
+    settings = settings_from(_managed(config))
 
     def program():
         network = Network("network", settings.network, cluster_name="anythingllm-test",
@@ -176,7 +184,7 @@ def test_launch_templates_encrypt_disks_and_block_pod_imds(plan):
     rocket = templates["cluster-gpu-rocket"]["blockDeviceMappings"][0]
     assert rocket["deviceName"] == "/dev/xvdb"
     assert rocket["ebs"] == {"volumeSize": 150, "volumeType": "gp3", "encrypted": "true",
-                             "deleteOnTermination": "true"}
+                             "deleteOnTermination": "true", "iops": 6000, "throughput": 500}
     assert templates["cluster-gpu-inference"]["blockDeviceMappings"][0]["deviceName"] == "/dev/xvda"
     assert templates["cluster-gpu-inference"]["blockDeviceMappings"][0]["ebs"]["volumeSize"] == 200
     for template in templates.values():
@@ -356,7 +364,7 @@ def test_model_capacity_waits_only_for_its_own_group():
         "name": "rocket", "instanceTypes": ["g6e.xlarge"], "amiType": "BOTTLEROCKET_x86_64_NVIDIA",
         "capacityType": "ON_DEMAND", "minSize": 1, "desiredSize": 1, "maxSize": 2,
     })
-    settings = settings_from(config)
+    settings = settings_from(_managed(config))
     captured = {}
 
     def program():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import copy
 import dataclasses
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ import yaml
 
 from policy.rules import POLICIES
 from tests.conftest import ROOT, STACKS
-from tools.engine import Plan
+from tools.engine import Plan, read_stack_config, run_stack
 from tools.policy_check import check, main
 
 ALB = "alb.ingress.kubernetes.io/"
@@ -75,6 +76,14 @@ def _wildcard_inline(inputs: dict) -> None:
         {"Effect": "Allow", "Action": "*:*", "Resource": "*"}]})
 
 
+@functools.cache
+def _prod_with_a_managed_group() -> Plan:
+    """Prod with its chat group on the managed engine (EKS node group, Cluster Autoscaler)."""
+    config = copy.deepcopy(read_stack_config(ROOT, "prod"))
+    config["anythingllm:cluster"]["gpuNodeGroups"][0]["engine"] = "managed"
+    return run_stack(ROOT, "prod", config=config)
+
+
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 UNPROTECTED = _set("deletionProtection", value=False)
 BAD = [
@@ -97,8 +106,10 @@ BAD = [
      _annotation(TG_ATTRIBUTES, lambda v: v.replace("stickiness.enabled=true", "stickiness.enabled=no")),
      {}),
     ("alb-timeout-and-stickiness", "dev", "kubernetes:networking.k8s.io/v1:Ingress", _no_rule_stickiness, {}),
-    ("gpu-node-groups-tainted", "dev", "aws:eks/nodeGroup:NodeGroup", _set("taints", value=[]),
-     {"name": "cluster-gpu-inference"}),
+    ("gpu-node-groups-tainted", "prod-managed", "aws:eks/nodeGroup:NodeGroup", _set("taints", value=[]),
+     {"name": "cluster-gpu-chat"}),
+    ("gpu-node-pools-tainted", "dev", "kubernetes:karpenter.sh/v1:NodePool",
+     lambda i: i["spec"]["template"]["spec"].update(taints=[]), {"name": "cluster-karpenter-inference"}),
     ("containers-non-root-with-limits", "dev", DEPLOYMENT,
      lambda i: _pod(i)["securityContext"].pop("runAsNonRoot"), {}),
     ("containers-non-root-with-limits", "dev", DEPLOYMENT,
@@ -123,7 +134,8 @@ BAD = [
 @pytest.mark.parametrize(("policy", "stack", "type_token", "change", "options"), BAD,
                          ids=[f"{case[0]}-{index}" for index, case in enumerate(BAD)])
 def test_each_policy_fires_on_a_bad_resource(stack_plans, policy, stack, type_token, change, options):
-    bad = _changed(stack_plans[stack], type_token, change, **options)
+    plan = _prod_with_a_managed_group() if stack == "prod-managed" else stack_plans[stack]
+    bad = _changed(plan, type_token, change, **options)
     fired = {violation.policy for violation in check(bad)}
     assert fired == {policy}
 
@@ -140,7 +152,7 @@ def test_prod_rules_do_not_apply_outside_prod(stack_plans):
 
 def test_cli_exit_status(capsys):
     assert main(["dev"]) == 0
-    assert "dev: 11 policies, 0 violations" in capsys.readouterr().out
+    assert "dev: 12 policies, 0 violations" in capsys.readouterr().out
 
 
 def test_pack_entry_point_is_thin_and_pinned_like_the_program():

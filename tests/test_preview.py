@@ -23,11 +23,14 @@ def test_dev_preview_writes_plan_and_manifests(tmp_path, capsys):
         "aws:eks/addon:Addon", "kubernetes:helm.sh/v3:Release",
     } <= types
     groups = {r["name"] for r in plan["resources"] if r["type"] == "aws:eks/nodeGroup:NodeGroup"}
-    assert groups == {"cluster-system", "cluster-gpu-inference"}
+    # The GPU group is Karpenter's: a NodePool and its EC2NodeClass, no managed group.
+    assert groups == {"cluster-system"}
+    pools = {r["name"] for r in plan["resources"] if r["type"] == "kubernetes:karpenter.sh/v1:NodePool"}
+    assert pools == {"cluster-karpenter-inference"}
     assert plan["outputs"]["kubeconfig"] == "[secret]"
     helm = {p.name for p in (tmp_path / "dev" / "manifests" / "helm").iterdir()}
     assert helm == {"cluster-autoscaler.yaml", "nvidia-device-plugin.yaml",
-                    "aws-load-balancer-controller.yaml"}
+                    "aws-load-balancer-controller.yaml", "karpenter-crd.yaml", "karpenter.yaml"}
     release = yaml.safe_load((tmp_path / "dev" / "manifests" / "helm" /
                               "cluster-autoscaler.yaml").read_text())
     assert release["values"]["autoDiscovery"]["clusterName"] == "anythingllm-dev"

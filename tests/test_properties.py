@@ -52,12 +52,18 @@ def stack_configs(draw) -> dict[str, Any]:
     chat_replicas = draw(st.integers(1, 2))
     needed = chat_gpus * chat_replicas + 1  # plus the embedder's one GPU
     max_size = math.ceil(needed / per_node) + draw(st.integers(0, 2))
-    min_size = draw(st.integers(1 if prod else 0, max_size))
+    engine = draw(st.sampled_from(["karpenter", "managed"]))
+    # A managed group may keep a floor of nodes; a Karpenter group has none (its nodes follow
+    # the pods).
+    min_size = draw(st.integers(1 if prod else 0, max_size)) if engine == "managed" else 0
+    throughput = draw(st.sampled_from([125, 500, 1000]))
     config["cluster"]["gpuNodeGroups"] = [{
-        "name": "inference", "instanceTypes": [gpu_type],
+        "name": "inference", "engine": engine, "instanceTypes": [gpu_type],
         "amiType": draw(st.sampled_from(["AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA"])),
         "capacityType": "ON_DEMAND" if prod else draw(st.sampled_from(["ON_DEMAND", "SPOT"])),
-        "minSize": min_size, "desiredSize": draw(st.integers(min_size, max_size)), "maxSize": max_size,
+        "minSize": min_size, "desiredSize": draw(st.integers(min_size, max_size)) if engine == "managed" else 0,
+        "maxSize": max_size, "diskThroughputMibps": throughput,
+        "diskIops": draw(st.integers(max(3000, 4 * throughput), 16000)),
     }]
     chat, embed = config["modelServing"]["models"]
     chat.update(gpus=chat_gpus, replicas=chat_replicas)

@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import ROOT, STACKS, stack_settings
 from tools.engine import run_stack
 
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 SUBNET = "aws:ec2/subnet:Subnet"
 CLUSTER = "aws:eks/cluster:Cluster"
@@ -21,14 +22,24 @@ def test_stack_files_cover_the_three_environments():
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_gpu_groups_are_tainted_and_labelled(stack_plans, stack):
-    gpu_groups = [g for g in stack_plans[stack].of_type(NODE_GROUP) if "-gpu-" in g.name]
-    assert gpu_groups, "every stack declares at least one GPU node group"
-    for group in gpu_groups:
-        inputs = group.inputs
-        assert inputs["amiType"] in {"AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA"}
-        assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"} in inputs["taints"]
-        assert inputs["labels"]["nvidia.com/gpu.present"] == "true"
-        assert inputs["labels"]["anythingllm.io/gpu-node-group"]
+    """Managed groups (EKS API spelling) and Karpenter NodePools (Kubernetes spelling) carry the
+    same GPU taint and labels, so a model's pods select and tolerate either unchanged."""
+    plan = stack_plans[stack]
+    settings = stack_settings(stack)
+    assert settings.cluster.gpu_node_groups, "every stack declares at least one GPU node group"
+    for group in settings.cluster.gpu_node_groups:
+        if group.engine == "managed":
+            inputs = plan.one(NODE_GROUP, f"cluster-gpu-{group.name}").inputs
+            assert inputs["amiType"] in {"AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA"}
+            assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"} in inputs["taints"]
+            labels = inputs["labels"]
+        else:
+            template = plan.one(NODE_POOL, f"cluster-karpenter-{group.name}").inputs["spec"]["template"]
+            assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"} in (
+                template["spec"]["taints"])
+            labels = template["metadata"]["labels"]
+        assert labels["nvidia.com/gpu.present"] == "true"
+        assert labels["anythingllm.io/gpu-node-group"] == group.name
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -123,35 +134,48 @@ def test_prod_preview_records_in_under_ten_seconds():
 
 
 def _node_group_of(workload) -> str:
-    """The node group a workload's pods run on: a model server's GPU group (its pod template's
+    """The capacity a workload's pods run on: a model server's GPU group (its pod template's
     group label), the system group otherwise."""
     template = workload.inputs.get("spec", {}).get("template", {})
     gpu_group = template.get("metadata", {}).get("labels", {}).get("anythingllm.io/gpu-node-group")
-    return f"cluster-gpu-{gpu_group}" if gpu_group else "cluster-system"
+    return gpu_group or "system"
+
+
+def _capacity(plan) -> dict:
+    """Group name -> what provides its nodes: an EKS node group, or a Karpenter NodePool."""
+    capacity = {group.name.removeprefix("cluster-gpu-").removeprefix("cluster-"): group
+                for group in plan.of_type(NODE_GROUP)}
+    capacity.update({pool.name.removeprefix("cluster-karpenter-"): pool
+                     for pool in plan.of_type(NODE_POOL)})
+    return capacity
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_workloads_wait_only_for_the_capacity_they_run_on(stack_plans, stack):
     """A GPU capacity shortage (common for g6e and p5) must stall only the models of that group:
     DNS, the controllers and every CPU workload wait for the system group alone, and each model
-    waits for its own GPU group, not for the others."""
+    waits for its own GPU group or NodePool, not for the others."""
     plan = stack_plans[stack]
-    groups = {group.name: group for group in plan.of_type(NODE_GROUP)}
-    gpu_groups = [name for name in groups if name != "cluster-system"]
+    capacity = _capacity(plan)
+    gpu_groups = [name for name in capacity if name != "system"]
     workloads = [*plan.of_type("kubernetes:apps/v1:Deployment"), *plan.of_type("kubernetes:batch/v1:Job"),
                  *plan.of_type("kubernetes:helm.sh/v3:Release"), *plan.of_type("aws:eks/addon:Addon"),
                  *plan.of_type("kubernetes:networking.k8s.io/v1:Ingress")]
     for workload in workloads:
         runs_on = _node_group_of(workload)
         for name in gpu_groups:
-            assert plan.waits_for(workload, groups[name]) == (name == runs_on), (workload.name, name)
-    # Models: the device plugin on AL2023 groups, the autoscaler where the group starts at zero.
+            assert plan.waits_for(workload, capacity[name]) == (name == runs_on), (workload.name, name)
+    # Models: the device plugin on AL2023 groups, the autoscaler where a managed group starts at
+    # zero, Karpenter for a NodePool.
     settings = stack_settings(stack)
     releases = {r.inputs["name"]: r for r in plan.of_type("kubernetes:helm.sh/v3:Release")}
     for model in settings.model_serving.models:
         deployment = plan.one("kubernetes:apps/v1:Deployment", f"models-{model.name}")
         group = settings.cluster.gpu_node_group_by_name[model.node_group]
-        assert plan.waits_for(deployment, releases["cluster-autoscaler"]) == (group.min_size == 0)
+        assert plan.waits_for(deployment, releases["cluster-autoscaler"]) == (
+            group.engine == "managed" and group.min_size == 0)
+        if group.engine == "karpenter":
+            assert plan.waits_for(deployment, releases["karpenter"])
         if group.ami_type == "AL2023_x86_64_NVIDIA":
             assert plan.waits_for(deployment, releases["nvidia-device-plugin"])
 
@@ -200,20 +224,19 @@ def test_destroy_order_from_the_dependency_graph(stack_plans, stack):
     Kubernetes object goes before the cluster."""
     plan = stack_plans[stack]
     cluster = plan.one("aws:eks/cluster:Cluster")
-    node_groups = plan.of_type("aws:eks/nodeGroup:NodeGroup")
     controller = next(r for r in plan.of_type("kubernetes:helm.sh/v3:Release")
                       if r.inputs["name"] == "aws-load-balancer-controller")
     for ingress in plan.of_type("kubernetes:networking.k8s.io/v1:Ingress"):
         assert plan.deleted_before(ingress, controller), ingress.name
     workloads = [*plan.of_type("kubernetes:apps/v1:Deployment"), *plan.of_type("kubernetes:batch/v1:Job"),
                  *plan.of_type("kubernetes:helm.sh/v3:Release")]
-    assert len(node_groups) >= 2 and len(workloads) >= 6
-    groups = {group.name: group for group in node_groups}
+    capacity = _capacity(plan)
+    assert len(capacity) >= 2 and len(workloads) >= 6
     for workload in workloads:
-        # A workload goes before the nodes it runs on: a model before its GPU group, everything
-        # else before the system group.
+        # A workload goes before the nodes it runs on: a model before its GPU group or
+        # NodePool, everything else before the system group.
         runs_on = _node_group_of(workload)
-        assert plan.deleted_before(workload, groups[runs_on]), (workload.name, runs_on)
+        assert plan.deleted_before(workload, capacity[runs_on]), (workload.name, runs_on)
     kubernetes = [r for r in plan.resources if r.custom and r.type.startswith("kubernetes:")
                   and r.type != "pulumi:providers:kubernetes"]
     for resource in kubernetes:

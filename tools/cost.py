@@ -4,7 +4,8 @@ Usage: python -m tools.cost [STACK] [--efs-gib N] [--alb-lcus N] [--prices FILE]
 
 Prices come from a table kept in the repo (`tools/data/aws-prices-<region>.json`, with its
 region, date and source). Two columns: node groups at their `minSize` and at their
-`desiredSize` (everything else is the same in both). Usage-based charges the plan cannot know
+`desiredSize` (everything else is the same in both); a Karpenter NodePool in both at the nodes
+its model servers' replicas need. Usage-based charges the plan cannot know
 are either assumed and labelled (EFS GiB stored, ALB capacity units) or listed as not included.
 """
 
@@ -16,6 +17,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from components.instance_types import GPU_INSTANCE_TYPES
+from components.node_group import GPU_NODE_GROUP_LABEL as GPU_GROUP_LABEL
 
 from .engine import Plan, Registration, read_stack_config, run_stack
 
@@ -76,14 +80,52 @@ def _node_group(plan: Plan, group: Registration, prices: dict[str, Any], hours: 
     scaling = inputs["scalingConfig"]
     index = plan.by_urn()
     templates = [index[urn] for urn in group.property_dependencies.get("launchTemplate", [])]
-    disk_gib = sum(mapping["ebs"]["volumeSize"] for template in templates
-                   for mapping in template.inputs.get("blockDeviceMappings") or [])
-    node_month = hourly * hours + disk_gib * prices["ebsGp3GbMonth"]
+    volumes = [mapping["ebs"] for template in templates
+               for mapping in template.inputs.get("blockDeviceMappings") or []]
+    disk_gib = sum(volume["volumeSize"] for volume in volumes)
+    node_month = hourly * hours + sum(_gp3_month(volume, volume["volumeSize"], prices) for volume in volumes)
     spot = " spot, on-demand ceiling" if inputs.get("capacityType") == "SPOT" else ""
     label = (f"node group {group.name.removeprefix('cluster-')}: {scaling['minSize']} (min) / "
              f"{scaling['desiredSize']} (desired) x {instance_type} + {disk_gib} GiB gp3{spot}")
     component = _component(plan, group)
     return [Line(component, label, scaling["minSize"] * node_month, scaling["desiredSize"] * node_month)]
+
+
+def _gp3_month(volume: dict[str, Any], gib: int, prices: dict[str, Any]) -> float:
+    """A gp3 volume per month: its size, and IOPS and throughput above the 3000 IOPS and
+    125 MiB/s every gp3 volume includes."""
+    return (gib * prices["ebsGp3GbMonth"]
+            + max(0, (volume.get("iops") or 3000) - 3000) * prices["ebsGp3IopsMonth"]
+            + max(0, (volume.get("throughput") or 125) - 125) * prices["ebsGp3MiBpsMonth"])
+
+
+def _node_pool(plan: Plan, pool: Registration, prices: dict[str, Any], hours: float) -> list[Line]:
+    """A Karpenter GPU NodePool runs the nodes its model servers need and nothing else: as many
+    as the GPUs their replicas ask for, on the first instance type (the one priced), each with
+    its EC2NodeClass's volume (gp3 size, and provisioned IOPS and throughput above the
+    baseline). Both columns are the same: a NodePool has no minimum of its own."""
+    spec = pool.inputs["spec"]
+    requirements = {r["key"]: r["values"] for r in spec["template"]["spec"]["requirements"]}
+    instance_type = requirements["node.kubernetes.io/instance-type"][0]
+    hourly = _price(prices["ec2"], instance_type, "EC2")
+    group = spec["template"]["metadata"]["labels"][GPU_GROUP_LABEL]
+    gpus_per_node = GPU_INSTANCE_TYPES[instance_type].gpus
+    gpus = sum(
+        (d.inputs["spec"].get("replicas") or 1)
+        * sum(int(c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu", 0))
+              for c in d.inputs["spec"]["template"]["spec"]["containers"])
+        for d in plan.of_type("kubernetes:apps/v1:Deployment")
+        if (d.inputs["spec"]["template"]["spec"].get("nodeSelector") or {}).get(GPU_GROUP_LABEL) == group)
+    nodes = -(-gpus // gpus_per_node)
+    node_class = next(c for c in plan.of_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
+                      if c.inputs["metadata"]["name"] == spec["template"]["spec"]["nodeClassRef"]["name"])
+    (volume,) = [m["ebs"] for m in node_class.inputs["spec"]["blockDeviceMappings"]]
+    disk_gib = int(volume["volumeSize"].removesuffix("Gi"))
+    node_month = hourly * hours + _gp3_month(volume, disk_gib, prices)
+    spot = " spot first, on-demand ceiling" if "spot" in requirements["karpenter.sh/capacity-type"] else ""
+    label = (f"node pool {group}: {nodes} x {instance_type} for {gpus} model GPUs + {disk_gib} GiB "
+             f"gp3 ({volume['iops']} IOPS, {volume['throughput']} MiB/s){spot}")
+    return [Line(_component(plan, pool), label, nodes * node_month, nodes * node_month)]
 
 
 def _cache_nodes(inputs: dict[str, Any]) -> int:
@@ -111,6 +153,8 @@ def estimate(plan: Plan, prices: dict[str, Any], assumptions: Assumptions = Assu
             fixed(resource, "EKS control plane (standard support)", prices["eks"]["clusterHour"] * hours)
         elif kind == "aws:eks/nodeGroup:NodeGroup":
             lines += _node_group(plan, resource, prices, hours)
+        elif kind == "kubernetes:karpenter.sh/v1:NodePool":
+            lines += _node_pool(plan, resource, prices, hours)
         elif kind == "aws:ec2/natGateway:NatGateway":
             fixed(resource, f"NAT gateway {resource.name}", prices["natGatewayHour"] * hours)
         elif kind == "aws:ec2/eip:Eip":

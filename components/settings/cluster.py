@@ -97,16 +97,53 @@ class SystemNodeGroupSettings(ScalingSettings):
 
 
 class GpuNodeGroupSettings(ScalingSettings):
-    """A managed node group of NVIDIA GPU nodes, tainted so only GPU workloads land there."""
+    """A group of NVIDIA GPU nodes, tainted so only GPU workloads land there.
+
+    `engine: karpenter` (the default): a Karpenter NodePool and EC2NodeClass; nodes are launched
+    for pending pods and removed when empty, `maxSize` caps the group's nodes (as a GPU limit),
+    and `capacityType: SPOT` lets Karpenter take Spot first and On-Demand when no Spot offering
+    of the listed types is available. `engine: managed`: an EKS managed node group scaled by the
+    Cluster Autoscaler, for reserved capacity (Capacity Blocks, ODCRs) or a fixed floor of nodes
+    (`minSize`).
+    """
 
     name: str
+    engine: Literal["karpenter", "managed"] = "karpenter"
     instance_types: list[str] = Field(min_length=1)
     ami_type: Literal["AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA"] = "AL2023_x86_64_NVIDIA"
     capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
     disk_size_gib: int = Field(default=200, ge=MIN_GPU_DISK_GIB, le=16384)
+    # gp3 beyond its baseline (125 MiB/s, 3000 IOPS): vLLM's image is ~12 GB compressed and ~28
+    # GB unpacked, written to this volume on every new node (README, "Cold starts").
+    disk_throughput_mibps: int = Field(default=500, ge=125, le=1000)
+    disk_iops: int = Field(default=6000, ge=3000, le=16000)
     min_size: int = Field(default=0, ge=0, le=450)
     desired_size: int = Field(default=0, ge=0, le=450)
     max_size: int = Field(default=2, ge=1, le=450)
+
+    @model_validator(mode="after")
+    def _engine_and_volume(self) -> GpuNodeGroupSettings:
+        problems = []
+        if self.engine == "karpenter":
+            for key, value in (("minSize", self.min_size), ("desiredSize", self.desired_size)):
+                if value:
+                    problems.append(ConfigProblem(
+                        key, f"is {value}, but with engine 'karpenter' nodes follow the pods: "
+                        "keep a model warm with its replicas (modelServing.models[].replicas), "
+                        "or use engine 'managed' for a fixed floor of nodes"))
+        # EBS user guide, "General Purpose SSD volumes": gp3 gives at most 0.25 MiB/s per
+        # provisioned IOPS, and at most 500 IOPS per GiB.
+        if self.disk_throughput_mibps * 4 > self.disk_iops:
+            problems.append(ConfigProblem(
+                "diskThroughputMibps", f"{self.disk_throughput_mibps} MiB/s needs at least "
+                f"{self.disk_throughput_mibps * 4} diskIops (gp3 allows 0.25 MiB/s per IOPS); "
+                f"diskIops is {self.disk_iops}"))
+        if self.disk_iops > 500 * self.disk_size_gib:
+            problems.append(ConfigProblem(
+                "diskIops", f"{self.disk_iops} exceeds gp3's 500 IOPS per GiB of a "
+                f"{self.disk_size_gib} GiB volume"))
+        raise_all(problems)
+        return self
 
     @field_validator("name")
     @classmethod

@@ -43,6 +43,11 @@ CHUNK_HEADER_RESERVE = 2048
 DEFAULT_ANSWER_TOKENS = 4096
 
 
+# EC2NodeClass spec.tags may not name these (its CEL rules at Karpenter v1.14.1); the stack's tags
+# go to every EC2NodeClass, so they are refused for every stack.
+NODE_OWNERSHIP_TAG_PREFIXES = ("eks:eks-cluster-name", "kubernetes.io/cluster", "karpenter.sh/nodepool",
+                               "karpenter.sh/nodeclaim", "karpenter.k8s.aws/ec2nodeclass")
+
 class StackFields(_Model):
     """The stack's settings, each valid on its own; StackSettings adds the rules between them."""
 
@@ -113,6 +118,10 @@ class StackFields(_Model):
                     path, f"{key!r} is a tag the AWS Load Balancer Controller tracks its own "
                     "resources by: it refuses to start with it in --default-tags, and on this "
                     "stack's resources it would hand them to the controller"))
+            elif key.startswith(NODE_OWNERSHIP_TAG_PREFIXES):
+                problems.append(ConfigProblem(
+                    path, f"{key!r} is a tag EKS and Karpenter mark their nodes with; Karpenter's "
+                    "EC2NodeClass refuses it (karpenter.k8s.aws_ec2nodeclasses.yaml, spec.tags)"))
             elif "=" in key:
                 problems.append(ConfigProblem(
                     path, f"{key!r} contains '=': the AWS Load Balancer Controller reads "

@@ -1,0 +1,325 @@
+"""Karpenter: GPU nodes launched for pending model pods, drained on the Spot notice, removed when
+empty.
+
+Everything Karpenter's own getting-started template (components/data/karpenter/
+cloudformation.yaml, aws/karpenter-provider-aws v1.14.1, vendored verbatim) creates is built from
+that template here, so a version bump shows its changes in the pull request:
+- the controller's IAM statements (its six managed policies), narrowed where this stack knows
+  more: instances only in the stack's private subnets with the cluster security group, and no
+  zonal-shift read (zonal shift is off);
+- the interruption queue (SQS, SSE, five minutes' retention) and the EventBridge rules that feed
+  it (Spot interruption warnings, rebalance recommendations, instance state changes, scheduled
+  AWS Health events, capacity-reservation interruptions), with a queue policy that admits only
+  those rules;
+- the node role (the template's managed policies, less the CNI one, which vpc-cni gets through
+  Pod Identity, and SSM, which no managed node of this stack has either) and its EKS access entry
+  (EC2_LINUX: the cluster is in API authentication mode).
+Per GPU group of engine `karpenter`: an EC2NodeClass and a NodePool (`node_class_spec`,
+`node_pool_spec`), validated in tests against the CRDs of the pinned version.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import yaml
+
+from . import iam
+from .helm import pinned_release
+from .node_group import GPU_TAINT, TAINT_EFFECTS, data_volume_device, gpu_labels, system_labels
+from .pod_identity import pod_identity_role
+from .settings import GpuNodeGroupSettings
+from .versions import KARPENTER, KARPENTER_CRD, KARPENTER_NODE_AMIS
+
+DATA = Path(__file__).parent / "data" / "karpenter"
+TEMPLATE_FILE = DATA / "cloudformation.yaml"
+NAMESPACE = "kube-system"
+SERVICE_ACCOUNT = "karpenter"  # the chart's fullname for release "karpenter" (_helpers.tpl)
+NODE_CLASS_API = "karpenter.k8s.aws/v1"
+NODE_POOL_API = "karpenter.sh/v1"
+# The template's policies this stack grants. ZonalShiftPolicy is left out: it serves
+# settings.enableZonalShift, which stays off (chart default).
+GRANTED_POLICIES = ("NodeLifecyclePolicy", "IAMIntegrationPolicy", "EKSIntegrationPolicy",
+                    "InterruptionPolicy", "ResourceDiscoveryPolicy")
+NOT_GRANTED_POLICIES = {"ZonalShiftPolicy": "settings.enableZonalShift is off (chart default)"}
+# A node lives at most 30 days (new AMIs and kernels reach every node), and its drain may take
+# up to two hours: a model's pods get their 120 s, and a do-not-disrupt pod cannot hold an
+# expired node forever (disruption.md: expireAfter without terminationGracePeriod can).
+EXPIRE_AFTER = "720h"
+TERMINATION_GRACE_PERIOD = "2h"
+# An empty GPU node waits ten minutes before it goes: a model scaled down and up again within
+# that window finds its node (and its image) still there.
+CONSOLIDATE_AFTER = "10m"
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """Reads the template's short-form intrinsics (!Sub, !GetAtt, !Ref) as {tag: value}."""
+
+
+_CloudFormationLoader.add_multi_constructor(
+    "!", lambda loader, suffix, node: {suffix: (
+        loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode)
+        else loader.construct_sequence(node))})
+
+
+def upstream_template() -> dict[str, Any]:
+    return yaml.load(TEMPLATE_FILE.read_text(), Loader=_CloudFormationLoader)
+
+
+def _substitute(text: str, variables: dict[str, str]) -> str:
+    def value(match: re.Match) -> str:
+        if match.group(1) not in variables:
+            raise KeyError(f"the Karpenter template uses ${{{match.group(1)}}}, which is not mapped")
+        return variables[match.group(1)]
+    return re.sub(r"\$\{([A-Za-z0-9:.]+)\}", value, text)
+
+
+def upstream_policies(*, partition: str, region: str, account_id: str, cluster_name: str,
+                      node_role_arn: str, queue_arn: str) -> dict[str, dict[str, Any]]:
+    """The template's managed policies (logical name -> document), its variables filled in."""
+    variables = {"AWS::Partition": partition, "AWS::Region": region, "AWS::AccountId": account_id,
+                 "AWS::URLSuffix": "amazonaws.com", "ClusterName": cluster_name,
+                 "KarpenterNodeRole.Arn": node_role_arn,
+                 "KarpenterInterruptionQueue.Arn": queue_arn}
+    return {name: json.loads(_substitute(resource["Properties"]["PolicyDocument"]["Sub"], variables))
+            for name, resource in upstream_template()["Resources"].items()
+            if resource["Type"] == "AWS::IAM::ManagedPolicy"}
+
+
+def controller_policy(*, partition: str, region: str, account_id: str, cluster_name: str,
+                      node_role_arn: str, queue_arn: str, subnet_ids: list[str],
+                      security_group_id: str) -> dict[str, Any]:
+    """The controller's statements: the template's, with instance launches narrowed from any
+    subnet, security group, capacity reservation and placement group of the region to the
+    stack's private subnets and the cluster security group (the EC2NodeClasses select exactly
+    those, by id; no NodePool here uses reservations or placement groups)."""
+    documents = upstream_policies(partition=partition, region=region, account_id=account_id,
+                                  cluster_name=cluster_name, node_role_arn=node_role_arn,
+                                  queue_arn=queue_arn)
+    ec2 = f"arn:{partition}:ec2:{region}"
+    statements = []
+    for name in GRANTED_POLICIES:
+        for statement in documents[name]["Statement"]:
+            if statement["Sid"] == "AllowScopedEC2InstanceAccessActions":
+                statement = {**statement, "Resource": [
+                    f"{ec2}::image/*", f"{ec2}::snapshot/*",
+                    f"{ec2}:{account_id}:security-group/{security_group_id}",
+                    *(f"{ec2}:{account_id}:subnet/{subnet}" for subnet in subnet_ids)]}
+            statements.append(statement)
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def interruption_rules() -> dict[str, dict[str, Any]]:
+    """The template's EventBridge rules: logical name -> event pattern."""
+    return {name: resource["Properties"]["EventPattern"]
+            for name, resource in upstream_template()["Resources"].items()
+            if resource["Type"] == "AWS::Events::Rule"}
+
+
+def queue_policy(*, queue_arn: str, rule_arns: list[str], account_id: str) -> dict[str, Any]:
+    """Only this stack's rules may send (the template admits events.amazonaws.com and
+    sqs.amazonaws.com without a condition), and only over TLS (the template's DenyHTTP)."""
+    return {"Version": "2012-10-17", "Id": "EC2InterruptionPolicy", "Statement": [
+        {"Sid": "InterruptionEventsFromThisStacksRules", "Effect": "Allow",
+         "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+         "Resource": queue_arn,
+         "Condition": {"ArnEquals": {"aws:SourceArn": sorted(rule_arns)},
+                       "StringEquals": {"aws:SourceAccount": account_id}}},
+        {"Sid": "DenyHTTP", "Effect": "Deny", "Principal": "*", "Action": "sqs:*",
+         "Resource": queue_arn, "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+    ]}
+
+
+def node_class_spec(group: GpuNodeGroupSettings, *, role_name: str, subnet_ids: list[str],
+                    security_group_id: str, tags: dict[str, str]) -> dict[str, Any]:
+    """The EC2NodeClass of a GPU group: the group's AMI family at a pinned release (an alias, not
+    `latest`, so nodes change only when versions.py does), the private subnets and the cluster
+    security group by id, one encrypted gp3 volume for images with the group's throughput and
+    IOPS, IMDSv2 with hop limit 1 (pods cannot reach the node role), the stack's tags."""
+    volume: dict[str, Any] = {
+        "deviceName": data_volume_device(group.ami_type),
+        "ebs": {"volumeSize": f"{group.disk_size_gib}Gi", "volumeType": "gp3",
+                "iops": group.disk_iops, "throughput": group.disk_throughput_mibps,
+                "encrypted": True, "deleteOnTermination": True},
+    }
+    if group.ami_type.startswith("AL2023"):
+        volume["rootVolume"] = True
+    return {
+        "role": role_name,
+        "amiSelectorTerms": [{"alias": KARPENTER_NODE_AMIS[group.ami_type]}],
+        "subnetSelectorTerms": [{"id": subnet} for subnet in subnet_ids],
+        "securityGroupSelectorTerms": [{"id": security_group_id}],
+        "blockDeviceMappings": [volume],
+        "metadataOptions": {"httpEndpoint": "enabled", "httpProtocolIPv6": "disabled",
+                            "httpPutResponseHopLimit": 1, "httpTokens": "required"},
+        "tags": {**tags, "Name": f"{group.name}-gpu"},
+    }
+
+
+def node_pool_spec(group: GpuNodeGroupSettings, *, node_class: str) -> dict[str, Any]:
+    """The NodePool of a GPU group: its instance types, Spot first with On-Demand as fallback
+    for `capacityType: SPOT` (Karpenter prefers Spot when both are allowed), the GPU taint and
+    the labels of a managed GPU group (so model pods select and tolerate it unchanged), a GPU
+    limit of `maxSize` nodes, and disruption that never interrupts a model: only empty nodes are
+    consolidated, one node at a time."""
+    capacity = ["spot", "on-demand"] if group.capacity_type == "SPOT" else ["on-demand"]
+    return {
+        "template": {
+            "metadata": {"labels": gpu_labels(group)},
+            "spec": {
+                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass",
+                                 "name": node_class},
+                "requirements": [
+                    {"key": "node.kubernetes.io/instance-type", "operator": "In",
+                     "values": list(group.instance_types)},
+                    {"key": "karpenter.sh/capacity-type", "operator": "In", "values": capacity},
+                    {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+                    {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
+                ],
+                "taints": [{"key": GPU_TAINT.key, "value": GPU_TAINT.value,
+                            "effect": TAINT_EFFECTS[GPU_TAINT.effect]}],
+                "expireAfter": EXPIRE_AFTER,
+                "terminationGracePeriod": TERMINATION_GRACE_PERIOD,
+            },
+        },
+        "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": CONSOLIDATE_AFTER,
+                       "budgets": [{"nodes": "1"}]},
+        "limits": {"nvidia.com/gpu": str(group.max_size * group.gpus_per_node)},
+    }
+
+
+def controller_values(*, cluster_name: str, queue_name: str) -> dict[str, Any]:
+    """Helm values of the controller (chart karpenter, values.yaml at v1.14.1)."""
+    return {
+        "settings": {"clusterName": cluster_name, "interruptionQueue": queue_name},
+        "replicas": 2,
+        # On the system nodes, never on a node it launched (the chart's default affinity keeps
+        # it off nodes with karpenter.sh/nodepool).
+        "nodeSelector": {"kubernetes.io/os": "linux", **system_labels()},
+        # The getting-started install's sizing (step08-apply-helm-chart.sh).
+        "controller": {"resources": {"requests": {"cpu": "1", "memory": "1Gi"},
+                                     "limits": {"cpu": "1", "memory": "1Gi"}}},
+    }
+
+
+class Karpenter(pulumi.ComponentResource):
+    """Karpenter and the GPU NodePools of the groups with engine `karpenter`.
+
+    Creates: the interruption queue, its policy and EventBridge rules; the node role with its
+    access entry; the controller's Pod Identity role (template policies, narrowed) and
+    association; the CRD release and the controller release (two replicas on the system
+    nodes); per group an EC2NodeClass and a NodePool.
+
+    Destroy order, from the dependency graph: model servers (they wait for their NodePool) go
+    first, then the NodePools and EC2NodeClasses, whose finalizers hold until Karpenter has
+    terminated their nodes, while the controller still runs and still has its role, queue and
+    node role; then the controller; then its AWS resources.
+
+    Attributes:
+        node_pools: group name -> its NodePool (what a model server waits for).
+        release: the controller's Helm release.
+    """
+
+    def __init__(self, name: str, groups: list[GpuNodeGroupSettings], *, cluster_name: str,
+                 eks_cluster: aws.eks.Cluster, subnet_ids: pulumi.Input[list[str]],
+                 cluster_security_group_id: pulumi.Input[str], region: str,
+                 account_id: pulumi.Input[str], partition: pulumi.Input[str],
+                 provider: k8s.Provider, system_ready: list[pulumi.Resource],
+                 tags: dict[str, str], opts: pulumi.ResourceOptions | None = None):
+        super().__init__("anythingllm:cluster:Karpenter", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        queue = aws.sqs.Queue(
+            f"{name}-interruptions", name=f"{cluster_name}-karpenter",
+            message_retention_seconds=300, sqs_managed_sse_enabled=True, tags=tags, opts=child)
+        rules = []
+        for rule_name, pattern in interruption_rules().items():
+            rule = aws.cloudwatch.EventRule(
+                f"{name}-{rule_name}",
+                description=f"Karpenter interruption handling of {cluster_name}: {rule_name}",
+                event_pattern=json.dumps(pattern, sort_keys=True), tags=tags, opts=child)
+            aws.cloudwatch.EventTarget(
+                f"{name}-{rule_name}", rule=rule.name, arn=queue.arn,
+                target_id="KarpenterInterruptionQueueTarget",
+                opts=pulumi.ResourceOptions(parent=rule))
+            rules.append(rule)
+        queue_access = aws.sqs.QueuePolicy(
+            f"{name}-interruptions", queue_url=queue.id,
+            policy=pulumi.Output.all(queue.arn, account_id, *(r.arn for r in rules)).apply(
+                lambda v: iam.to_json(queue_policy(queue_arn=v[0], account_id=v[1],
+                                                   rule_arns=list(v[2:])))),
+            opts=pulumi.ResourceOptions(parent=queue))
+
+        node_role = aws.iam.Role(
+            f"{name}-nodes",
+            description=f"Nodes Karpenter launches in {cluster_name}",
+            assume_role_policy=iam.to_json(iam.service_trust_policy("ec2.amazonaws.com")),
+            tags=tags, opts=child)
+        node_permissions: list[pulumi.Resource] = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-nodes-{policy}", role=node_role.name,
+                policy_arn=pulumi.Output.from_input(partition).apply(
+                    lambda p, policy=policy: iam.managed_policy_arn(p, policy)),
+                opts=pulumi.ResourceOptions(parent=node_role))
+            for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
+        ]
+        node_access = aws.eks.AccessEntry(
+            f"{name}-nodes", cluster_name=eks_cluster.name, principal_arn=node_role.arn,
+            type="EC2_LINUX", tags=tags, opts=child)
+
+        policy = pulumi.Output.all(partition, account_id, node_role.arn, queue.arn, subnet_ids,
+                                   cluster_security_group_id).apply(
+            lambda v: iam.to_json(controller_policy(
+                partition=v[0], region=region, account_id=v[1], cluster_name=cluster_name,
+                node_role_arn=v[2], queue_arn=v[3], subnet_ids=list(v[4]),
+                security_group_id=v[5])))
+        role = pod_identity_role(
+            f"{name}-controller", account_id=account_id, cluster_name=cluster_name,
+            namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, partition=partition,
+            inline_policy=policy, tags=tags, parent=self)
+        association = aws.eks.PodIdentityAssociation(
+            f"{name}-controller", cluster_name=eks_cluster.name, namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT, role_arn=role.arn, tags=tags, opts=child)
+
+        in_cluster = pulumi.ResourceOptions(parent=self, provider=provider)
+        crds = pinned_release(
+            f"{name}-crd", KARPENTER_CRD, release_name="karpenter-crd", namespace=NAMESPACE,
+            values={}, opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(
+                depends_on=system_ready)))
+        self.release = pinned_release(
+            name, KARPENTER, release_name="karpenter", namespace=NAMESPACE,
+            values=queue.name.apply(lambda queue_name: controller_values(
+                cluster_name=cluster_name, queue_name=queue_name)),
+            skip_crds=True,
+            # Credentials are injected at pod creation; the queue must be fed before it reads.
+            opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(
+                depends_on=[*system_ready, crds, association, queue_access, *rules])))
+
+        self.node_pools: dict[str, k8s.apiextensions.CustomResource] = {}
+        for group in groups:
+            node_class = k8s.apiextensions.CustomResource(
+                f"{name}-{group.name}-nodes",
+                api_version=NODE_CLASS_API, kind="EC2NodeClass",
+                metadata={"name": group.name},
+                spec=pulumi.Output.all(node_role.name, subnet_ids, cluster_security_group_id).apply(
+                    lambda v, group=group: node_class_spec(
+                        group, role_name=v[0], subnet_ids=list(v[1]), security_group_id=v[2],
+                        tags=tags)),
+                # Its finalizer waits for its nodes to terminate: the controller, the node
+                # role and its access entry must outlive it.
+                opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(
+                    depends_on=[self.release, node_access, *node_permissions])))
+            self.node_pools[group.name] = k8s.apiextensions.CustomResource(
+                f"{name}-{group.name}",
+                api_version=NODE_POOL_API, kind="NodePool",
+                metadata={"name": group.name},
+                spec=node_pool_spec(group, node_class=group.name),
+                opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(
+                    depends_on=[node_class, self.release])))
+        self.register_outputs({"release": self.release.name})
