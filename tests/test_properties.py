@@ -61,7 +61,8 @@ def stack_configs(draw) -> dict[str, Any]:
         "name": "inference", "engine": engine, "instanceTypes": [gpu_type],
         "amiType": draw(st.sampled_from(["AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA"])),
         "capacityType": "ON_DEMAND" if prod else draw(st.sampled_from(["ON_DEMAND", "SPOT"])),
-        "minSize": min_size, "desiredSize": draw(st.integers(min_size, max_size)) if engine == "managed" else 0,
+        "minSize": min_size,
+        "desiredSize": draw(st.integers(min_size, max_size)) if engine == "managed" else 0,
         "maxSize": max_size, "diskThroughputMibps": throughput,
         "diskIops": draw(st.integers(max(3000, 4 * throughput), 16000)),
     }]

@@ -180,6 +180,18 @@ class StackFields(_Model):
                   "code's instance table (components/instance_types.py): it is taken as x86_64 by "
                   "its name, and pods' requests are not checked against what it can allocate"
                   for index, instance_type in self.cluster.system_node_group.unlisted_types]
+        groups = self.cluster.gpu_node_group_by_name
+        for index, model in enumerate(self.model_serving.models):
+            group = groups.get(model.node_group)
+            if group is not None and group.capacity_type == "SPOT" and model.replicas < 2:
+                # EC2 gives two minutes' notice; Karpenter drains at once and starts a
+                # replacement in parallel (disruption.md, "Interruption"), which serves only
+                # after a node launch, an image pull and a model load (README, "Cold starts").
+                found.append(
+                    f"modelServing.models[{index}].replicas: {model.name} has one replica on the "
+                    f"Spot group {group.name}: a Spot interruption takes it offline until its "
+                    "replacement has started and loaded the model (minutes); set replicas: 2 to "
+                    "keep serving through one")
         if not self.is_prod:
             return found
         tags = [("app.imageTag", self.app.image_tag)]

@@ -1,0 +1,526 @@
+"""Karpenter GPU capacity: the pinned version, its custom resources, IAM, interruption handling,
+placement and destroy order.
+
+Expectations come from aws/karpenter-provider-aws v1.14.1: the getting-started CloudFormation
+template and the CRDs, vendored verbatim in components/data/karpenter/ (their digests are pinned
+below), hack/docs/compatibilitymatrix_gen/compatibility.yaml (Kubernetes minors), the chart's
+values.yaml, and website/content/en/v1.14 concepts/disruption.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+
+import jsonschema
+import pytest
+import yaml
+
+from components import karpenter
+from components.karpenter import (
+    EXPIRE_AFTER,
+    GRANTED_POLICIES,
+    NOT_GRANTED_POLICIES,
+    TERMINATION_GRACE_PERIOD,
+    controller_policy,
+    interruption_rules,
+    queue_policy,
+    upstream_policies,
+)
+from components.settings.kubernetes_version import supported_versions
+from components.versions import KARPENTER, KARPENTER_CRD, KARPENTER_KUBERNETES, KARPENTER_VERSION
+from tests import crd_schema
+from tests.conftest import STACKS, base_config, expect_settings_error, settings_from, stack_settings
+from tests.iam_policy_model import ALLOWED, EXPLICIT_DENY, IMPLICIT_DENY, Request, evaluate
+from tools.engine import Plan
+from tools.fake_cloud import ACCOUNT_ID
+
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+GROUP_LABEL = "anythingllm.io/gpu-node-group"
+EC2 = f"arn:aws:ec2:us-east-1:{ACCOUNT_ID}"
+
+DIGESTS = {
+    "cloudformation.yaml": "7ffeb01f04b5da482ef43087830de00a476098416e3b4576c38239ef1b0bef4b",
+    "karpenter.k8s.aws_ec2nodeclasses.yaml": (
+        "62dec59f01c0972d4503ca3ed25f243ba9c2f561be0d964ce7a14c8df406132f"),
+    "karpenter.sh_nodepools.yaml": "3bb64a20c80776b77aa19a699ebdaf34480a7b2e7ec4ef890b43225b3517f878",
+}
+
+
+def _release(plan: Plan, name: str):
+    return next(r for r in plan.of_type(RELEASE) if r.inputs["name"] == name)
+
+
+# ---------------------------------------------------------------------------------- versions
+
+
+def test_vendored_files_are_the_pinned_releases():
+    for name, digest in DIGESTS.items():
+        assert hashlib.sha256((karpenter.DATA / name).read_bytes()).hexdigest() == digest, name
+    # The CRD chart and the controller chart move together.
+    assert KARPENTER.version == KARPENTER_CRD.version == KARPENTER_VERSION == "1.14.1"
+    assert KARPENTER.repository == KARPENTER_CRD.repository == "oci://public.ecr.aws/karpenter"
+
+
+def test_every_supported_kubernetes_version_is_one_karpenter_supports():
+    low, high = (tuple(int(p) for p in v.split(".")) for v in KARPENTER_KUBERNETES)
+    for version in supported_versions():
+        assert low <= tuple(int(p) for p in version.split(".")) <= high, version
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_charts_install_crds_first_then_the_controller(stack_plans, stack):
+    plan = stack_plans[stack]
+    crds, controller = _release(plan, "karpenter-crd"), _release(plan, "karpenter")
+    assert crds.inputs["chart"] == "oci://public.ecr.aws/karpenter/karpenter-crd"
+    assert controller.inputs["chart"] == "oci://public.ecr.aws/karpenter/karpenter"
+    assert crds.inputs["version"] == controller.inputs["version"] == "1.14.1"
+    assert "repositoryOpts" not in controller.inputs
+    # Helm installs a chart's crds/ once and never upgrades them: the CRD chart owns them.
+    assert controller.inputs["skipCrds"] is True and plan.waits_for(controller, crds)
+    values = controller.inputs["values"]
+    queue = plan.one("aws:sqs/queue:Queue")
+    assert values["settings"] == {
+        "clusterName": plan.outputs["clusterName"],
+        "interruptionQueue": queue.inputs["name"],
+    }
+    assert values["nodeSelector"]["anythingllm.io/node-group"] == "system"
+    association = plan.one(
+        "aws:eks/podIdentityAssociation:PodIdentityAssociation", "cluster-karpenter-controller"
+    )
+    assert (association.inputs["namespace"], association.inputs["serviceAccount"]) == (
+        "kube-system",
+        "karpenter",
+    )
+    assert plan.waits_for(controller, association)
+
+
+# -------------------------------------------------------------------------- custom resources
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_node_classes_and_pools_validate_against_the_pinned_crds(stack_plans, stack):
+    plan = stack_plans[stack]
+    resources = [*plan.of_type(NODE_CLASS), *plan.of_type(NODE_POOL)]
+    assert resources
+    for resource in resources:
+        crd_schema.validate(copy.deepcopy(resource.raw_inputs), "1.36.0")
+
+
+def test_the_crd_check_has_teeth(stack_plans):
+    node_class = copy.deepcopy(stack_plans["dev"].one(NODE_CLASS).raw_inputs)
+    node_class["spec"]["blockDeviceMappings"][0]["ebs"]["volumeSize"] = (
+        "200GB"  # not a quantity it takes
+    )
+    with pytest.raises(jsonschema.ValidationError, match=r"does not match"):
+        crd_schema.validate(node_class, "1.36.0")
+    pool = copy.deepcopy(stack_plans["dev"].one(NODE_POOL).raw_inputs)
+    pool["spec"]["disruption"]["consolidationPolicy"] = "WhenIdle"
+    with pytest.raises(jsonschema.ValidationError):
+        crd_schema.validate(pool, "1.36.0")
+    pool = copy.deepcopy(stack_plans["dev"].one(NODE_POOL).raw_inputs)
+    pool["spec"]["template"]["spec"]["expiresAfter"] = "720h"  # misspelt: unknown field
+    with pytest.raises(jsonschema.ValidationError):
+        crd_schema.validate(pool, "1.36.0")
+
+
+def _cel_rules(schema: dict) -> list[str]:
+    return [v["rule"] for v in schema.get("x-kubernetes-validations", [])]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_crds_cel_rules_hold(stack_plans, stack):
+    """The CEL rules (not evaluated by the schema check) that these objects could break, read
+    from the CRDs so that a changed rule fails here, and checked by hand."""
+    crds = {
+        name: yaml.safe_load((karpenter.DATA / name).read_text())
+        for name in ("karpenter.k8s.aws_ec2nodeclasses.yaml", "karpenter.sh_nodepools.yaml")
+    }
+    class_spec = crds["karpenter.k8s.aws_ec2nodeclasses.yaml"]["spec"]["versions"][0]["schema"][
+        "openAPIV3Schema"
+    ]["properties"]["spec"]
+    assert "self.all(k, !k.startsWith('kubernetes.io/cluster') )" in _cel_rules(
+        class_spec["properties"]["tags"]
+    )
+    assert (
+        "self.split('@')[0] in ['al2','al2023','bottlerocket','windows2019','windows2022','windows2025']"
+        in (_cel_rules(class_spec["properties"]["amiSelectorTerms"]["items"]["properties"]["alias"]))
+    )
+    pool_labels = crds["karpenter.sh_nodepools.yaml"]["spec"]["versions"][0]["schema"][
+        "openAPIV3Schema"
+    ]["properties"]["spec"]["properties"]["template"]["properties"]["metadata"]["properties"]["labels"]
+    assert 'self.all(x, x != "kubernetes.io/hostname")' in _cel_rules(pool_labels)
+
+    forbidden_tags = (
+        "eks:eks-cluster-name",
+        "karpenter.sh/nodepool",
+        "karpenter.sh/nodeclaim",
+        "karpenter.k8s.aws/ec2nodeclass",
+    )
+    for node_class in stack_plans[stack].of_type(NODE_CLASS):
+        spec = node_class.inputs["spec"]
+        assert ("role" in spec) != ("instanceProfile" in spec)
+        (term,) = spec["amiSelectorTerms"]
+        family, _, version = term["alias"].partition("@")
+        assert family in ("al2023", "bottlerocket") and version not in ("", "latest")
+        assert len(term["alias"]) <= 30
+        for key in spec["tags"]:
+            assert key and key not in forbidden_tags and not key.startswith("kubernetes.io/cluster"), key
+    for pool in stack_plans[stack].of_type(NODE_POOL):
+        for key in pool.inputs["spec"]["template"]["metadata"]["labels"]:
+            domain = key.split("/")[0] if "/" in key else ""
+            assert not domain.endswith("karpenter.sh") and not domain.endswith("karpenter.k8s.aws"), key
+            assert not (domain.endswith("kubernetes.io") or domain.endswith("k8s.io")), key
+
+
+def test_a_gpu_pool_follows_its_group_settings(stack_plans):
+    """prod's chat group: On-Demand only, its instance type, the GPU taint, a GPU limit of
+    maxSize nodes, disruption that only removes empty nodes one at a time, and a bounded node
+    lifetime that a do-not-disrupt pod cannot stretch (expireAfter + terminationGracePeriod,
+    disruption.md)."""
+    settings = stack_settings("prod")
+    chat = settings.cluster.gpu_node_group_by_name["chat"]
+    pool = stack_plans["prod"].one(NODE_POOL, "cluster-karpenter-chat").inputs["spec"]
+    requirements = {r["key"]: r for r in pool["template"]["spec"]["requirements"]}
+    assert requirements["node.kubernetes.io/instance-type"]["values"] == ["g6e.xlarge"]
+    assert requirements["karpenter.sh/capacity-type"]["values"] == ["on-demand"]
+    assert pool["template"]["spec"]["taints"] == [
+        {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
+    ]
+    assert pool["limits"] == {"nvidia.com/gpu": str(chat.max_size * 1)}
+    assert pool["disruption"] == {
+        "consolidationPolicy": "WhenEmpty",
+        "consolidateAfter": "10m",
+        "budgets": [{"nodes": "1"}],
+    }
+    assert (
+        pool["template"]["spec"]["expireAfter"],
+        pool["template"]["spec"]["terminationGracePeriod"],
+    ) == (EXPIRE_AFTER, TERMINATION_GRACE_PERIOD)
+    # dev's Spot group may fall back to On-Demand; Karpenter takes Spot first.
+    dev = stack_plans["dev"].one(NODE_POOL).inputs["spec"]["template"]["spec"]["requirements"]
+    assert {
+        "key": "karpenter.sh/capacity-type",
+        "operator": "In",
+        "values": ["spot", "on-demand"],
+    } in dev
+
+
+def test_node_classes_pin_the_ami_and_size_the_image_volume(stack_plans):
+    plan = stack_plans["prod"]
+    classes = {c.inputs["metadata"]["name"]: c.inputs["spec"] for c in plan.of_type(NODE_CLASS)}
+    assert classes["chat"]["amiSelectorTerms"] == [{"alias": "al2023@v20260903"}]
+    assert classes["embed"]["amiSelectorTerms"] == [{"alias": "bottlerocket@1.68.1"}]
+    (chat_volume,) = classes["chat"]["blockDeviceMappings"]
+    assert chat_volume == {
+        "deviceName": "/dev/xvda",
+        "rootVolume": True,
+        "ebs": {
+            "volumeSize": "300Gi",
+            "volumeType": "gp3",
+            "iops": 6000,
+            "throughput": 500,
+            "encrypted": True,
+            "deleteOnTermination": True,
+        },
+    }
+    # Bottlerocket keeps images on its data volume, /dev/xvdb.
+    assert classes["embed"]["blockDeviceMappings"][0]["deviceName"] == "/dev/xvdb"
+    for spec in classes.values():
+        assert spec["metadataOptions"]["httpTokens"] == "required"
+        assert spec["metadataOptions"]["httpPutResponseHopLimit"] == 1
+        # The private subnets and the cluster security group, by id: no other subnet or group
+        # can be picked up by a copied tag.
+        subnets = [
+            s
+            for s in plan.of_type("aws:ec2/subnet:Subnet")
+            if "kubernetes.io/role/internal-elb" in s.inputs["tags"]
+        ]
+        assert len(spec["subnetSelectorTerms"]) == len(subnets) and all(
+            "id" in t for t in spec["subnetSelectorTerms"]
+        )
+        assert spec["securityGroupSelectorTerms"] == [
+            {
+                "id": plan.one(
+                    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "database-postgres"
+                ).inputs["referencedSecurityGroupId"]
+            }
+        ]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_model_lands_only_on_its_pool(stack_plans, stack):
+    plan = stack_plans[stack]
+    settings = stack_settings(stack)
+    pools = {
+        p.inputs["spec"]["template"]["metadata"]["labels"][GROUP_LABEL]: p
+        for p in plan.of_type(NODE_POOL)
+    }
+    for model in settings.model_serving.models:
+        pod = plan.one(DEPLOYMENT, f"models-{model.name}").inputs["spec"]["template"]["spec"]
+        assert pod["nodeSelector"] == {GROUP_LABEL: model.node_group}
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
+            "tolerations"
+        ]
+        if settings.cluster.gpu_node_group_by_name[model.node_group].engine == "karpenter":
+            # Only its own pool carries the label value it selects.
+            assert [g for g, p in pools.items() if g == model.node_group] == [model.node_group]
+
+
+# ----------------------------------------------------------------------------------------- IAM
+
+
+def _policy(plan: Plan, name: str) -> dict:
+    return json.loads(plan.one("aws:iam/rolePolicy:RolePolicy", name).inputs["policy"])
+
+
+def test_the_controller_policy_is_the_templates_narrowed():
+    upstream = upstream_policies(
+        partition="aws",
+        region="us-east-1",
+        account_id=ACCOUNT_ID,
+        cluster_name="c",
+        node_role_arn="arn:aws:iam::1:role/n",
+        queue_arn="q",
+    )
+    assert set(upstream) == {*GRANTED_POLICIES, *NOT_GRANTED_POLICIES}
+    scoped = controller_policy(
+        partition="aws",
+        region="us-east-1",
+        account_id=ACCOUNT_ID,
+        cluster_name="c",
+        node_role_arn="arn:aws:iam::1:role/n",
+        queue_arn="q",
+        subnet_ids=["subnet-1", "subnet-2"],
+        security_group_id="sg-1",
+    )
+    expected = [s for name in GRANTED_POLICIES for s in upstream[name]["Statement"]]
+    assert [s["Sid"] for s in scoped["Statement"]] == [s["Sid"] for s in expected]
+    changed = [s["Sid"] for s, u in zip(scoped["Statement"], expected, strict=True) if s != u]
+    assert changed == ["AllowScopedEC2InstanceAccessActions"]
+    # Inline role policies are limited to 10,240 characters (IAM quotas), whitespace excluded.
+    assert len(json.dumps(scoped, separators=(",", ":"))) < 10_240
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_controller_reaches_only_this_clusters_capacity(stack_plans, stack):
+    plan = stack_plans[stack]
+    policy = _policy(plan, "cluster-karpenter-controller")
+    cluster = plan.outputs["clusterName"]
+    (subnet, *_) = next(c for c in plan.of_type(NODE_CLASS)).inputs["spec"]["subnetSelectorTerms"]
+    security_group = next(c for c in plan.of_type(NODE_CLASS)).inputs["spec"][
+        "securityGroupSelectorTerms"
+    ][0]["id"]
+    sids = {statement["Sid"]: statement for statement in policy["Statement"]}
+    node_role = sids["AllowPassingInstanceRole"]["Resource"]
+    # The queue's ARN as the engine's fake cloud gives it (tools/fake_cloud.py).
+    queue = sids["AllowInterruptionQueueActions"]["Resource"]
+    assert queue.endswith(plan.one("aws:sqs/queue:Queue").inputs["name"])
+    ours = {
+        f"aws:ResourceTag/kubernetes.io/cluster/{cluster}": "owned",
+        "aws:ResourceTag/karpenter.sh/nodepool": "chat",
+    }
+    theirs = {
+        "aws:ResourceTag/kubernetes.io/cluster/payments": "owned",
+        "aws:ResourceTag/karpenter.sh/nodepool": "x",
+    }
+    launch = {
+        f"aws:RequestTag/kubernetes.io/cluster/{cluster}": "owned",
+        "aws:RequestTag/eks:eks-cluster-name": cluster,
+        "aws:RequestTag/karpenter.sh/nodepool": "chat",
+    }
+    allowed = [
+        Request("ec2:RunInstances", f"{EC2}:subnet/{subnet['id']}"),
+        Request("ec2:RunInstances", f"{EC2}:security-group/{security_group}"),
+        Request("ec2:RunInstances", "arn:aws:ec2:us-east-1::image/ami-0abc"),
+        Request("ec2:RunInstances", f"{EC2}:instance/*", launch),
+        Request("ec2:TerminateInstances", f"{EC2}:instance/i-0abc", ours),
+        Request("iam:PassRole", node_role, {"iam:PassedToService": "ec2.amazonaws.com"}),
+        Request("sqs:ReceiveMessage", queue),
+    ]
+    refused = [
+        Request("ec2:RunInstances", f"{EC2}:subnet/subnet-0public0000000000"),
+        Request("ec2:RunInstances", f"{EC2}:security-group/sg-0database00000000"),
+        Request(
+            "ec2:RunInstances",
+            f"{EC2}:instance/*",
+            {**launch, "aws:RequestTag/eks:eks-cluster-name": "payments"},
+        ),
+        Request("ec2:TerminateInstances", f"{EC2}:instance/i-0abc", theirs),
+        Request(
+            "iam:PassRole",
+            f"arn:aws:iam::{ACCOUNT_ID}:role/admin",
+            {"iam:PassedToService": "ec2.amazonaws.com"},
+        ),
+        Request("sqs:ReceiveMessage", queue.rsplit(":", 1)[0] + ":other-queue"),
+    ]
+    assert [r for r in allowed if evaluate(policy, r) != ALLOWED] == []
+    assert [r for r in refused if evaluate(policy, r) != IMPLICIT_DENY] == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_node_role_joins_as_a_node_and_nothing_more(stack_plans, stack):
+    plan = stack_plans[stack]
+    entry = plan.one("aws:eks/accessEntry:AccessEntry", "cluster-karpenter-nodes")
+    assert entry.inputs["type"] == "EC2_LINUX"
+    attachments = [
+        a.inputs["policyArn"]
+        for a in plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if a.name.startswith("cluster-karpenter-nodes-")
+    ]
+    assert sorted(attachments) == [
+        "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
+        "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    ]
+
+
+# --------------------------------------------------------------------------- interruptions
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_interruption_events_reach_the_queue(stack_plans, stack):
+    plan = stack_plans[stack]
+    rules = {
+        r.name.removeprefix("cluster-karpenter-"): json.loads(r.inputs["eventPattern"])
+        for r in plan.of_type("aws:cloudwatch/eventRule:EventRule")
+    }
+    assert rules == interruption_rules()
+    kinds = {(p["source"][0], p["detail-type"][0]) for p in rules.values()}
+    assert {
+        ("aws.ec2", "EC2 Spot Instance Interruption Warning"),
+        ("aws.ec2", "EC2 Instance Rebalance Recommendation"),
+        ("aws.ec2", "EC2 Instance State-change Notification"),
+        ("aws.health", "AWS Health Event"),
+    } <= kinds
+    queue = plan.one("aws:sqs/queue:Queue")
+    assert (
+        queue.inputs["messageRetentionSeconds"] == 300 and queue.inputs["sqsManagedSseEnabled"] is True
+    )
+    targets = plan.of_type("aws:cloudwatch/eventTarget:EventTarget")
+    assert len(targets) == len(rules)
+    for target in targets:
+        assert target.property_dependencies["arn"] == [queue.urn]
+
+
+def test_only_the_stacks_rules_may_send_and_only_over_tls():
+    queue = f"arn:aws:sqs:us-east-1:{ACCOUNT_ID}:c-karpenter"
+    rule = f"arn:aws:events:us-east-1:{ACCOUNT_ID}:rule/spot"
+    policy = queue_policy(queue_arn=queue, rule_arns=[rule], account_id=ACCOUNT_ID)
+    context = {"aws:SourceArn": rule, "aws:SourceAccount": ACCOUNT_ID, "aws:SecureTransport": "true"}
+    send = "sqs:SendMessage"
+    assert evaluate(policy, Request(send, queue, context, principal="events.amazonaws.com")) == ALLOWED
+    other_rule = {
+        **context,
+        "aws:SourceArn": "arn:aws:events:us-east-1:999999999999:rule/x",
+        "aws:SourceAccount": "999999999999",
+    }
+    assert (
+        evaluate(policy, Request(send, queue, other_rule, principal="events.amazonaws.com"))
+        == IMPLICIT_DENY
+    )
+    plain = {**context, "aws:SecureTransport": "false"}
+    assert (
+        evaluate(policy, Request(send, queue, plain, principal="events.amazonaws.com")) == EXPLICIT_DENY
+    )
+
+
+# ---------------------------------------------------------------------------------- ordering
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_destroy_leaves_no_instance_behind(stack_plans, stack):
+    """Models go before their NodePool, a NodePool before its EC2NodeClass, whose finalizer
+    holds until Karpenter has terminated the nodes; so the controller, its permissions, its
+    queue and the node role (and its access entry) must all outlive every EC2NodeClass."""
+    plan = stack_plans[stack]
+    settings = stack_settings(stack)
+    controller = _release(plan, "karpenter")
+    classes = {c.inputs["metadata"]["name"]: c for c in plan.of_type(NODE_CLASS)}
+    pools = {p.inputs["metadata"]["name"]: p for p in plan.of_type(NODE_POOL)}
+    for model in settings.model_serving.models:
+        if model.node_group in pools:
+            deployment = plan.one(DEPLOYMENT, f"models-{model.name}")
+            assert plan.deleted_before(deployment, pools[model.node_group]), model.name
+    must_outlive = [
+        controller,
+        plan.one("aws:iam/rolePolicy:RolePolicy", "cluster-karpenter-controller"),
+        plan.one(
+            "aws:eks/podIdentityAssociation:PodIdentityAssociation", "cluster-karpenter-controller"
+        ),
+        plan.one("aws:sqs/queue:Queue"),
+        plan.one("aws:iam/role:Role", "cluster-karpenter-nodes"),
+        plan.one("aws:eks/accessEntry:AccessEntry", "cluster-karpenter-nodes"),
+        *(
+            a
+            for a in plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+            if a.name.startswith("cluster-karpenter-nodes-")
+        ),
+    ]
+    for name, pool in pools.items():
+        assert plan.deleted_before(pool, classes[name]), name
+        for resource in must_outlive:
+            assert plan.deleted_before(classes[name], resource), (name, resource.name)
+            assert plan.deleted_before(pool, resource), (name, resource.name)
+    assert plan.deleted_before(controller, plan.one("aws:eks/cluster:Cluster"))
+
+
+# ---------------------------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize(
+    "change, key, reason",
+    [
+        (
+            lambda g: g.update(minSize=1, desiredSize=1),
+            "cluster.gpuNodeGroups[0].minSize",
+            "nodes follow the pods",
+        ),
+        (
+            lambda g: g.update(diskThroughputMibps=1000, diskIops=3000),
+            "cluster.gpuNodeGroups[0].diskThroughputMibps",
+            "needs at least 4000 diskIops",
+        ),
+        (
+            lambda g: g.update(diskThroughputMibps=2000),
+            "cluster.gpuNodeGroups[0].diskThroughputMibps",
+            "less than or equal to 1000",
+        ),
+        (lambda g: g.update(engine="fargate"), "cluster.gpuNodeGroups[0].engine", "karpenter"),
+    ],
+)
+def test_bad_gpu_group_settings_name_the_key(change, key, reason):
+    config = base_config()
+    change(config["cluster"]["gpuNodeGroups"][0])
+    expect_settings_error(config, key, reason)
+
+
+def test_a_managed_group_may_keep_a_floor():
+    config = base_config()
+    config["cluster"]["gpuNodeGroups"][0].update(engine="managed", minSize=1, desiredSize=1)
+    assert settings_from(config).cluster.gpu_node_groups[0].min_size == 1
+
+
+@pytest.mark.parametrize(
+    "tag", ["kubernetes.io/cluster/other", "karpenter.sh/nodepool", "eks:eks-cluster-name"]
+)
+def test_tags_karpenter_refuses_are_refused_before_anything_runs(tag):
+    config = base_config()
+    config["tags"] = {tag: "x"}
+    expect_settings_error(config, f"tags[{tag!r}]", "EC2NodeClass refuses it")
+
+
+def test_a_single_replica_on_spot_is_warned_about():
+    """Two minutes' notice, then a drain while the replacement starts (disruption.md): one
+    replica on Spot means minutes offline per interruption."""
+    config = base_config()
+    config["cluster"]["gpuNodeGroups"][0]["capacityType"] = "SPOT"
+    warnings = settings_from(config).warnings
+    chat = [w for w in warnings if w.startswith("modelServing.models[0].replicas")]
+    assert chat and "Spot interruption takes it offline" in chat[0]
+    config["modelServing"]["models"][0]["replicas"] = 2
+    config["cluster"]["gpuNodeGroups"][0]["maxSize"] = 3
+    assert not [w for w in settings_from(config).warnings if w.startswith("modelServing.models[0].replicas")]
