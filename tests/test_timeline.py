@@ -286,3 +286,16 @@ def test_summary_line_for_pull_requests(stack_plans):
     assert line.startswith("Predicted `dev` timeline (make timeline): deploy **")
     assert "(+2.0 min)" in line and "(+0.0 min)" in line
     assert "(" not in summary(prediction).split(":", 1)[1]
+
+
+def test_a_model_on_a_karpenter_pool_waits_for_a_node_launch(stack_plans):
+    """A NodePool has no node until a pod is pending: dev's models wait for one launch on top of
+    the image and model load."""
+    plan = stack_plans["dev"]
+    steps = create_schedule(plan, TABLE)
+    launch = TABLE["rules"]["karpenter_launch"]["seconds"]
+    image = TABLE["images"]["docker.io/vllm/vllm-openai"]["ready_seconds"]
+    models = [step for step in steps.values() if step.type == "kubernetes:apps/v1:Deployment"
+              and "a node of cluster-karpenter-inference" in step.duration.basis]
+    assert len(models) == 2
+    assert all(step.duration.seconds == image + launch for step in models)

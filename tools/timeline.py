@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DURATIONS = Path(__file__).resolve().parent / "data" / "durations.json"
 
 NODE_GROUP_TYPE = "aws:eks/nodeGroup:NodeGroup"
+NODE_POOL_TYPE = "kubernetes:karpenter.sh/v1:NodePool"
 SERVICE_TYPE = "kubernetes:core/v1:Service"
 # Pod-managing kinds that pulumi-kubernetes deletes with foreground propagation and awaits.
 WORKLOAD_PREFIX = "kubernetes:apps/v1:"
@@ -220,8 +221,17 @@ def _scaled_from_zero(pod: dict[str, Any], node_groups: list[Registration]) -> l
     return []
 
 
+def _karpenter_pools(pod: dict[str, Any], node_pools: list[Registration]) -> list[str]:
+    """The Karpenter NodePools a pod's nodeSelector lands on: a NodePool has no node until a pod
+    is pending, so on a deploy the pod always waits for a launch."""
+    selector = pod.get("nodeSelector") or {}
+    return [pool.name for pool in node_pools if selector and selector.items() <= (
+        _input(pool.inputs, "spec.template.metadata.labels") or {}).items()]
+
+
 def create_duration(resource: Registration, table: dict[str, Any],
-                    node_groups: list[Registration]) -> Duration:
+                    node_groups: list[Registration],
+                    node_pools: list[Registration] = ()) -> Duration:
     """Seconds from the create call until Pulumi sees `resource` ready."""
     if not resource.custom:
         return Duration(0, "component", COMPONENT_SOURCE)
@@ -246,6 +256,12 @@ def create_duration(resource: Registration, table: dict[str, Any],
         rule = table["rules"]["node_scale_up"]
         duration = Duration(duration.seconds + rule["seconds"],
                             f"{duration.basis} + scale-up of {', '.join(groups)} from 0",
+                            f"{duration.source} + {rule['source']}")
+    pools = _karpenter_pools(pod, list(node_pools))
+    if pools:
+        rule = table["rules"]["karpenter_launch"]
+        duration = Duration(duration.seconds + rule["seconds"],
+                            f"{duration.basis} + a node of {', '.join(pools)}",
                             f"{duration.source} + {rule['source']}")
     return duration
 
@@ -332,6 +348,7 @@ def create_schedule(plan: Plan, table: dict[str, Any]) -> dict[str, Step]:
     """
     index = plan.by_urn()
     node_groups = plan.of_type(NODE_GROUP_TYPE)
+    node_pools = plan.of_type(NODE_POOL_TYPE)
     waits = {r.urn: [(urn, PREREQUISITE) for urn in plan.creation_prerequisites(r) if urn in index]
              for r in plan.resources}  # the stack resource is not recorded: it is ready at 0
     for service, workloads in _service_waits(plan).items():
@@ -344,7 +361,7 @@ def create_schedule(plan: Plan, table: dict[str, Any]) -> dict[str, Step]:
         for prerequisite, kind in waits[urn]:
             if steps[prerequisite].finish > start:
                 start, before, how = steps[prerequisite].finish, prerequisite, kind
-        duration = create_duration(resource, table, node_groups)
+        duration = create_duration(resource, table, node_groups, node_pools)
         steps[urn] = Step(urn, resource.type, resource.name, start, start + duration.seconds, duration,
                           before, how)
     return steps
