@@ -1,5 +1,5 @@
 """Karpenter: GPU nodes launched for pending model pods, drained on the Spot notice, removed when
-empty.
+empty, replaced (a new node first) when their AMI pin or node class changes.
 
 Everything Karpenter's own getting-started template (components/data/karpenter/
 cloudformation.yaml, aws/karpenter-provider-aws v1.14.1, vendored verbatim) creates is built from
@@ -48,14 +48,23 @@ NODE_POOL_API = "karpenter.sh/v1"
 GRANTED_POLICIES = ("NodeLifecyclePolicy", "IAMIntegrationPolicy", "EKSIntegrationPolicy",
                     "InterruptionPolicy", "ResourceDiscoveryPolicy")
 NOT_GRANTED_POLICIES = {"ZonalShiftPolicy": "settings.enableZonalShift is off (chart default)"}
-# A node lives at most 30 days (new AMIs and kernels reach every node), and its drain may take
-# up to two hours: a model's pods get their 120 s, and a do-not-disrupt pod cannot hold an
-# expired node forever (disruption.md: expireAfter without terminationGracePeriod can).
-EXPIRE_AFTER = "720h"
+# Nodes do not expire: expiration is forceful (no replacement first, no budget; disruption.md),
+# so a one-replica model would go offline on a timer. New AMIs come only from versions.py (the
+# aliases are pinned), and that change reaches the nodes gracefully, as drift: a replacement
+# node first, within the budget and the models' PodDisruptionBudgets. A drain still ends after
+# two hours (a model's pods get their 120 s), so no pod can hold a drifted node forever.
+EXPIRE_AFTER = "Never"
 TERMINATION_GRACE_PERIOD = "2h"
+# Bottlerocket's OS volume, as Karpenter's own default mapping sizes it (nodeclasses.md at
+# v1.14): given mappings replace Karpenter's defaults entirely, so it is stated, gp3 and
+# encrypted, or the AMI's own (gp2) would be used.
+BOTTLEROCKET_OS_VOLUME_GIB = 4
 # An empty GPU node waits ten minutes before it goes: a model scaled down and up again within
 # that window finds its node (and its image) still there.
 CONSOLIDATE_AFTER = "10m"
+# Deleting a NodePool or EC2NodeClass waits for its nodes to drain (up to the termination grace
+# period per node, one budgeted node at a time for drift) and terminate.
+DELETE_TIMEOUT = pulumi.CustomTimeouts(delete="30m")
 
 
 class _CloudFormationLoader(yaml.SafeLoader):
@@ -122,15 +131,16 @@ def interruption_rules() -> dict[str, dict[str, Any]]:
             if resource["Type"] == "AWS::Events::Rule"}
 
 
-def queue_policy(*, queue_arn: str, rule_arns: list[str], account_id: str) -> dict[str, Any]:
+def queue_policy(*, queue_arn: str, rule_arns: list[str]) -> dict[str, Any]:
     """Only this stack's rules may send (the template admits events.amazonaws.com and
-    sqs.amazonaws.com without a condition), and only over TLS (the template's DenyHTTP)."""
+    sqs.amazonaws.com without a condition), by `aws:SourceArn` as the EventBridge user guide's
+    SQS target example does (the rules' ARNs name the account), and only over TLS (the
+    template's DenyHTTP)."""
     return {"Version": "2012-10-17", "Id": "EC2InterruptionPolicy", "Statement": [
         {"Sid": "InterruptionEventsFromThisStacksRules", "Effect": "Allow",
          "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
          "Resource": queue_arn,
-         "Condition": {"ArnEquals": {"aws:SourceArn": sorted(rule_arns)},
-                       "StringEquals": {"aws:SourceAccount": account_id}}},
+         "Condition": {"ArnEquals": {"aws:SourceArn": sorted(rule_arns)}}},
         {"Sid": "DenyHTTP", "Effect": "Deny", "Principal": "*", "Action": "sqs:*",
          "Resource": queue_arn, "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
     ]}
@@ -141,21 +151,27 @@ def node_class_spec(group: GpuNodeGroupSettings, *, role_name: str, subnet_ids: 
     """The EC2NodeClass of a GPU group: the group's AMI family at a pinned release (an alias, not
     `latest`, so nodes change only when versions.py does), the private subnets and the cluster
     security group by id, one encrypted gp3 volume for images with the group's throughput and
-    IOPS, IMDSv2 with hop limit 1 (pods cannot reach the node role), the stack's tags."""
+    IOPS (and for Bottlerocket its small OS volume, also gp3 and encrypted), IMDSv2 with hop
+    limit 1 (pods cannot reach the node role), the stack's tags."""
     volume: dict[str, Any] = {
         "deviceName": data_volume_device(group.ami_type),
         "ebs": {"volumeSize": f"{group.disk_size_gib}Gi", "volumeType": "gp3",
                 "iops": group.disk_iops, "throughput": group.disk_throughput_mibps,
                 "encrypted": True, "deleteOnTermination": True},
     }
+    volumes = [volume]
     if group.ami_type.startswith("AL2023"):
         volume["rootVolume"] = True
+    else:
+        volumes.insert(0, {"deviceName": "/dev/xvda", "rootVolume": True, "ebs": {
+            "volumeSize": f"{BOTTLEROCKET_OS_VOLUME_GIB}Gi", "volumeType": "gp3",
+            "encrypted": True, "deleteOnTermination": True}})
     return {
         "role": role_name,
         "amiSelectorTerms": [{"alias": KARPENTER_NODE_AMIS[group.ami_type]}],
         "subnetSelectorTerms": [{"id": subnet} for subnet in subnet_ids],
         "securityGroupSelectorTerms": [{"id": security_group_id}],
-        "blockDeviceMappings": [volume],
+        "blockDeviceMappings": volumes,
         "metadataOptions": {"httpEndpoint": "enabled", "httpProtocolIPv6": "disabled",
                             "httpPutResponseHopLimit": 1, "httpTokens": "required"},
         "tags": {**tags, "Name": f"{group.name}-gpu"},
@@ -194,7 +210,7 @@ def node_pool_spec(group: GpuNodeGroupSettings, *, node_class: str) -> dict[str,
     }
 
 
-def controller_values(*, cluster_name: str, queue_name: str) -> dict[str, Any]:
+def controller_values(*, cluster_name: str, queue_name: str, region: str) -> dict[str, Any]:
     """Helm values of the controller (chart karpenter, values.yaml at v1.14.1)."""
     return {
         "settings": {"clusterName": cluster_name, "interruptionQueue": queue_name},
@@ -202,9 +218,16 @@ def controller_values(*, cluster_name: str, queue_name: str) -> dict[str, Any]:
         # On the system nodes, never on a node it launched (the chart's default affinity keeps
         # it off nodes with karpenter.sh/nodepool).
         "nodeSelector": {"kubernetes.io/os": "linux", **system_labels()},
-        # The getting-started install's sizing (step08-apply-helm-chart.sh).
-        "controller": {"resources": {"requests": {"cpu": "1", "memory": "1Gi"},
-                                     "limits": {"cpu": "1", "memory": "1Gi"}}},
+        "controller": {
+            # The getting-started install gives 1 CPU and 1 GiB (step08-apply-helm-chart.sh);
+            # two replicas on separate nodes would then take half of a small system node each.
+            # Requests for the steady state, the limits for a burst of launches.
+            "resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
+                          "limits": {"cpu": "1", "memory": "1Gi"}},
+            # The system nodes' IMDS hop limit is 1, so the pod cannot read its region there;
+            # without one the controller exits (pkg/operator/operator.go).
+            "env": [{"name": "AWS_REGION", "value": region}],
+        },
     }
 
 
@@ -251,9 +274,8 @@ class Karpenter(pulumi.ComponentResource):
             rules.append(rule)
         queue_access = aws.sqs.QueuePolicy(
             f"{name}-interruptions", queue_url=queue.id,
-            policy=pulumi.Output.all(queue.arn, account_id, *(r.arn for r in rules)).apply(
-                lambda v: iam.to_json(queue_policy(queue_arn=v[0], account_id=v[1],
-                                                   rule_arns=list(v[2:])))),
+            policy=pulumi.Output.all(queue.arn, *(r.arn for r in rules)).apply(
+                lambda v: iam.to_json(queue_policy(queue_arn=v[0], rule_arns=list(v[1:])))),
             opts=pulumi.ResourceOptions(parent=queue))
 
         node_role = aws.iam.Role(
@@ -295,7 +317,7 @@ class Karpenter(pulumi.ComponentResource):
         self.release = pinned_release(
             name, KARPENTER, release_name="karpenter", namespace=NAMESPACE,
             values=queue.name.apply(lambda queue_name: controller_values(
-                cluster_name=cluster_name, queue_name=queue_name)),
+                cluster_name=cluster_name, queue_name=queue_name, region=region)),
             skip_crds=True,
             # Credentials are injected at pod creation; the queue must be fed before it reads.
             opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(
@@ -314,12 +336,13 @@ class Karpenter(pulumi.ComponentResource):
                 # Its finalizer waits for its nodes to terminate: the controller, the node
                 # role and its access entry must outlive it.
                 opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(
-                    depends_on=[self.release, node_access, *node_permissions])))
+                    depends_on=[self.release, node_access, *node_permissions],
+                    custom_timeouts=DELETE_TIMEOUT)))
             self.node_pools[group.name] = k8s.apiextensions.CustomResource(
                 f"{name}-{group.name}",
                 api_version=NODE_POOL_API, kind="NodePool",
                 metadata={"name": group.name},
                 spec=node_pool_spec(group, node_class=group.name),
                 opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(
-                    depends_on=[node_class, self.release])))
+                    depends_on=[node_class, self.release], custom_timeouts=DELETE_TIMEOUT)))
         self.register_outputs({"release": self.release.name})

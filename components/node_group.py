@@ -88,6 +88,17 @@ def data_volume_device(ami_type: str) -> str:
     return "/dev/xvdb" if ami_type.startswith("BOTTLEROCKET") else "/dev/xvda"
 
 
+def os_volume(ami_type: str) -> list[dict]:
+    """Bottlerocket's OS volume (/dev/xvda), stated so that it is gp3 and encrypted: a launch
+    template that names only the data volume leaves the OS volume to the AMI's own mapping
+    (gp2, encrypted only where the account encrypts EBS by default). 4 GiB, as Karpenter's
+    default Bottlerocket mapping has it. AL2023 has one volume, the data volume."""
+    if not ami_type.startswith("BOTTLEROCKET"):
+        return []
+    return [{"device_name": "/dev/xvda", "ebs": {
+        "volume_size": 4, "volume_type": "gp3", "encrypted": "true", "delete_on_termination": "true"}}]
+
+
 class ManagedNodeGroup(pulumi.ComponentResource):
     """An EKS managed node group in the private subnets.
 
@@ -133,7 +144,7 @@ class ManagedNodeGroup(pulumi.ComponentResource):
             name_prefix=f"{name}-",
             description=f"EKS managed node group {name}",
             update_default_version=True,
-            block_device_mappings=[{
+            block_device_mappings=[*os_volume(settings.ami_type), {
                 "device_name": data_volume_device(settings.ami_type),
                 "ebs": {
                     "volume_size": settings.disk_size_gib,

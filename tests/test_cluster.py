@@ -181,7 +181,11 @@ def test_node_groups_launch_only_into_private_subnets(plan):
 
 def test_launch_templates_encrypt_disks_and_block_pod_imds(plan):
     templates = {t.name: t.inputs for t in plan.of_type("aws:ec2/launchTemplate:LaunchTemplate")}
-    rocket = templates["cluster-gpu-rocket"]["blockDeviceMappings"][0]
+    # Bottlerocket: its OS volume stated as gp3 and encrypted (the AMI's own mapping is gp2),
+    # images on the data volume.
+    os_volume, rocket = templates["cluster-gpu-rocket"]["blockDeviceMappings"]
+    assert os_volume == {"deviceName": "/dev/xvda", "ebs": {
+        "volumeSize": 4, "volumeType": "gp3", "encrypted": "true", "deleteOnTermination": "true"}}
     assert rocket["deviceName"] == "/dev/xvdb"
     assert rocket["ebs"] == {"volumeSize": 150, "volumeType": "gp3", "encrypted": "true",
                              "deleteOnTermination": "true", "iops": 6000, "throughput": 500}

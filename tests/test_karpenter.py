@@ -178,78 +178,60 @@ def test_the_crds_cel_rules_hold(stack_plans, stack):
 
 
 def test_a_gpu_pool_follows_its_group_settings(stack_plans):
-    """prod's chat group: On-Demand only, its instance type, the GPU taint, a GPU limit of
-    maxSize nodes, disruption that only removes empty nodes one at a time, and a bounded node
-    lifetime that a do-not-disrupt pod cannot stretch (expireAfter + terminationGracePeriod,
-    disruption.md)."""
+    """prod's embedder group: On-Demand only, its instance type, the GPU taint, a GPU limit of
+    maxSize nodes, disruption that only removes empty nodes one at a time, and no expiry on a
+    timer (forceful, disruption.md) but a bounded drain (terminationGracePeriod)."""
     settings = stack_settings("prod")
-    chat = settings.cluster.gpu_node_group_by_name["chat"]
-    pool = stack_plans["prod"].one(NODE_POOL, "cluster-karpenter-chat").inputs["spec"]
+    group = settings.cluster.gpu_node_group_by_name["embed-pool"]
+    pool = stack_plans["prod"].one(NODE_POOL, "cluster-karpenter-embed-pool").inputs["spec"]
     requirements = {r["key"]: r for r in pool["template"]["spec"]["requirements"]}
-    assert requirements["node.kubernetes.io/instance-type"]["values"] == ["g6e.xlarge"]
+    assert requirements["node.kubernetes.io/instance-type"]["values"] == ["g6.xlarge"]
     assert requirements["karpenter.sh/capacity-type"]["values"] == ["on-demand"]
     assert pool["template"]["spec"]["taints"] == [
-        {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
-    ]
-    assert pool["limits"] == {"nvidia.com/gpu": str(chat.max_size * 1)}
+        {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]
+    assert pool["limits"] == {"nvidia.com/gpu": str(group.max_size * 1)}
     assert pool["disruption"] == {
-        "consolidationPolicy": "WhenEmpty",
-        "consolidateAfter": "10m",
-        "budgets": [{"nodes": "1"}],
-    }
-    assert (
-        pool["template"]["spec"]["expireAfter"],
-        pool["template"]["spec"]["terminationGracePeriod"],
-    ) == (EXPIRE_AFTER, TERMINATION_GRACE_PERIOD)
+        "consolidationPolicy": "WhenEmpty", "consolidateAfter": "10m", "budgets": [{"nodes": "1"}]}
+    spec = pool["template"]["spec"]
+    assert (spec["expireAfter"], spec["terminationGracePeriod"]) == (EXPIRE_AFTER, TERMINATION_GRACE_PERIOD)
+    assert EXPIRE_AFTER == "Never"
     # dev's Spot group may fall back to On-Demand; Karpenter takes Spot first.
     dev = stack_plans["dev"].one(NODE_POOL).inputs["spec"]["template"]["spec"]["requirements"]
-    assert {
-        "key": "karpenter.sh/capacity-type",
-        "operator": "In",
-        "values": ["spot", "on-demand"],
-    } in dev
+    assert {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot", "on-demand"]} in dev
+    # prod's chat group stays managed (a floor of one node; reservations attach to it).
+    assert settings.cluster.gpu_node_group_by_name["chat"].engine == "managed"
+    assert stack_plans["prod"].one("aws:eks/nodeGroup:NodeGroup", "cluster-gpu-chat")
 
 
 def test_node_classes_pin_the_ami_and_size_the_image_volume(stack_plans):
-    plan = stack_plans["prod"]
-    classes = {c.inputs["metadata"]["name"]: c.inputs["spec"] for c in plan.of_type(NODE_CLASS)}
-    assert classes["chat"]["amiSelectorTerms"] == [{"alias": "al2023@v20260903"}]
-    assert classes["embed"]["amiSelectorTerms"] == [{"alias": "bottlerocket@1.68.1"}]
-    (chat_volume,) = classes["chat"]["blockDeviceMappings"]
-    assert chat_volume == {
-        "deviceName": "/dev/xvda",
-        "rootVolume": True,
-        "ebs": {
-            "volumeSize": "300Gi",
-            "volumeType": "gp3",
-            "iops": 6000,
-            "throughput": 500,
-            "encrypted": True,
-            "deleteOnTermination": True,
-        },
-    }
-    # Bottlerocket keeps images on its data volume, /dev/xvdb.
-    assert classes["embed"]["blockDeviceMappings"][0]["deviceName"] == "/dev/xvdb"
-    for spec in classes.values():
+    classes = {c.inputs["metadata"]["name"]: (plan, c.inputs["spec"]) for plan in
+               (stack_plans["dev"], stack_plans["prod"]) for c in plan.of_type(NODE_CLASS)}
+    assert classes["inference"][1]["amiSelectorTerms"] == [{"alias": "al2023@v20260903"}]
+    assert classes["embed-pool"][1]["amiSelectorTerms"] == [{"alias": "bottlerocket@1.68.1"}]
+    # AL2023: one volume, its root, for images too.
+    assert classes["inference"][1]["blockDeviceMappings"] == [{
+        "deviceName": "/dev/xvda", "rootVolume": True, "ebs": {
+            "volumeSize": "200Gi", "volumeType": "gp3", "iops": 6000, "throughput": 500,
+            "encrypted": True, "deleteOnTermination": True}}]
+    # Bottlerocket: its OS volume stated (given mappings replace Karpenter's defaults, and the
+    # AMI's own is gp2), and images on the data volume, /dev/xvdb.
+    os_volume, data = classes["embed-pool"][1]["blockDeviceMappings"]
+    assert os_volume == {"deviceName": "/dev/xvda", "rootVolume": True, "ebs": {
+        "volumeSize": "4Gi", "volumeType": "gp3", "encrypted": True, "deleteOnTermination": True}}
+    assert data["deviceName"] == "/dev/xvdb" and data["ebs"]["encrypted"] is True
+    for plan, spec in classes.values():
         assert spec["metadataOptions"]["httpTokens"] == "required"
         assert spec["metadataOptions"]["httpPutResponseHopLimit"] == 1
         # The private subnets and the cluster security group, by id: no other subnet or group
         # can be picked up by a copied tag.
-        subnets = [
-            s
-            for s in plan.of_type("aws:ec2/subnet:Subnet")
-            if "kubernetes.io/role/internal-elb" in s.inputs["tags"]
-        ]
-        assert len(spec["subnetSelectorTerms"]) == len(subnets) and all(
-            "id" in t for t in spec["subnetSelectorTerms"]
-        )
+        subnets = [s for s in plan.of_type("aws:ec2/subnet:Subnet")
+                   if "kubernetes.io/role/internal-elb" in s.inputs["tags"]]
+        terms = spec["subnetSelectorTerms"]
+        assert len(terms) == len(subnets) and all("id" in t for t in terms)
+        database_rule = plan.one("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+                                 "database-postgres")
         assert spec["securityGroupSelectorTerms"] == [
-            {
-                "id": plan.one(
-                    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "database-postgres"
-                ).inputs["referencedSecurityGroupId"]
-            }
-        ]
+            {"id": database_rule.inputs["referencedSecurityGroupId"]}]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -409,8 +391,8 @@ def test_interruption_events_reach_the_queue(stack_plans, stack):
 def test_only_the_stacks_rules_may_send_and_only_over_tls():
     queue = f"arn:aws:sqs:us-east-1:{ACCOUNT_ID}:c-karpenter"
     rule = f"arn:aws:events:us-east-1:{ACCOUNT_ID}:rule/spot"
-    policy = queue_policy(queue_arn=queue, rule_arns=[rule], account_id=ACCOUNT_ID)
-    context = {"aws:SourceArn": rule, "aws:SourceAccount": ACCOUNT_ID, "aws:SecureTransport": "true"}
+    policy = queue_policy(queue_arn=queue, rule_arns=[rule])
+    context = {"aws:SourceArn": rule, "aws:SecureTransport": "true"}
     send = "sqs:SendMessage"
     assert evaluate(policy, Request(send, queue, context, principal="events.amazonaws.com")) == ALLOWED
     other_rule = {
@@ -513,14 +495,17 @@ def test_tags_karpenter_refuses_are_refused_before_anything_runs(tag):
     expect_settings_error(config, f"tags[{tag!r}]", "EC2NodeClass refuses it")
 
 
-def test_a_single_replica_on_spot_is_warned_about():
-    """Two minutes' notice, then a drain while the replacement starts (disruption.md): one
-    replica on Spot means minutes offline per interruption."""
+def test_a_single_replica_on_spot_or_karpenter_is_warned_about():
+    """Two minutes' notice on Spot, then a drain while the replacement starts; a drifted
+    Karpenter node (AMI bump, node class change) is replaced too (disruption.md): one replica
+    means minutes offline each time."""
     config = base_config()
     config["cluster"]["gpuNodeGroups"][0]["capacityType"] = "SPOT"
-    warnings = settings_from(config).warnings
-    chat = [w for w in warnings if w.startswith("modelServing.models[0].replicas")]
-    assert chat and "Spot interruption takes it offline" in chat[0]
+    chat = [w for w in settings_from(config).warnings if w.startswith("modelServing.models[0].replicas")]
+    assert len(chat) == 1 and "a Spot interruption or a node replacement" in chat[0]
+    config["cluster"]["gpuNodeGroups"][0].update(engine="managed", capacityType="ON_DEMAND")
+    assert not [w for w in settings_from(config).warnings if w.startswith("modelServing.models[0].replicas")]
+    config["cluster"]["gpuNodeGroups"][0].update(engine="karpenter")
     config["modelServing"]["models"][0]["replicas"] = 2
     config["cluster"]["gpuNodeGroups"][0]["maxSize"] = 3
     assert not [w for w in settings_from(config).warnings if w.startswith("modelServing.models[0].replicas")]

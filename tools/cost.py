@@ -28,7 +28,9 @@ PRICES_DIR = Path(__file__).resolve().parent / "data"
 COMPONENT_PREFIX = "anythingllm:"
 NOT_INCLUDED = ("data transfer and NAT data processing", "CloudWatch Logs and Container Insights "
                 "ingestion", "backups and snapshots beyond the free allowance",
-                "spot discounts (spot groups are priced at the on-demand ceiling)")
+                "spot discounts (spot capacity is priced on-demand)",
+                "a Karpenter pool's extra node during a model rollout and its emptied nodes' "
+                "10 idle minutes")
 
 
 class PriceError(LookupError):
@@ -100,10 +102,12 @@ def _gp3_month(volume: dict[str, Any], gib: int, prices: dict[str, Any]) -> floa
 
 
 def _node_pool(plan: Plan, pool: Registration, prices: dict[str, Any], hours: float) -> list[Line]:
-    """A Karpenter GPU NodePool runs the nodes its model servers need and nothing else: as many
-    as the GPUs their replicas ask for, on the first instance type (the one priced), each with
-    its EC2NodeClass's volume (gp3 size, and provisioned IOPS and throughput above the
-    baseline). Both columns are the same: a NodePool has no minimum of its own."""
+    """A Karpenter GPU NodePool runs the nodes its model servers need: as many as the GPUs their
+    replicas ask for, priced as the first listed instance type (Karpenter may pick another of
+    the list, the cheapest offered), each with its EC2NodeClass's volumes (gp3 size, and
+    provisioned IOPS and throughput above the baseline). Both columns are the same: a NodePool
+    has no minimum of its own. Not counted: the extra node while a model rolls out, and the ten
+    minutes an emptied node waits before it goes."""
     spec = pool.inputs["spec"]
     requirements = {r["key"]: r["values"] for r in spec["template"]["spec"]["requirements"]}
     instance_type = requirements["node.kubernetes.io/instance-type"][0]
@@ -119,12 +123,14 @@ def _node_pool(plan: Plan, pool: Registration, prices: dict[str, Any], hours: fl
     nodes = -(-gpus // gpus_per_node)
     node_class = next(c for c in plan.of_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
                       if c.inputs["metadata"]["name"] == spec["template"]["spec"]["nodeClassRef"]["name"])
-    (volume,) = [m["ebs"] for m in node_class.inputs["spec"]["blockDeviceMappings"]]
-    disk_gib = int(volume["volumeSize"].removesuffix("Gi"))
-    node_month = hourly * hours + _gp3_month(volume, disk_gib, prices)
-    spot = " spot first, on-demand ceiling" if "spot" in requirements["karpenter.sh/capacity-type"] else ""
-    label = (f"node pool {group}: {nodes} x {instance_type} for {gpus} model GPUs + {disk_gib} GiB "
-             f"gp3 ({volume['iops']} IOPS, {volume['throughput']} MiB/s){spot}")
+    volumes = [m["ebs"] for m in node_class.inputs["spec"]["blockDeviceMappings"]]
+    volume = max(volumes, key=lambda v: int(v["volumeSize"].removesuffix("Gi")))  # the data volume
+    disk_gib = sum(int(v["volumeSize"].removesuffix("Gi")) for v in volumes)
+    node_month = hourly * hours + sum(
+        _gp3_month(v, int(v["volumeSize"].removesuffix("Gi")), prices) for v in volumes)
+    spot = ", spot first (priced on-demand)" if "spot" in requirements["karpenter.sh/capacity-type"] else ""
+    label = (f"node pool {group}: {nodes} x {instance_type} (first listed type) for {gpus} model GPUs "
+             f"+ {disk_gib} GiB gp3 ({volume['iops']} IOPS, {volume['throughput']} MiB/s){spot}")
     return [Line(_component(plan, pool), label, nodes * node_month, nodes * node_month)]
 
 

@@ -183,15 +183,22 @@ class StackFields(_Model):
         groups = self.cluster.gpu_node_group_by_name
         for index, model in enumerate(self.model_serving.models):
             group = groups.get(model.node_group)
-            if group is not None and group.capacity_type == "SPOT" and model.replicas < 2:
-                # EC2 gives two minutes' notice; Karpenter drains at once and starts a
-                # replacement in parallel (disruption.md, "Interruption"), which serves only
-                # after a node launch, an image pull and a model load (README, "Cold starts").
+            if group is None or model.replicas >= 2:
+                continue
+            # EC2 gives two minutes' notice; Karpenter drains at once and starts a replacement
+            # in parallel (disruption.md, "Interruption"). A node whose AMI pin or node class
+            # changed is replaced too (drift): a new node first, then the old one drains. Either
+            # way one replica serves again only after a node launch, an image pull and a model
+            # load (README, "Cold starts").
+            causes = [cause for cause, applies in (
+                ("a Spot interruption", group.capacity_type == "SPOT"),
+                ("a node replacement (an AMI bump in versions.py, a change of the stack's tags "
+                 "or of the group's disk)", group.engine == "karpenter")) if applies]
+            if causes:
                 found.append(
-                    f"modelServing.models[{index}].replicas: {model.name} has one replica on the "
-                    f"Spot group {group.name}: a Spot interruption takes it offline until its "
-                    "replacement has started and loaded the model (minutes); set replicas: 2 to "
-                    "keep serving through one")
+                    f"modelServing.models[{index}].replicas: {model.name} has one replica on "
+                    f"{group.name}: {' or '.join(causes)} takes it offline until its replacement "
+                    "has started and loaded the model (minutes); set replicas: 2 to keep serving")
         if not self.is_prod:
             return found
         tags = [("app.imageTag", self.app.image_tag)]
