@@ -138,7 +138,7 @@ def model_container(model: ModelSettings, *, with_hf_token: bool) -> dict:
     }
 
 
-def model_pod_spec(model: ModelSettings, *, with_hf_token: bool) -> dict:
+def model_pod_spec(model: ModelSettings, *, with_hf_token: bool, selector: dict[str, str]) -> dict:
     return {
         "service_account_name": SERVICE_ACCOUNT,
         "automount_service_account_token": False,
@@ -147,6 +147,13 @@ def model_pod_spec(model: ModelSettings, *, with_hf_token: bool) -> dict:
         "tolerations": [{"key": GPU_TAINT.key, "operator": "Exists", "effect": "NoSchedule"}],
         "security_context": pod_security_context(uid=VLLM_UID),
         "termination_grace_period_seconds": 120,
+        # Replicas in different zones where GPU capacity allows, so one zone's Spot reclaim or
+        # outage does not take every replica at once; a preference only (Karpenter and the
+        # scheduler relax it), since GPUs are often short in some zones.
+        "topology_spread_constraints": [{
+            "max_skew": 1, "topology_key": "topology.kubernetes.io/zone",
+            "when_unsatisfiable": "ScheduleAnyway", "label_selector": {"match_labels": selector},
+            "match_label_keys": ["pod-template-hash"]}],
         "containers": [model_container(model, with_hf_token=with_hf_token)],
         "volumes": [
             # NCCL and PyTorch workers exchange tensors through shared memory.
@@ -257,7 +264,8 @@ class ModelServing(pulumi.ComponentResource):
                     "progress_deadline_seconds": 3600,
                     "template": {
                         "metadata": {"labels": {**labels, GPU_NODE_GROUP_LABEL: model.node_group}},
-                        "spec": model_pod_spec(model, with_hf_token=hugging_face_token is not None),
+                        "spec": model_pod_spec(model, with_hf_token=hugging_face_token is not None,
+                                               selector=selector),
                     },
                 },
                 opts=pulumi.ResourceOptions(

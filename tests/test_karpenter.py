@@ -235,6 +235,20 @@ def test_node_classes_pin_the_ami_and_size_the_image_volume(stack_plans):
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_model_replicas_prefer_different_zones(stack_plans, stack):
+    """A zonal Spot reclaim should not take every replica: a soft zone spread (GPUs are often
+    short in some zones, so never a hard one that would leave a pod pending)."""
+    for deployment in stack_plans[stack].of_type(DEPLOYMENT):
+        if not deployment.name.startswith("models-"):
+            continue
+        pod = deployment.inputs["spec"]["template"]["spec"]
+        (spread,) = pod["topologySpreadConstraints"]
+        assert (spread["topologyKey"], spread["whenUnsatisfiable"], spread["maxSkew"]) == (
+            "topology.kubernetes.io/zone", "ScheduleAnyway", 1)
+        assert spread["labelSelector"]["matchLabels"] == deployment.inputs["spec"]["selector"]["matchLabels"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_every_model_lands_only_on_its_pool(stack_plans, stack):
     plan = stack_plans[stack]
     settings = stack_settings(stack)
