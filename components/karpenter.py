@@ -323,6 +323,7 @@ class Karpenter(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(
                 depends_on=[*system_ready, crds, association, queue_access, *rules])))
 
+        self.spot_role = self._spot_service_linked_role(name, groups, tags=tags)
         self.node_pools: dict[str, k8s.apiextensions.CustomResource] = {}
         for group in groups:
             node_class = k8s.apiextensions.CustomResource(
@@ -344,5 +345,28 @@ class Karpenter(pulumi.ComponentResource):
                 metadata={"name": group.name},
                 spec=node_pool_spec(group, node_class=group.name),
                 opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(
-                    depends_on=[node_class, self.release], custom_timeouts=DELETE_TIMEOUT)))
+                    depends_on=[node_class, self.release,
+                                *([self.spot_role] if self.spot_role is not None else [])],
+                    custom_timeouts=DELETE_TIMEOUT)))
         self.register_outputs({"release": self.release.name})
+
+    def _spot_service_linked_role(self, name: str, groups: list[GpuNodeGroupSettings], *,
+                                  tags: dict[str, str]) -> aws.iam.ServiceLinkedRole | None:
+        """EC2's Spot service-linked role, when a group asks for Spot and the account lacks it.
+
+        Without it EC2 refuses Spot requests made through the API, and Karpenter takes the
+        refusal for "no Spot capacity" and launches On-Demand without a word
+        (pkg/providers/instance/instance.go at v1.14.1). The role is the account's, not the
+        stack's: it is created only when missing, and never deleted by the stack
+        (`retain_on_delete`), since other workloads of the account may use it.
+        """
+        if not any(group.capacity_type == "SPOT" for group in groups):
+            return None
+        existing = aws.iam.get_roles(path_prefix="/aws-service-role/spot.amazonaws.com/")
+        if existing.names:
+            return None
+        return aws.iam.ServiceLinkedRole(
+            f"{name}-spot", aws_service_name="spot.amazonaws.com",
+            description="EC2 Spot (created by AnythingLLM's stack for Karpenter; kept on destroy)",
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))

@@ -31,7 +31,7 @@ from components.karpenter import (
 from components.settings.kubernetes_version import supported_versions
 from components.versions import KARPENTER, KARPENTER_CRD, KARPENTER_KUBERNETES, KARPENTER_VERSION
 from tests import crd_schema
-from tests.conftest import STACKS, base_config, expect_settings_error, settings_from, stack_settings
+from tests.conftest import ROOT, STACKS, base_config, expect_settings_error, settings_from, stack_settings
 from tests.iam_policy_model import ALLOWED, EXPLICIT_DENY, IMPLICIT_DENY, Request, evaluate
 from tools.engine import Plan
 from tools.fake_cloud import ACCOUNT_ID
@@ -523,3 +523,30 @@ def test_a_single_replica_on_spot_or_karpenter_is_warned_about():
     config["modelServing"]["models"][0]["replicas"] = 2
     config["cluster"]["gpuNodeGroups"][0]["maxSize"] = 3
     assert not [w for w in settings_from(config).warnings if w.startswith("modelServing.models[0].replicas")]
+
+
+def test_the_spot_service_linked_role_is_created_only_when_missing(stack_plans, monkeypatch):
+    """Without it EC2 refuses API Spot requests and Karpenter quietly launches On-Demand
+    (pkg/providers/instance/instance.go). Dev asks for Spot on a fresh (fake) account: the stack
+    creates it, and keeps it on destroy (the account's role, not the stack's). Prod asks for no
+    Spot; an account that has the role gets nothing."""
+    (role,) = stack_plans["dev"].of_type("aws:iam/serviceLinkedRole:ServiceLinkedRole")
+    assert role.inputs["awsServiceName"] == "spot.amazonaws.com" and role.retain_on_delete
+    pool = stack_plans["dev"].one(NODE_POOL)
+    assert stack_plans["dev"].waits_for(pool, role)
+    assert stack_plans["prod"].of_type("aws:iam/serviceLinkedRole:ServiceLinkedRole") == []
+
+    from tools.engine import run_stack
+    from tools.fake_cloud import FakeCloud
+
+    fresh = FakeCloud.call
+
+    def account_with_the_role(self, args):
+        if args.token == "aws:iam/getRoles:getRoles":
+            return {"arns": [f"arn:aws:iam::{ACCOUNT_ID}:role/aws-service-role/spot.amazonaws.com/"
+                             "AWSServiceRoleForEC2Spot"], "names": ["AWSServiceRoleForEC2Spot"],
+                    "id": "x"}
+        return fresh(self, args)
+
+    monkeypatch.setattr(FakeCloud, "call", account_with_the_role)
+    assert run_stack(ROOT, "dev").of_type("aws:iam/serviceLinkedRole:ServiceLinkedRole") == []

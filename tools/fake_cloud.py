@@ -101,6 +101,10 @@ class FakeCloud(Mocks):
                     "zoneIds": [f"offline{index + 1}-az{index + 1}" for index in range(len(letters))],
                     "groupNames": [self.region] * len(letters), "id": self.region,
                     "state": args.args.get("state")}
+        if args.token == "aws:iam/getRoles:getRoles":
+            # A fresh account: no role under the path asked for (e.g. no service-linked role yet).
+            return {"arns": [], "names": [], "id": self.region,
+                    "pathPrefix": args.args.get("pathPrefix"), "nameRegex": args.args.get("nameRegex")}
         raise NotImplementedError(f"the offline engine has no answer for invoke {args.token!r}")
 
     def _elb_arn(self, resource: str) -> str:
