@@ -14,7 +14,7 @@ from .cluster_autoscaler import ClusterAutoscaler
 from .karpenter import Karpenter
 from .kms import encryption_key
 from .network import Network
-from .node_group import GPU_TAINT, ManagedNodeGroup, gpu_labels, system_labels
+from .node_group import GPU_TAINT, ManagedNodeGroup, create_node_role, gpu_labels, system_labels
 from .nvidia_device_plugin import NvidiaDevicePlugin
 from .pod_identity import pod_identity_role
 from .settings import ClusterSettings
@@ -195,23 +195,9 @@ class Cluster(pulumi.ComponentResource):
         pre_compute = self._addons(name, settings, PRE_COMPUTE_ADDONS, account_id, cluster_name,
                                    partition, depends_on=[])
 
-        node_role = aws.iam.Role(
-            f"{name}-nodes",
-            description=f"Worker nodes of {cluster_name}",
-            assume_role_policy=iam.to_json(iam.service_trust_policy("ec2.amazonaws.com")),
-            tags=tags,
-            opts=child,
-        )
-        node_policies = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-nodes-{policy}",
-                role=node_role.name,
-                policy_arn=partition.apply(lambda p, policy=policy: iam.managed_policy_arn(p, policy)),
-                opts=pulumi.ResourceOptions(parent=node_role),
-            )
-            # The CNI policy is not here: vpc-cni gets it through Pod Identity.
-            for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
-        ]
+        node_role, node_policies = create_node_role(
+            f"{name}-nodes", description=f"Worker nodes of {cluster_name}", partition=partition,
+            tags=tags, parent=self)
         self.node_role_arn = node_role.arn
         node_opts = pulumi.ResourceOptions(parent=self, depends_on=[*pre_compute, *node_policies])
 

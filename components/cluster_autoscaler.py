@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pulumi
-import pulumi_aws as aws
 
 from . import iam
 from .helm import pinned_release
 from .node_group import NODE_GROUP_LABEL
 from .options import child_options
-from .pod_identity import pod_identity_role
+from .pod_identity import pod_identity_association, pod_identity_role
 from .versions import CLUSTER_AUTOSCALER_IMAGE, CLUSTER_AUTOSCALER_RELEASES
 
 NAMESPACE = "kube-system"
@@ -94,17 +93,10 @@ class ClusterAutoscaler(pulumi.ComponentResource):
             tags=tags,
             parent=self,
         )
-        association = aws.eks.PodIdentityAssociation(
-            name,
-            cluster_name=cluster_name,
-            namespace=NAMESPACE,
-            service_account=SERVICE_ACCOUNT,
-            role_arn=role.arn,
-            tags=tags,
-            # `cluster_name` is plain text: the association waits for the cluster (and its
-            # nodes) through the component's own dependencies.
-            opts=child_options(self, opts),
-        )
+        # `cluster_name` is plain text: the association waits for the cluster (and its nodes)
+        # through the component's own dependencies.
+        association = pod_identity_association(
+            name, role, cluster_name=cluster_name, tags=tags, opts=child_options(self, opts))
         self.release = pinned_release(
             name,
             CLUSTER_AUTOSCALER_RELEASES[kubernetes_version].chart,

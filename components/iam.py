@@ -156,6 +156,13 @@ KEY_ADMINISTRATION = [
 ]
 
 
+def _account_administers_but_cannot_use(root: dict[str, str]) -> dict[str, Any]:
+    """The data keys' first statement: the account's principals administer the key
+    (KEY_ADMINISTRATION), none uses it outside what the other statements allow."""
+    return {"Sid": "AccountAdministersTheKeyButCannotUseIt", "Effect": "Allow", "Principal": root,
+            "Action": KEY_ADMINISTRATION, "Resource": "*"}
+
+
 def service_key_policy(*, account_id: str, partition: str, region: str,
                        services: list[str]) -> dict[str, Any]:
     """Key policy of a data key that only its service may use: the account administers it, and
@@ -166,8 +173,7 @@ def service_key_policy(*, account_id: str, partition: str, region: str,
     via = [f"{service}.{region}.amazonaws.com" for service in services]
     root = {"AWS": f"arn:{partition}:iam::{account_id}:root"}
     return _document(
-        {"Sid": "AccountAdministersTheKeyButCannotUseIt", "Effect": "Allow", "Principal": root,
-         "Action": KEY_ADMINISTRATION, "Resource": "*"},
+        _account_administers_but_cannot_use(root),
         {"Sid": "UseOnlyThroughTheService", "Effect": "Allow", "Principal": root,
          "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
                     "kms:CreateGrant", "kms:ListGrants", "kms:DescribeKey"],
@@ -195,8 +201,7 @@ def eks_secrets_key_policy(*, account_id: str, partition: str, region: str,
     """
     root = {"AWS": f"arn:{partition}:iam::{account_id}:root"}
     return _document(
-        {"Sid": "AccountAdministersTheKeyButCannotUseIt", "Effect": "Allow", "Principal": root,
-         "Action": KEY_ADMINISTRATION, "Resource": "*"},
+        _account_administers_but_cannot_use(root),
         {"Sid": "TheClusterRoleUsesTheKey", "Effect": "Allow",
          "Principal": {"AWS": cluster_role_arn},
          "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",

@@ -14,7 +14,7 @@ from .cluster import Cluster
 from .helm import pinned_release
 from .namespaces import APP
 from .node_group import system_labels
-from .pod_identity import pod_identity_role
+from .pod_identity import pod_identity_association, pod_identity_role
 from .settings import AccessLogSettings, CanarySettings, IngressSettings
 from .versions import AWS_LOAD_BALANCER_CONTROLLER
 
@@ -297,15 +297,9 @@ class Ingress(pulumi.ComponentResource):
             tags=tags,
             parent=self,
         )
-        association = aws.eks.PodIdentityAssociation(
-            f"{name}-controller",
-            cluster_name=cluster.cluster_name,
-            namespace=NAMESPACE,
-            service_account=SERVICE_ACCOUNT,
-            role_arn=role.arn,
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        association = pod_identity_association(
+            f"{name}-controller", role, cluster_name=cluster.cluster_name, tags=tags,
+            opts=pulumi.ResourceOptions(parent=self))
         values = pulumi.Output.from_input(vpc_id).apply(lambda vpc: controller_values(
             cluster_name=cluster_name, region=region, vpc_id=vpc, tags=tags))
         self.release = pinned_release(

@@ -32,8 +32,15 @@ import yaml
 
 from . import iam
 from .helm import pinned_release
-from .node_group import GPU_TAINT, TAINT_EFFECTS, data_volume_device, gpu_labels, system_labels
-from .pod_identity import pod_identity_role
+from .node_group import (
+    GPU_TAINT,
+    TAINT_EFFECTS,
+    create_node_role,
+    data_volume_device,
+    gpu_labels,
+    system_labels,
+)
+from .pod_identity import pod_identity_association, pod_identity_role
 from .settings import GpuNodeGroupSettings
 from .versions import KARPENTER, KARPENTER_CRD, KARPENTER_NODE_AMIS
 
@@ -278,19 +285,11 @@ class Karpenter(pulumi.ComponentResource):
                 lambda v: iam.to_json(queue_policy(queue_arn=v[0], rule_arns=list(v[1:])))),
             opts=pulumi.ResourceOptions(parent=queue))
 
-        node_role = aws.iam.Role(
-            f"{name}-nodes",
-            description=f"Nodes Karpenter launches in {cluster_name}",
-            assume_role_policy=iam.to_json(iam.service_trust_policy("ec2.amazonaws.com")),
-            tags=tags, opts=child)
-        node_permissions: list[pulumi.Resource] = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-nodes-{policy}", role=node_role.name,
-                policy_arn=pulumi.Output.from_input(partition).apply(
-                    lambda p, policy=policy: iam.managed_policy_arn(p, policy)),
-                opts=pulumi.ResourceOptions(parent=node_role))
-            for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
-        ]
+        # Its own role, not the managed groups': EKS creates the access entry of a managed
+        # group's role itself, and this one needs the EC2_LINUX entry below.
+        node_role, node_permissions = create_node_role(
+            f"{name}-nodes", description=f"Nodes Karpenter launches in {cluster_name}",
+            partition=partition, tags=tags, parent=self)
         node_access = aws.eks.AccessEntry(
             f"{name}-nodes", cluster_name=eks_cluster.name, principal_arn=node_role.arn,
             type="EC2_LINUX", tags=tags, opts=child)
@@ -305,9 +304,8 @@ class Karpenter(pulumi.ComponentResource):
             f"{name}-controller", account_id=account_id, cluster_name=cluster_name,
             namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, partition=partition,
             inline_policy=policy, tags=tags, parent=self)
-        association = aws.eks.PodIdentityAssociation(
-            f"{name}-controller", cluster_name=eks_cluster.name, namespace=NAMESPACE,
-            service_account=SERVICE_ACCOUNT, role_arn=role.arn, tags=tags, opts=child)
+        association = pod_identity_association(
+            f"{name}-controller", role, cluster_name=eks_cluster.name, tags=tags, opts=child)
 
         in_cluster = pulumi.ResourceOptions(parent=self, provider=provider)
         crds = pinned_release(

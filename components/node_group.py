@@ -1,4 +1,5 @@
-"""ManagedNodeGroup: one EKS managed node group with its launch template and ASG tags."""
+"""ManagedNodeGroup: one EKS managed node group with its launch template and ASG tags; and the
+IAM role of nodes (`create_node_role`), which managed groups and Karpenter's nodes each get."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from . import iam
 from .instance_types import accelerator_label_value
 from .options import child_options
 from .settings import GpuNodeGroupSettings, SystemNodeGroupSettings
@@ -86,6 +88,34 @@ def data_volume_device(ami_type: str) -> str:
     AL2023 uses its root volume /dev/xvda for both.
     """
     return "/dev/xvdb" if ami_type.startswith("BOTTLEROCKET") else "/dev/xvda"
+
+
+# The nodes' managed policies. The CNI policy is not here: vpc-cni gets it through Pod Identity.
+NODE_ROLE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
+
+
+def create_node_role(name: str, *, description: str, partition: pulumi.Input[str], tags: dict[str, str],
+              parent: pulumi.Resource) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+    """An IAM role EC2 instances assume as EKS nodes, with NODE_ROLE_POLICIES attached; returns
+    the role and its attachments (what a node must not start before, nor outlive)."""
+    role = aws.iam.Role(
+        name,
+        description=description,
+        assume_role_policy=iam.to_json(iam.service_trust_policy("ec2.amazonaws.com")),
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    attachments = [
+        aws.iam.RolePolicyAttachment(
+            f"{name}-{policy}",
+            role=role.name,
+            policy_arn=pulumi.Output.from_input(partition).apply(
+                lambda p, policy=policy: iam.managed_policy_arn(p, policy)),
+            opts=pulumi.ResourceOptions(parent=role),
+        )
+        for policy in NODE_ROLE_POLICIES
+    ]
+    return role, attachments
 
 
 def os_volume(ami_type: str) -> list[dict]:

@@ -22,6 +22,24 @@ class PodIdentityRole:
     """
     role: aws.iam.Role
     arn: pulumi.Output[str]
+    namespace: str
+    service_account: str
+
+
+def pod_identity_association(name: str, role: PodIdentityRole, *, cluster_name: pulumi.Input[str],
+                             tags: dict[str, str],
+                             opts: pulumi.ResourceOptions) -> aws.eks.PodIdentityAssociation:
+    """The association of `role` with its service account in `cluster_name` (for workloads
+    installed by Helm; an add-on takes `pod_identity_associations` instead)."""
+    return aws.eks.PodIdentityAssociation(
+        name,
+        cluster_name=cluster_name,
+        namespace=role.namespace,
+        service_account=role.service_account,
+        role_arn=role.arn,
+        tags=tags,
+        opts=opts,
+    )
 
 
 def pod_identity_role(
@@ -41,7 +59,7 @@ def pod_identity_role(
     attach the AWS managed policies named in `managed_policies` (e.g.
     "service-role/AmazonEFSCSIDriverPolicy") and the optional `inline_policy` JSON, all as children of
     `parent`. The caller creates the association (an add-on's `pod_identity_associations`
-    or an `aws.eks.PodIdentityAssociation`)."""
+    or `pod_identity_association`)."""
     trust = pulumi.Output.from_input(account_id).apply(
         lambda account: iam.to_json(iam.pod_identity_trust_policy(
             account_id=account, cluster_name=cluster_name, namespace=namespace,
@@ -69,4 +87,4 @@ def pod_identity_role(
             name, role=role.id, policy=inline_policy, opts=pulumi.ResourceOptions(parent=role),
         ))
     arn = pulumi.Output.all(role.arn, *(p.id for p in permissions)).apply(lambda values: values[0])
-    return PodIdentityRole(role=role, arn=arn)
+    return PodIdentityRole(role=role, arn=arn, namespace=namespace, service_account=service_account)

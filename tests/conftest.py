@@ -89,6 +89,11 @@ def namespaced(config: dict[str, Any]) -> dict[str, Any]:
     return {key if ":" in key else f"anythingllm:{key}": value for key, value in config.items()}
 
 
+def helm_release(plan: Plan, release_name: str):
+    """The plan's Helm release named `release_name` (its `name` input)."""
+    return next(r for r in plan.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == release_name)
+
+
 def record(program, *, config: dict[str, Any] | None = None, stack: str = "test") -> Plan:
     """Run `program` (e.g. one component alone) under the recording engine."""
     return run(program, project="anythingllm", stack=stack,

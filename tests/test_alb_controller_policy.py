@@ -25,7 +25,7 @@ import pytest
 from components.alb_controller_policy import CLUSTER_TAG, NOT_GRANTED, controller_policy
 from components.anythingllm import SERVER_PORT
 from components.ingress import upstream_iam_policy
-from tests.conftest import ROOT, stack_settings
+from tests.conftest import ROOT, helm_release, stack_settings
 from tests.iam_policy_model import ALLOWED, IMPLICIT_DENY, Request, evaluate
 from tools.engine import Plan, read_stack_config, run_stack
 from tools.fake_cloud import ACCOUNT_ID
@@ -398,8 +398,7 @@ def test_the_alb_security_group_is_the_stacks(stack):
     for rule in [*rules, *plan.of_type(EGRESS)]:
         assert plan.waits_for(browser, rule), rule.name
         assert plan.deleted_before(browser, rule), rule.name
-    release = next(r for r in plan.of_type("kubernetes:helm.sh/v3:Release")
-                   if r.inputs.get("chart") == "aws-load-balancer-controller")
+    release = helm_release(plan, "aws-load-balancer-controller")
     values = release.inputs["values"]
     assert values["enableManageBackendSecurityGroupRules"] is False
     # Left at its default: the controller then still finds, and deletes, a backend group an
@@ -413,8 +412,7 @@ def test_the_controller_keeps_its_rights_until_it_is_gone(stack):
     plan = stack.plan
     policy = plan.one("aws:iam/rolePolicy:RolePolicy", "ingress-controller")
     association = plan.one("aws:eks/podIdentityAssociation:PodIdentityAssociation", "ingress-controller")
-    release = next(r for r in plan.of_type("kubernetes:helm.sh/v3:Release")
-                   if r.inputs.get("chart") == "aws-load-balancer-controller")
+    release = helm_release(plan, "aws-load-balancer-controller")
     assert policy.urn in association.property_dependencies["roleArn"]
     for resource in (association, release, *plan.of_type(INGRESS)):
         assert plan.waits_for(resource, policy), resource.name

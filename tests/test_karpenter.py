@@ -31,14 +31,21 @@ from components.karpenter import (
 from components.settings.kubernetes_version import supported_versions
 from components.versions import KARPENTER, KARPENTER_CRD, KARPENTER_KUBERNETES, KARPENTER_VERSION
 from tests import crd_schema
-from tests.conftest import ROOT, STACKS, base_config, expect_settings_error, settings_from, stack_settings
+from tests.conftest import (
+    ROOT,
+    STACKS,
+    base_config,
+    expect_settings_error,
+    helm_release,
+    settings_from,
+    stack_settings,
+)
 from tests.iam_policy_model import ALLOWED, EXPLICIT_DENY, IMPLICIT_DENY, Request, evaluate
 from tools.engine import Plan
 from tools.fake_cloud import ACCOUNT_ID
 
 NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
-RELEASE = "kubernetes:helm.sh/v3:Release"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 GROUP_LABEL = "anythingllm.io/gpu-node-group"
 EC2 = f"arn:aws:ec2:us-east-1:{ACCOUNT_ID}"
@@ -49,10 +56,6 @@ DIGESTS = {
         "62dec59f01c0972d4503ca3ed25f243ba9c2f561be0d964ce7a14c8df406132f"),
     "karpenter.sh_nodepools.yaml": "3bb64a20c80776b77aa19a699ebdaf34480a7b2e7ec4ef890b43225b3517f878",
 }
-
-
-def _release(plan: Plan, name: str):
-    return next(r for r in plan.of_type(RELEASE) if r.inputs["name"] == name)
 
 
 # ---------------------------------------------------------------------------------- versions
@@ -75,7 +78,7 @@ def test_every_supported_kubernetes_version_is_one_karpenter_supports():
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_charts_install_crds_first_then_the_controller(stack_plans, stack):
     plan = stack_plans[stack]
-    crds, controller = _release(plan, "karpenter-crd"), _release(plan, "karpenter")
+    crds, controller = helm_release(plan, "karpenter-crd"), helm_release(plan, "karpenter")
     assert crds.inputs["chart"] == "oci://public.ecr.aws/karpenter/karpenter-crd"
     assert controller.inputs["chart"] == "oci://public.ecr.aws/karpenter/karpenter"
     assert crds.inputs["version"] == controller.inputs["version"] == "1.14.1"
@@ -275,25 +278,11 @@ def _policy(plan: Plan, name: str) -> dict:
 
 
 def test_the_controller_policy_is_the_templates_narrowed():
-    upstream = upstream_policies(
-        partition="aws",
-        region="us-east-1",
-        account_id=ACCOUNT_ID,
-        cluster_name="c",
-        node_role_arn="arn:aws:iam::1:role/n",
-        queue_arn="q",
-    )
+    stack = {"partition": "aws", "region": "us-east-1", "account_id": ACCOUNT_ID, "cluster_name": "c",
+             "node_role_arn": "arn:aws:iam::1:role/n", "queue_arn": "q"}
+    upstream = upstream_policies(**stack)
     assert set(upstream) == {*GRANTED_POLICIES, *NOT_GRANTED_POLICIES}
-    scoped = controller_policy(
-        partition="aws",
-        region="us-east-1",
-        account_id=ACCOUNT_ID,
-        cluster_name="c",
-        node_role_arn="arn:aws:iam::1:role/n",
-        queue_arn="q",
-        subnet_ids=["subnet-1", "subnet-2"],
-        security_group_id="sg-1",
-    )
+    scoped = controller_policy(**stack, subnet_ids=["subnet-1", "subnet-2"], security_group_id="sg-1")
     expected = [s for name in GRANTED_POLICIES for s in upstream[name]["Statement"]]
     assert [s["Sid"] for s in scoped["Statement"]] == [s["Sid"] for s in expected]
     changed = [s["Sid"] for s, u in zip(scoped["Statement"], expected, strict=True) if s != u]
@@ -434,7 +423,7 @@ def test_destroy_leaves_no_instance_behind(stack_plans, stack):
     queue and the node role (and its access entry) must all outlive every EC2NodeClass."""
     plan = stack_plans[stack]
     settings = stack_settings(stack)
-    controller = _release(plan, "karpenter")
+    controller = helm_release(plan, "karpenter")
     classes = {c.inputs["metadata"]["name"]: c for c in plan.of_type(NODE_CLASS)}
     pools = {p.inputs["metadata"]["name"]: p for p in plan.of_type(NODE_POOL)}
     for model in settings.model_serving.models:

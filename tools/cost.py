@@ -123,11 +123,11 @@ def _node_pool(plan: Plan, pool: Registration, prices: dict[str, Any], hours: fl
     nodes = -(-gpus // gpus_per_node)
     node_class = next(c for c in plan.of_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
                       if c.inputs["metadata"]["name"] == spec["template"]["spec"]["nodeClassRef"]["name"])
-    volumes = [m["ebs"] for m in node_class.inputs["spec"]["blockDeviceMappings"]]
-    volume = max(volumes, key=lambda v: int(v["volumeSize"].removesuffix("Gi")))  # the data volume
-    disk_gib = sum(int(v["volumeSize"].removesuffix("Gi")) for v in volumes)
-    node_month = hourly * hours + sum(
-        _gp3_month(v, int(v["volumeSize"].removesuffix("Gi")), prices) for v in volumes)
+    volumes = [(m["ebs"], int(m["ebs"]["volumeSize"].removesuffix("Gi")))
+               for m in node_class.inputs["spec"]["blockDeviceMappings"]]
+    volume, _ = max(volumes, key=lambda pair: pair[1])  # the data volume
+    disk_gib = sum(gib for _, gib in volumes)
+    node_month = hourly * hours + sum(_gp3_month(v, gib, prices) for v, gib in volumes)
     spot = ", spot first (priced on-demand)" if "spot" in requirements["karpenter.sh/capacity-type"] else ""
     label = (f"node pool {group}: {nodes} x {instance_type} (first listed type) for {gpus} model GPUs "
              f"+ {disk_gib} GiB gp3 ({volume['iops']} IOPS, {volume['throughput']} MiB/s){spot}")
