@@ -214,7 +214,9 @@ def controller_values(*, cluster_name: str, region: str, vpc_id: str, tags: dict
         # enableBackendSecurityGroup keeps its default (true) on purpose: with `security-groups`
         # set it only makes the controller look up, and release, the shared backend group an
         # earlier setup created (pkg/networking/backend_sg_provider.go), which an existing
-        # stack must delete before its VPC can go.
+        # stack must delete before its VPC can go. Chart 3.5.0 passes the flags only when the
+        # values are booleans (templates/deployment.yaml: --enable-backend-security-group,
+        # --enable-manage-backend-security-group-rules), so the off switch is stated.
         "enableManageBackendSecurityGroupRules": False,
         # Only the Ingresses of this stack: Services of type LoadBalancer keep their default
         # (and a controller outage cannot block Service creation cluster-wide).

@@ -138,6 +138,13 @@ def interruption_rules() -> dict[str, dict[str, Any]]:
             if resource["Type"] == "AWS::Events::Rule"}
 
 
+def interruption_queue_settings() -> dict[str, Any]:
+    """The template's queue settings, as `aws.sqs.Queue` arguments (its name is the stack's)."""
+    properties = upstream_template()["Resources"]["KarpenterInterruptionQueue"]["Properties"]
+    return {"message_retention_seconds": properties["MessageRetentionPeriod"],
+            "sqs_managed_sse_enabled": properties["SqsManagedSseEnabled"]}
+
+
 def queue_policy(*, queue_arn: str, rule_arns: list[str]) -> dict[str, Any]:
     """Only this stack's rules may send (the template admits events.amazonaws.com and
     sqs.amazonaws.com without a condition), by `aws:SourceArn` as the EventBridge user guide's
@@ -267,7 +274,7 @@ class Karpenter(pulumi.ComponentResource):
 
         queue = aws.sqs.Queue(
             f"{name}-interruptions", name=f"{cluster_name}-karpenter",
-            message_retention_seconds=300, sqs_managed_sse_enabled=True, tags=tags, opts=child)
+            **interruption_queue_settings(), tags=tags, opts=child)
         rules = []
         for rule_name, pattern in interruption_rules().items():
             rule = aws.cloudwatch.EventRule(
