@@ -92,6 +92,10 @@ def test_the_charts_install_crds_first_then_the_controller(stack_plans, stack):
         "interruptionQueue": queue.inputs["name"],
     }
     assert values["nodeSelector"]["anythingllm.io/node-group"] == "system"
+    # IMDS hop limit 1 on the system nodes hides the region; without one the controller exits
+    # (pkg/operator/operator.go); the chart renders controller.env (templates/deployment.yaml).
+    assert values["controller"]["env"] == [{"name": "AWS_REGION", "value": "us-east-1"}]
+    assert values["controller"]["resources"]["limits"] == {"cpu": "1", "memory": "1Gi"}
     association = plan.one(
         "aws:eks/podIdentityAssociation:PodIdentityAssociation", "cluster-karpenter-controller"
     )
@@ -447,6 +451,8 @@ def test_destroy_leaves_no_instance_behind(stack_plans, stack):
     ]
     for name, pool in pools.items():
         assert plan.deleted_before(pool, classes[name]), name
+        # Their deletes wait for nodes to drain and terminate: more than the default timeout.
+        assert pool.custom_timeouts.get("delete") == classes[name].custom_timeouts.get("delete") == "30m"
         for resource in must_outlive:
             assert plan.deleted_before(classes[name], resource), (name, resource.name)
             assert plan.deleted_before(pool, resource), (name, resource.name)

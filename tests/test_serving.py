@@ -13,7 +13,7 @@ from components.anythingllm_admin import admin_script
 from components.ingress import IAM_POLICY_FILE, alb_annotations
 from components.model_serving import rollout_strategy
 from components.versions import ANYTHINGLLM_IMAGE, LITELLM_IMAGE, VLLM_IMAGE
-from tests.conftest import ROOT, STACKS, base_config, settings_from, stack_settings
+from tests.conftest import ROOT, STACKS, base_config, helm_release, settings_from, stack_settings
 from tools.engine import Plan, Registration, run_stack
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -33,7 +33,7 @@ def _k8s(plan: Plan, type_token: str, name: str, namespace: str | None = None) -
 
 
 def _controller(plan: Plan) -> Registration:
-    return next(r for r in plan.of_type(RELEASE) if r.inputs["name"] == "aws-load-balancer-controller")
+    return helm_release(plan, "aws-load-balancer-controller")
 
 
 def _pod(deployment: Registration) -> dict:

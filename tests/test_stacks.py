@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, STACKS, stack_settings
+from tests.conftest import ROOT, STACKS, helm_release, stack_settings
 from tools.engine import run_stack
 
 NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
@@ -224,8 +224,7 @@ def test_destroy_order_from_the_dependency_graph(stack_plans, stack):
     Kubernetes object goes before the cluster."""
     plan = stack_plans[stack]
     cluster = plan.one("aws:eks/cluster:Cluster")
-    controller = next(r for r in plan.of_type("kubernetes:helm.sh/v3:Release")
-                      if r.inputs["name"] == "aws-load-balancer-controller")
+    controller = helm_release(plan, "aws-load-balancer-controller")
     for ingress in plan.of_type("kubernetes:networking.k8s.io/v1:Ingress"):
         assert plan.deleted_before(ingress, controller), ingress.name
     workloads = [*plan.of_type("kubernetes:apps/v1:Deployment"), *plan.of_type("kubernetes:batch/v1:Job"),
