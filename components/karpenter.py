@@ -72,6 +72,35 @@ CONSOLIDATE_AFTER = "10m"
 # Deleting a NodePool or EC2NodeClass waits for its nodes to drain (up to the termination grace
 # period per node, one budgeted node at a time for drift) and terminate.
 DELETE_TIMEOUT = pulumi.CustomTimeouts(delete="30m")
+# SOCI parallel pull and unpack, the same on both AMI families. AL2023: nodeadm's feature gate,
+# which writes awslabs/amazon-eks-ami nodeadm/internal/containerd/snapshotter/
+# soci-snapshotter.config.toml (v20260724) on instances with at least 4 vCPUs and 7 GiB, which
+# every GPU type has. Bottlerocket (settings API, container-runtime-plugins, since 1.44.0): the
+# same values as nodeadm's file, since Bottlerocket's own defaults are 3 downloads and 1 unpack
+# per image; Karpenter keeps these settings and adds its own (bootstrap/bottlerocketsettings.go,
+# SettingsRaw).
+SOCI_PARALLEL_PULL = {"max-concurrent-downloads-per-image": 20, "max-concurrent-unpacks-per-image": 12,
+                      "concurrent-download-chunk-size": "16mb", "discard-unpacked-layers": True}
+AL2023_FAST_PULL_USER_DATA = """apiVersion: node.eks.aws/v1alpha1
+kind: NodeConfig
+spec:
+  featureGates:
+    FastImagePull: true
+"""
+
+
+def fast_pull_user_data(ami_type: str) -> str:
+    """The EC2NodeClass userData that turns on parallel image pull for an AMI family: a NodeConfig
+    for nodeadm (Karpenter adds its own NodeConfig to the MIME archive: bootstrap/nodeadm.go), or
+    Bottlerocket TOML settings (merged with Karpenter's: bootstrap/bottlerocket.go)."""
+    if ami_type.startswith("AL2023"):
+        return AL2023_FAST_PULL_USER_DATA
+    lines = ["[settings.container-runtime]", 'snapshotter = "soci"', "",
+             "[settings.container-runtime-plugins.soci-snapshotter]",
+             'pull-mode = "parallel-pull-unpack"', "",
+             "[settings.container-runtime-plugins.soci-snapshotter.parallel-pull-unpack]"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in SOCI_PARALLEL_PULL.items()]
+    return "\n".join(lines) + "\n"
 
 
 class _CloudFormationLoader(yaml.SafeLoader):
@@ -165,14 +194,18 @@ def node_class_spec(group: GpuNodeGroupSettings, *, role_name: str, subnet_ids: 
     """The EC2NodeClass of a GPU group: the group's AMI family at a pinned release (an alias, not
     `latest`, so nodes change only when versions.py does), the private subnets and the cluster
     security group by id, one encrypted gp3 volume for images with the group's throughput and
-    IOPS (and for Bottlerocket its small OS volume, also gp3 and encrypted), IMDSv2 with hop
-    limit 1 (pods cannot reach the node role), the stack's tags."""
+    IOPS, seeded from the group's image cache snapshot if it has one (and for Bottlerocket its
+    small OS volume, also gp3 and encrypted), IMDSv2 with hop limit 1 (pods cannot reach the node
+    role), the stack's tags, and the user data for parallel image pull where it is on."""
     volume: dict[str, Any] = {
         "deviceName": data_volume_device(group.ami_type),
         "ebs": {"volumeSize": f"{group.disk_size_gib}Gi", "volumeType": "gp3",
                 "iops": group.disk_iops, "throughput": group.disk_throughput_mibps,
                 "encrypted": True, "deleteOnTermination": True},
     }
+    if group.image_cache_snapshot_id is not None:
+        # The data volume starts as a copy of the snapshot: the vLLM image is on disk at boot.
+        volume["ebs"]["snapshotID"] = group.image_cache_snapshot_id
     volumes = [volume]
     if group.ami_type.startswith("AL2023"):
         volume["rootVolume"] = True
@@ -189,6 +222,7 @@ def node_class_spec(group: GpuNodeGroupSettings, *, role_name: str, subnet_ids: 
         "metadataOptions": {"httpEndpoint": "enabled", "httpProtocolIPv6": "disabled",
                             "httpPutResponseHopLimit": 1, "httpTokens": "required"},
         "tags": {**tags, "Name": f"{group.name}-gpu"},
+        **({"userData": fast_pull_user_data(group.ami_type)} if group.fast_image_pull else {}),
     }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import tomllib
 
 import jsonschema
 import pytest
@@ -215,10 +216,10 @@ def test_node_classes_pin_the_ami_and_size_the_image_volume(stack_plans):
                (stack_plans["dev"], stack_plans["prod"]) for c in plan.of_type(NODE_CLASS)}
     assert classes["inference"][1]["amiSelectorTerms"] == [{"alias": "al2023@v20260903"}]
     assert classes["embed-pool"][1]["amiSelectorTerms"] == [{"alias": "bottlerocket@1.68.1"}]
-    # AL2023: one volume, its root, for images too.
+    # AL2023: one volume, its root, for images too; 600 MiB/s because parallel pull is on.
     assert classes["inference"][1]["blockDeviceMappings"] == [{
         "deviceName": "/dev/xvda", "rootVolume": True, "ebs": {
-            "volumeSize": "200Gi", "volumeType": "gp3", "iops": 6000, "throughput": 500,
+            "volumeSize": "200Gi", "volumeType": "gp3", "iops": 6000, "throughput": 600,
             "encrypted": True, "deleteOnTermination": True}}]
     # Bottlerocket: its OS volume stated (given mappings replace Karpenter's defaults, and the
     # AMI's own is gp2), and images on the data volume, /dev/xvdb.
@@ -239,6 +240,59 @@ def test_node_classes_pin_the_ami_and_size_the_image_volume(stack_plans):
                                  "database-postgres")
         assert spec["securityGroupSelectorTerms"] == [
             {"id": database_rule.inputs["referencedSecurityGroupId"]}]
+
+
+# awslabs/amazon-eks-ami v20260724 nodeadm/internal/containerd/snapshotter/
+# soci-snapshotter.config.toml: what the FastImagePull gate writes on AL2023 nodes.
+NODEADM_SOCI_CONFIG = ROOT / "tests" / "data" / "nodeadm-soci-snapshotter.config.toml"
+NODEADM_SOCI_DIGEST = "91ff29ab41e70288082a679725b5a7bb2503dbee5e23577b527a78156a071b1a"
+
+
+def test_parallel_image_pull_is_on_for_both_ami_families(stack_plans):
+    """AL2023: a NodeConfig with the FastImagePull gate (nodeadm api/v1alpha1 Feature enum), which
+    Karpenter files as a NodeConfig part because it parses as YAML (bootstrap/nodeadm.go
+    parseUserData). Bottlerocket: the soci snapshotter in parallel-pull-unpack mode with the same
+    concurrency as nodeadm's file, so both families pull alike."""
+    assert hashlib.sha256(NODEADM_SOCI_CONFIG.read_bytes()).hexdigest() == NODEADM_SOCI_DIGEST
+    nodeadm = tomllib.loads(NODEADM_SOCI_CONFIG.read_text())["pull_modes"]["parallel_pull_unpack"]
+    classes = {c.inputs["metadata"]["name"]: c.inputs["spec"] for plan in
+               (stack_plans["dev"], stack_plans["prod"]) for c in plan.of_type(NODE_CLASS)}
+    node_config = yaml.safe_load(classes["inference"]["userData"])
+    assert node_config == {"apiVersion": "node.eks.aws/v1alpha1", "kind": "NodeConfig",
+                           "spec": {"featureGates": {"FastImagePull": True}}}
+    bottlerocket = tomllib.loads(classes["embed-pool"]["userData"])["settings"]
+    assert bottlerocket["container-runtime"] == {"snapshotter": "soci"}
+    soci = bottlerocket["container-runtime-plugins"]["soci-snapshotter"]
+    assert soci["pull-mode"] == "parallel-pull-unpack"
+    assert {k.replace("-", "_"): v for k, v in soci["parallel-pull-unpack"].items()} == {
+        k: nodeadm[k] for k in ("max_concurrent_downloads_per_image",
+                                "max_concurrent_unpacks_per_image",
+                                "concurrent_download_chunk_size", "discard_unpacked_layers")}
+    # Nothing Karpenter sets itself: its own settings would be overwritten
+    # (bootstrap/bottlerocket.go: "Karpenter will overwrite settings present inside custom UserData").
+    assert "kubernetes" not in bottlerocket
+    # Both at nodeadm's floor of 600 MiB/s (nodeadm/doc/examples.md, "Enabling fast image pull").
+    for spec in classes.values():
+        assert spec["blockDeviceMappings"][-1]["ebs"]["throughput"] >= 600
+
+
+def test_an_image_cache_snapshot_seeds_the_data_volume():
+    config = base_config()
+    config["cluster"]["gpuNodeGroups"][0].update(amiType="BOTTLEROCKET_x86_64_NVIDIA",
+                                                 imageCacheSnapshotId="snap-0123456789abcdef0")
+    group = settings_from(config).cluster.gpu_node_groups[0]
+    spec = karpenter.node_class_spec(group, role_name="r", subnet_ids=["subnet-1"],
+                                     security_group_id="sg-1", tags={})
+    crd_schema.validate({"apiVersion": karpenter.NODE_CLASS_API, "kind": "EC2NodeClass",
+                         "metadata": {"name": group.name}, "spec": spec}, "1.36.0")
+    os_volume, data = spec["blockDeviceMappings"]
+    assert data["deviceName"] == "/dev/xvdb"
+    assert data["ebs"]["snapshotID"] == "snap-0123456789abcdef0" and data["ebs"]["encrypted"] is True
+    assert "snapshotID" not in os_volume["ebs"]
+    # The image is on disk already: no parallel pull, whose snapshotter change would empty it,
+    # and the throughput default of a group without it.
+    assert not group.fast_image_pull and "userData" not in spec
+    assert data["ebs"]["throughput"] == 500
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -481,6 +535,32 @@ def test_destroy_leaves_no_instance_behind(stack_plans, stack):
             "less than or equal to 1000",
         ),
         (lambda g: g.update(engine="fargate"), "cluster.gpuNodeGroups[0].engine", "karpenter"),
+        (
+            lambda g: g.update(diskThroughputMibps=500),
+            "cluster.gpuNodeGroups[0].diskThroughputMibps",
+            "fastImagePull needs at least 600 MiB/s",
+        ),
+        (
+            lambda g: g.update(engine="managed", fastImagePull=True),
+            "cluster.gpuNodeGroups[0].fastImagePull",
+            "only for engine 'karpenter'",
+        ),
+        (
+            lambda g: g.update(imageCacheSnapshotId="snap-12345"),
+            "cluster.gpuNodeGroups[0].imageCacheSnapshotId",
+            "not an EBS snapshot id",
+        ),
+        (
+            lambda g: g.update(imageCacheSnapshotId="snap-0123456789abcdef0"),
+            "cluster.gpuNodeGroups[0].imageCacheSnapshotId",
+            "amiType 'BOTTLEROCKET_x86_64_NVIDIA'",
+        ),
+        (
+            lambda g: g.update(amiType="BOTTLEROCKET_x86_64_NVIDIA", fastImagePull=True,
+                               imageCacheSnapshotId="snap-0123456789abcdef0"),
+            "cluster.gpuNodeGroups[0].fastImagePull",
+            "must be false with imageCacheSnapshotId",
+        ),
     ],
 )
 def test_bad_gpu_group_settings_name_the_key(change, key, reason):

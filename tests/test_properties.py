@@ -56,7 +56,9 @@ def stack_configs(draw) -> dict[str, Any]:
     # A managed group may keep a floor of nodes; a Karpenter group has none (its nodes follow
     # the pods).
     min_size = draw(st.integers(1 if prod else 0, max_size)) if engine == "managed" else 0
-    throughput = draw(st.sampled_from([125, 500, 1000]))
+    throughput = draw(st.sampled_from([125, 500, 600, 1000]))
+    # Parallel image pull (a Karpenter group's default) needs 600 MiB/s and no image snapshot.
+    fast_pull = engine == "karpenter" and throughput >= 600 and draw(st.booleans())
     config["cluster"]["gpuNodeGroups"] = [{
         "name": "inference", "engine": engine, "instanceTypes": [gpu_type],
         "amiType": draw(st.sampled_from(["AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA"])),
@@ -65,6 +67,7 @@ def stack_configs(draw) -> dict[str, Any]:
         "desiredSize": draw(st.integers(min_size, max_size)) if engine == "managed" else 0,
         "maxSize": max_size, "diskThroughputMibps": throughput,
         "diskIops": draw(st.integers(max(3000, 4 * throughput), 16000)),
+        "fastImagePull": fast_pull,
     }]
     chat, embed = config["modelServing"]["models"]
     chat.update(gpus=chat_gpus, replicas=chat_replicas)

@@ -6,6 +6,7 @@ import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
+from pydantic.alias_generators import to_snake
 
 from ..instance_types import (
     GPU_FAMILIES,
@@ -33,6 +34,10 @@ from .kubernetes_version import supported_versions, version_problem
 
 # EKS add-on versions as `aws eks describe-addon-versions` lists them.
 ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
+SNAPSHOT_ID = re.compile(r"^snap-([0-9a-f]{8}|[0-9a-f]{17})$")
+# awslabs/amazon-eks-ami nodeadm/doc/examples.md ("Enabling fast image pull"): at least 600
+# MiB/s of root volume throughput, or parallel pulls may be slower than serial ones.
+FAST_PULL_MIN_THROUGHPUT_MIBPS = 600
 
 
 class ScalingSettings(_Model):
@@ -114,16 +119,45 @@ class GpuNodeGroupSettings(ScalingSettings):
     capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
     disk_size_gib: int = Field(default=200, ge=MIN_GPU_DISK_GIB, le=16384)
     # gp3 beyond its baseline (125 MiB/s, 3000 IOPS): vLLM's image is ~12 GB compressed and ~28
-    # GB unpacked, written to this volume on every new node (README, "Cold starts").
+    # GB unpacked, written to this volume on every new node (README, "Cold starts"). The default
+    # is 500, or FAST_PULL_MIN_THROUGHPUT_MIBPS where fastImagePull is on (_volume_defaults).
     disk_throughput_mibps: int = Field(default=500, ge=125, le=1000)
     disk_iops: int = Field(default=6000, ge=3000, le=16000)
+    # SOCI parallel pull and unpack (the nodeadm feature gate FastImagePull on AL2023, the
+    # `soci` snapshotter in parallel-pull-unpack mode on Bottlerocket). Default: on for
+    # Karpenter groups without an image cache snapshot (_volume_defaults).
+    fast_image_pull: bool = False
+    # An EBS snapshot of a Bottlerocket data volume with the vLLM image already pulled
+    # (aws-samples/bottlerocket-images-cache): every new node starts with the image on disk.
+    image_cache_snapshot_id: str | None = None
     min_size: int = Field(default=0, ge=0, le=450)
     desired_size: int = Field(default=0, ge=0, le=450)
     max_size: int = Field(default=2, ge=1, le=450)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _volume_defaults(cls, data: Any) -> Any:
+        """The defaults that depend on other keys: fast image pull on for a Karpenter group
+        without an image cache snapshot, and then 600 MiB/s of volume throughput unless set."""
+        if not isinstance(data, dict):
+            return data
+
+        def given(key: str) -> str | None:
+            return next((k for k in (key, to_snake(key)) if k in data), None)
+
+        data = dict(data)
+        pull_key = given("fastImagePull")
+        if pull_key is None:
+            data["fastImagePull"] = (data.get(given("engine") or "engine", "karpenter") == "karpenter"
+                                     and data.get(given("imageCacheSnapshotId") or "-") is None)
+        if data.get(pull_key or "fastImagePull") is True and given("diskThroughputMibps") is None:
+            data["diskThroughputMibps"] = FAST_PULL_MIN_THROUGHPUT_MIBPS
+        return data
+
     @model_validator(mode="after")
     def _engine_and_volume(self) -> GpuNodeGroupSettings:
         problems = []
+        problems += self._image_pull_problems()
         if self.engine == "karpenter":
             for key, value in (("minSize", self.min_size), ("desiredSize", self.desired_size)):
                 if value:
@@ -144,6 +178,37 @@ class GpuNodeGroupSettings(ScalingSettings):
                 f"{self.disk_size_gib} GiB volume"))
         raise_all(problems)
         return self
+
+    def _image_pull_problems(self) -> list[ConfigProblem]:
+        problems = []
+        if self.fast_image_pull and self.engine == "managed":
+            problems.append(ConfigProblem(
+                "fastImagePull", "is only for engine 'karpenter': a managed group's nodes boot with "
+                "EKS's user data, which this stack does not extend"))
+        if self.fast_image_pull and self.disk_throughput_mibps < FAST_PULL_MIN_THROUGHPUT_MIBPS:
+            # awslabs/amazon-eks-ami nodeadm/doc/examples.md, "Enabling fast image pull": below
+            # 600 MiB/s of volume throughput, pulls may take longer with the gate on.
+            problems.append(ConfigProblem(
+                "diskThroughputMibps", f"is {self.disk_throughput_mibps}, but fastImagePull needs "
+                f"at least {FAST_PULL_MIN_THROUGHPUT_MIBPS} MiB/s (AWS: below that, parallel pulls "
+                "can be slower than serial ones); raise it or set fastImagePull: false"))
+        snapshot = self.image_cache_snapshot_id
+        if snapshot is not None:
+            if not SNAPSHOT_ID.match(snapshot):
+                problems.append(ConfigProblem(
+                    "imageCacheSnapshotId", f"{snapshot!r} is not an EBS snapshot id "
+                    "(snap- and 8 or 17 hex digits)"))
+            if self.engine != "karpenter" or not self.ami_type.startswith("BOTTLEROCKET"):
+                problems.append(ConfigProblem(
+                    "imageCacheSnapshotId", "needs engine 'karpenter' and amiType "
+                    "'BOTTLEROCKET_x86_64_NVIDIA': only Bottlerocket keeps images on a separate "
+                    "data volume that a snapshot can seed"))
+            if self.fast_image_pull:
+                problems.append(ConfigProblem(
+                    "fastImagePull", "must be false with imageCacheSnapshotId: Bottlerocket empties "
+                    "the image store when a node boots with another snapshotter than the one the "
+                    "snapshot was taken with (bottlerocket-images-cache pulls with the default)"))
+        return problems
 
     @field_validator("name")
     @classmethod
