@@ -6,6 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from . import cold_start, compile_cache
 from .namespaces import GATEWAY, MODELS, WorkloadNamespaces
 from .node_group import GPU_NODE_GROUP_LABEL, GPU_RESOURCE, GPU_TAINT
 from .settings import GpuNodeGroupSettings, ModelServingSettings, ModelSettings
@@ -40,9 +41,9 @@ HF_HOME = "/models/huggingface"
 # An emptyDir HOME for the caches vLLM, PyTorch, Triton and FlashInfer write under ~ (~/.cache,
 # ~/.config, ~/.triton): the image's HOME is /root, which a non-root user cannot write.
 VLLM_HOME = "/home/vllm"
-# Model download plus weight loading and CUDA graph capture: up to 20 minutes.
-STARTUP_PROBE_FAILURES = 120
-STARTUP_PROBE_PERIOD = 10
+# vLLM's default ($HOME/.cache/vllm, vllm envs.py), stated because the compile-cache containers
+# copy from and into it.
+VLLM_CACHE_ROOT = f"{VLLM_HOME}/.cache/vllm"
 GATEWAY_APP = "litellm"
 API_KEY_LENGTH = 48
 MODEL_SCAN_EXCEPTIONS = {
@@ -100,6 +101,7 @@ def model_container(model: ModelSettings, *, with_hf_token: bool) -> dict:
         # has no entry for the pod's uid.
         {"name": "USER", "value": "vllm"},
         {"name": "HF_HOME", "value": HF_HOME},
+        {"name": "VLLM_CACHE_ROOT", "value": VLLM_CACHE_ROOT},
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
         {"name": "DO_NOT_TRACK", "value": "1"},
         secret_env("VLLM_API_KEY", API_KEY_SECRET),
@@ -122,8 +124,9 @@ def model_container(model: ModelSettings, *, with_hf_token: bool) -> dict:
         # /cohere (vllm 0.32.0 entrypoints/serve/middleware/authenticate.py GUARDED_PREFIX);
         # /metrics, /tokenize, /pooling and /invocations are open too: the NetworkPolicy is the
         # boundary.
-        "startup_probe": http_probe("/health", "http", period=STARTUP_PROBE_PERIOD,
-                                    failures=STARTUP_PROBE_FAILURES),
+        # Sized from the model's weights: first download, load, compile (cold_start.py).
+        "startup_probe": http_probe("/health", "http", period=cold_start.PROBE_PERIOD_SECONDS,
+                                    failures=cold_start.startup_probe_failures(model)),
         "readiness_probe": http_probe("/health", "http", period=10, failures=3),
         "liveness_probe": http_probe("/health", "http", period=30, failures=5, timeout=10),
         "volume_mounts": [
@@ -154,12 +157,18 @@ def model_pod_spec(model: ModelSettings, *, with_hf_token: bool, selector: dict[
             "max_skew": 1, "topology_key": "topology.kubernetes.io/zone",
             "when_unsatisfiable": "ScheduleAnyway", "label_selector": {"match_labels": selector},
             "match_label_keys": ["pod-template-hash"]}],
+        **({"init_containers": compile_cache.init_containers(
+            image=VLLM_IMAGE, image_pull_policy=IMAGE_PULL_POLICY,
+            vllm_version=image_version(VLLM_IMAGE), model_name=model.name,
+            vllm_cache_root=VLLM_CACHE_ROOT, home_mount=VLLM_HOME)}
+           if model.compile_cache == "shared" else {}),
         "containers": [model_container(model, with_hf_token=with_hf_token)],
         "volumes": [
             # NCCL and PyTorch workers exchange tensors through shared memory.
             {"name": "shm", "empty_dir": {"medium": "Memory", "size_limit": model.shm_size}},
             {"name": "model-cache", "persistent_volume_claim": {"claim_name": MODEL_CACHE.name}},
-            # Compiled kernels and CUDA graphs' caches: rebuilt after a restart, bounded here.
+            # vLLM's caches (compiled kernels among them): seeded from and published to the
+            # model-cache file system whole (compile_cache.py), bounded here.
             {"name": "home", "empty_dir": {"size_limit": "20Gi"}},
             # Scratch space of the compilers (Triton, FlashInfer, nvcc) and of Python.
             {"name": "tmp", "empty_dir": {"size_limit": "4Gi"}},
@@ -182,7 +191,8 @@ class ModelServing(pulumi.ComponentResource):
     secret) as Secret `vllm-api-key` (also in `llm-gateway`, for the gateway), the optional
     Hugging Face token Secret, and per model a Deployment (GPU node group's selector and
     toleration, `nvidia.com/gpu` = tensor-parallel size, /dev/shm in memory, weights on the
-    shared `model-cache` claim, startup probe sized for model download and load, readiness
+    shared `model-cache` claim, compiled kernels shared through it (compile_cache.py), a
+    startup probe sized from the weights (cold_start.py), readiness
     and liveness on /health), a Service `vllm-<name>`, and a PodDisruptionBudget when it has
     more than one replica; plus a NetworkPolicy admitting only the gateway's pods.
 
@@ -248,6 +258,7 @@ class ModelServing(pulumi.ComponentResource):
         self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
         for model in settings.models:
             group = gpu_node_groups[model.node_group]
+            wait = f"{-(-max(cold_start.MIN_PULUMI_WAIT_SECONDS, cold_start.rollout_seconds(model)) // 60)}m"
             labels = workload_labels(service_name(model), "model-server", image_version(VLLM_IMAGE))
             selector = selector_labels(service_name(model), "model-server")
             metadata = {"name": service_name(model), "namespace": namespace, "labels": labels,
@@ -260,8 +271,9 @@ class ModelServing(pulumi.ComponentResource):
                     "replicas": model.replicas,
                     "strategy": rollout_strategy(model, group, settings.models),
                     "selector": {"match_labels": selector},
-                    # A GPU node may take 10+ minutes to join and pull the image.
-                    "progress_deadline_seconds": 3600,
+                    # A GPU node, the image and a first start (cold_start.py).
+                    "progress_deadline_seconds": max(cold_start.MIN_PROGRESS_DEADLINE_SECONDS,
+                                                     cold_start.rollout_seconds(model)),
                     "template": {
                         "metadata": {"labels": {**labels, GPU_NODE_GROUP_LABEL: model.node_group}},
                         "spec": model_pod_spec(model, with_hf_token=hugging_face_token is not None,
@@ -272,7 +284,7 @@ class ModelServing(pulumi.ComponentResource):
                     parent=self, provider=provider,
                     depends_on=[*gpu_ready[model.node_group], *prerequisites],
                     # The first rollout may wait for a GPU node to join and a model download.
-                    custom_timeouts=pulumi.CustomTimeouts(create="40m", update="40m"),
+                    custom_timeouts=pulumi.CustomTimeouts(create=wait, update=wait),
                 ),
             )
             http_service(f"{name}-{model.name}", namespace=namespace, labels=labels, selector=selector,

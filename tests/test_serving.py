@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from components import iam
+from components import cold_start, iam
 from components.anythingllm import pre_stop_seconds, termination_grace_seconds
 from components.anythingllm_admin import admin_script
 from components.ingress import IAM_POLICY_FILE, alb_annotations
@@ -442,7 +442,7 @@ def test_model_servers_run_only_on_their_gpu_group(stack_plans, stack):
         assert "--api-key" not in args
         startup = container["startupProbe"]
         assert startup["httpGet"]["path"] == "/health"
-        assert startup["failureThreshold"] * startup["periodSeconds"] >= 600
+        assert startup["failureThreshold"] == cold_start.startup_probe_failures(model)
         volumes = {v["name"]: v for v in pod["volumes"]}
         assert volumes["shm"]["emptyDir"]["medium"] == "Memory"
         assert volumes["model-cache"]["persistentVolumeClaim"] == {"claimName": "model-cache"}

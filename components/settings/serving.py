@@ -288,6 +288,12 @@ class ModelSettings(_Model):
     # The Hugging Face revision of the weights and tokenizer (vLLM `--revision` and
     # `--tokenizer-revision`): a 40-hex commit pins them; unset follows the repository's main.
     revision: str | None = None
+    # The size of the weights vLLM downloads (the repository's *.safetensors files): the startup
+    # probe is sized from it (cold_start.py). Unset: a fixed allowance, with a warning.
+    weights_gib: float | None = Field(default=None, gt=0, le=4096)
+    # `shared`: compiled kernels are published to the model-cache file system and seeded into
+    # the next pod of the model (compile_cache.py); `pod`: every pod compiles for itself.
+    compile_cache: Literal["shared", "pod"] = "shared"
 
     @field_validator("name")
     @classmethod

@@ -180,6 +180,11 @@ class StackFields(_Model):
                   "code's instance table (components/instance_types.py): it is taken as x86_64 by "
                   "its name, and pods' requests are not checked against what it can allocate"
                   for index, instance_type in self.cluster.system_node_group.unlisted_types]
+        found += [f"modelServing.models[{index}].weightsGib: not set for {model.name}, so its "
+                  "startup probe allows a fixed 20 minutes instead of a time sized from its "
+                  "weights (README, \"Cold starts\"); set it to the size of the repository's "
+                  "*.safetensors files" for index, model in enumerate(self.model_serving.models)
+                  if model.weights_gib is None]
         groups = self.cluster.gpu_node_group_by_name
         for index, model in enumerate(self.model_serving.models):
             group = groups.get(model.node_group)
