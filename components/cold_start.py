@@ -61,7 +61,19 @@ def startup_probe_failures(model: ModelSettings) -> int:
     return math.ceil(startup_seconds(model) / PROBE_PERIOD_SECONDS)
 
 
-def rollout_seconds(model: ModelSettings) -> int:
-    """From a new pod to a ready one, worst case: the Deployment's progress deadline and how
-    long Pulumi waits for it."""
+def pod_seconds(model: ModelSettings) -> int:
+    """From a new pod to a ready one, worst case: the Deployment's progress deadline, which
+    restarts with every pod that becomes ready."""
     return NODE_AND_IMAGE_SECONDS + startup_probe_failures(model) * PROBE_PERIOD_SECONDS
+
+
+def progress_deadline_seconds(model: ModelSettings) -> int:
+    return max(MIN_PROGRESS_DEADLINE_SECONDS, pod_seconds(model))
+
+
+def pulumi_wait_minutes(model: ModelSettings, *, one_pod_at_a_time: bool) -> int:
+    """How long Pulumi waits for the whole rollout: a rolling update (one surge pod, none
+    unavailable) replaces the replicas one after another, each possibly on a new node; Recreate
+    starts them together."""
+    pods = model.replicas if one_pod_at_a_time else 1
+    return math.ceil(max(MIN_PULUMI_WAIT_SECONDS, pods * pod_seconds(model)) / 60)

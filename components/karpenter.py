@@ -206,6 +206,8 @@ def node_class_spec(group: GpuNodeGroupSettings, *, role_name: str, subnet_ids: 
     if group.image_cache_snapshot_id is not None:
         # The data volume starts as a copy of the snapshot: the vLLM image is on disk at boot.
         volume["ebs"]["snapshotID"] = group.image_cache_snapshot_id
+        if group.image_cache_init_mibps is not None:
+            volume["ebs"]["volumeInitializationRate"] = group.image_cache_init_mibps
     volumes = [volume]
     if group.ami_type.startswith("AL2023"):
         volume["rootVolume"] = True

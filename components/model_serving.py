@@ -160,7 +160,7 @@ def model_pod_spec(model: ModelSettings, *, with_hf_token: bool, selector: dict[
         **({"init_containers": compile_cache.init_containers(
             image=VLLM_IMAGE, image_pull_policy=IMAGE_PULL_POLICY,
             vllm_version=image_version(VLLM_IMAGE), model_name=model.name,
-            vllm_cache_root=VLLM_CACHE_ROOT, home_mount=VLLM_HOME)}
+            vllm_cache_root=VLLM_CACHE_ROOT, home_mount=VLLM_HOME, port=VLLM_PORT)}
            if model.compile_cache == "shared" else {}),
         "containers": [model_container(model, with_hf_token=with_hf_token)],
         "volumes": [
@@ -258,7 +258,9 @@ class ModelServing(pulumi.ComponentResource):
         self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
         for model in settings.models:
             group = gpu_node_groups[model.node_group]
-            wait = f"{-(-max(cold_start.MIN_PULUMI_WAIT_SECONDS, cold_start.rollout_seconds(model)) // 60)}m"
+            strategy = rollout_strategy(model, group, settings.models)
+            rolling = strategy["type"] == "RollingUpdate"
+            wait = f"{cold_start.pulumi_wait_minutes(model, one_pod_at_a_time=rolling)}m"
             labels = workload_labels(service_name(model), "model-server", image_version(VLLM_IMAGE))
             selector = selector_labels(service_name(model), "model-server")
             metadata = {"name": service_name(model), "namespace": namespace, "labels": labels,
@@ -269,11 +271,10 @@ class ModelServing(pulumi.ComponentResource):
                 metadata=metadata,
                 spec={
                     "replicas": model.replicas,
-                    "strategy": rollout_strategy(model, group, settings.models),
+                    "strategy": strategy,
                     "selector": {"match_labels": selector},
                     # A GPU node, the image and a first start (cold_start.py).
-                    "progress_deadline_seconds": max(cold_start.MIN_PROGRESS_DEADLINE_SECONDS,
-                                                     cold_start.rollout_seconds(model)),
+                    "progress_deadline_seconds": cold_start.progress_deadline_seconds(model),
                     "template": {
                         "metadata": {"labels": {**labels, GPU_NODE_GROUP_LABEL: model.node_group}},
                         "spec": model_pod_spec(model, with_hf_token=hugging_face_token is not None,

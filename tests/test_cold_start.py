@@ -19,6 +19,7 @@ import pytest
 
 from components import cold_start, compile_cache
 from components.model_serving import VLLM_CACHE_ROOT, VLLM_HOME
+from components.settings import ModelSettings
 from components.versions import VLLM_IMAGE
 from tests.conftest import ROOT, base_config, settings_from, stack_settings
 from tools.engine import read_stack_config, run_stack
@@ -56,17 +57,24 @@ def test_the_startup_probe_is_sized_from_the_weights_by_hand(stack_plans):
 
 
 def test_a_large_model_gets_a_longer_probe_deadline_and_wait():
-    """A 140 GiB model (a 70B in bf16): (2867.2 + 573.4 + 300) * 1.5 = 5611 s of probe; the
-    rollout adds ten minutes for the node and the image."""
+    """A 140 GiB model (a 70B in bf16): (2867.2 + 573.4 + 300) * 1.5 = 5611 s of probe; a pod
+    adds ten minutes for the node and the image."""
     config = copy.deepcopy(read_stack_config(ROOT, "dev"))
     models = config["anythingllm:modelServing"]["models"]
-    models[0]["weightsGib"] = 140
-    plan = run_stack(ROOT, "dev", config=config)
-    deployment = _deployments(plan)["vllm-qwen2-5-7b-instruct"]
+    models[0].update(weightsGib=140, replicas=2)
+    config["anythingllm:cluster"]["gpuNodeGroups"][0]["maxSize"] = 4
+    deployment = _deployments(run_stack(ROOT, "dev", config=config))["vllm-qwen2-5-7b-instruct"]
     (container,) = _pod(deployment)["containers"]
     assert container["startupProbe"]["failureThreshold"] == 562
+    # The progress deadline restarts with every ready pod: one pod's worth.
     assert deployment.inputs["spec"]["progressDeadlineSeconds"] == 600 + 5620
-    assert deployment.custom_timeouts == {"create": "104m", "update": "104m"}
+    # Two replicas rolling one at a time, each perhaps on a new node: Pulumi waits for both.
+    assert deployment.inputs["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert deployment.custom_timeouts == {"create": "208m", "update": "208m"}
+    # Recreate (no room for a surge pod) starts them together: one pod's worth.
+    model = ModelSettings(name="big", model="org/big", kind="chat", nodeGroup="inference",
+                          maxModelLen=4096, weightsGib=140, replicas=2)
+    assert cold_start.pulumi_wait_minutes(model, one_pod_at_a_time=False) == 104
 
 
 def test_a_model_without_its_weights_size_keeps_twenty_minutes_and_is_warned_about():
@@ -163,28 +171,28 @@ def health(tmp_path):
 
 
 def test_racing_publishers_leave_each_entry_whole_and_once(tmp_path, health):
-    """Both pods find an entry unpublished and copy it (a `cp` that takes a second makes
+    """Both pods find an entry unpublished and copy it (a `cp` that takes half a second makes
     sure they overlap); one rename wins, the other pod drops its copy."""
     served, url = health
     shared = tmp_path / "efs" / "compile-cache" / "v0" / "model"
     slow = tmp_path / "bin"
     slow.mkdir()
-    (slow / "cp").write_text("#!/bin/sh\nsleep 1\nexec /bin/cp \"$@\"\n")
+    (slow / "cp").write_text("#!/bin/sh\nsleep 0.5\nexec /bin/cp \"$@\"\n")
     (slow / "cp").chmod(0o755)
     publishers = []
     for pod in ("pod-a", "pod-b"):
         local = _compile_cache(tmp_path / pod, marker=pod[-1])
         publishers.append(_run(compile_cache.PUBLISH_SCRIPT, {
             "LOCAL_CACHE": str(local), "SHARED_CACHE": str(shared), "HEALTH_URL": url,
-            "POD_NAME": pod, "HEALTH_POLL_SECONDS": "1",
+            "POD_NAME": pod, "HEALTH_POLL_SECONDS": "0.5",
             "PATH": f"{slow}:{os.environ['PATH']}"}))
-    time.sleep(2.5)
+    time.sleep(1)
     assert not shared.exists()  # nothing is published before vLLM is healthy
     (served / "health").write_text("ok")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(_units(shared) if shared.exists() else []) < 3:
         time.sleep(0.2)
-    time.sleep(1)
+    time.sleep(0.8)
     outputs = [_stop(p) for p in publishers]
     assert [rc for rc, _ in outputs] == [0, 0]  # TERM ends the sidecar at once, cleanly
     assert _units(shared) == ["1a2b3c4d5e", "torch_aot_compile",
@@ -203,6 +211,89 @@ def test_racing_publishers_leave_each_entry_whole_and_once(tmp_path, health):
     assert text.count("\npublished ") + text.startswith("published ") == 2, text
     # Each entry by exactly one of the two; a pod that copied too found it taken at its rename.
     assert text.count("kept the copy another pod published first") >= 1, text
+
+
+def test_the_sidecar_stops_at_once_mid_copy_and_leaves_nothing(tmp_path, health):
+    """The kubelet signals only the container's PID 1, the shell, while a copy runs: it must
+    stop the copy, remove its staging directory and exit, not finish the copy first."""
+    served, url = health
+    (served / "health").write_text("ok")
+    shared = tmp_path / "shared"
+    slow = tmp_path / "bin"
+    slow.mkdir()
+    (slow / "cp").write_text("#!/bin/sh\nsleep 30\nexec /bin/cp \"$@\"\n")
+    (slow / "cp").chmod(0o755)
+    (shared / "1a2b3c4d5e").parent.mkdir(parents=True)
+    local = _compile_cache(tmp_path / "pod-a", marker="a")
+    publisher = _run(compile_cache.PUBLISH_SCRIPT, {
+        "LOCAL_CACHE": str(local), "SHARED_CACHE": str(shared), "HEALTH_URL": url,
+        "POD_NAME": "pod-a", "HEALTH_POLL_SECONDS": "1", "PATH": f"{slow}:{os.environ['PATH']}"})
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and subprocess.run(
+            ["pgrep", "-g", str(publisher.pid), "-f", "sleep 30"], capture_output=True).returncode:
+        time.sleep(0.1)
+    # A copy is running (the slow cp); give it the partial staging copy a real cp would have.
+    (shared / ".pod-a.1a2b3c4d5e").mkdir()
+    (shared / ".pod-a.1a2b3c4d5e" / "artifact-0").write_text("torn")
+    started = time.monotonic()
+    os.kill(publisher.pid, signal.SIGTERM)  # the shell alone
+    publisher.communicate(timeout=10)
+    assert publisher.returncode == 0 and time.monotonic() - started < 5
+    # Staging removed and nothing published: at most the empty parent of the AOT entries.
+    assert not list(shared.rglob(".*"))
+    assert [p for p in shared.rglob("*") if p.name != "torch_aot_compile"] == []
+    time.sleep(0.3)
+    # The copy was stopped too: nothing of the group runs (an exited child may linger as a
+    # zombie until this machine's init reaps it).
+    states = subprocess.run(["ps", "-o", "stat=", "-g", str(publisher.pid)],
+                            capture_output=True, text=True).stdout.split()
+    assert all(state.startswith("Z") for state in states), states
+
+
+def _age(path: Path, days: float) -> None:
+    when = time.time() - days * 86400
+    os.utime(path, (when, when))
+
+
+def test_the_seed_takes_the_newest_entries_and_marks_them_used(tmp_path):
+    shared = tmp_path / "shared"
+    for index in range(compile_cache.SEED_MAX_ENTRIES + 2):
+        (shared / f"entry{index:02d}" / "rank_0_0").mkdir(parents=True)
+        _age(shared / f"entry{index:02d}", days=index + 1)  # entry00 newest
+    local = tmp_path / "pod" / "torch_compile_cache"
+    result = subprocess.run(["/bin/sh", "-c", compile_cache.SEED_SCRIPT],
+                            env={**os.environ, "LOCAL_CACHE": str(local), "SHARED_CACHE": str(shared)},
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _units(local) == [f"entry{i:02d}" for i in range(compile_cache.SEED_MAX_ENTRIES)]
+    # Seeded entries count as used now; the two left out keep their age.
+    ages = {p.name: (time.time() - p.stat().st_mtime) / 86400 for p in shared.iterdir()}
+    assert all(ages[f"entry{i:02d}"] < 1 for i in range(compile_cache.SEED_MAX_ENTRIES))
+    assert ages["entry09"] > 9
+
+
+def test_a_publisher_prunes_entries_unused_for_two_weeks(tmp_path, health):
+    served, url = health
+    (served / "health").write_text("ok")
+    shared = tmp_path / "shared"
+    for name, days in (("old", compile_cache.PRUNE_AFTER_DAYS + 2), ("recent", 3)):
+        (shared / name / "rank_0_0").mkdir(parents=True)
+        _age(shared / name, days)
+    (shared / "torch_aot_compile" / ("e" * 64)).mkdir(parents=True)
+    _age(shared / "torch_aot_compile" / ("e" * 64), compile_cache.PRUNE_AFTER_DAYS + 1)
+    local = _compile_cache(tmp_path / "pod-a", marker="a")
+    publisher = _run(compile_cache.PUBLISH_SCRIPT, {
+        "LOCAL_CACHE": str(local), "SHARED_CACHE": str(shared), "HEALTH_URL": url,
+        "POD_NAME": "pod-a", "HEALTH_POLL_SECONDS": "1"})
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (shared / "old").exists():
+        time.sleep(0.2)
+    time.sleep(0.5)
+    rc, out = _stop(publisher)
+    assert rc == 0, out
+    assert _units(shared) == ["1a2b3c4d5e", "recent", "torch_aot_compile",
+                              "torch_aot_compile/" + "f" * 64], out
+    assert not list(shared.rglob(".*"))
 
 
 def test_the_seed_copies_only_published_entries(tmp_path):

@@ -235,12 +235,19 @@ def test_a_pod_larger_than_its_node_can_allocate_is_refused(where, key, cpu, mem
 
 
 def test_a_pod_at_the_edge_of_its_node_is_accepted_and_one_more_is_not():
+    """A model pod's compile-cache sidecar requests 100m and 128Mi for the pod's whole life
+    (native sidecars count toward the pod's requests), so vLLM gets what is left."""
     cpu, memory = pod_room("g5.xlarge")
+    cpu, memory = cpu - 100, memory - 128
     config = base_config()
     config["modelServing"]["models"][0]["resources"] = _resources(f"{cpu}m", f"{memory}Mi")
     settings_from(config)
     config["modelServing"]["models"][0]["resources"] = _resources(f"{cpu + 1}m", f"{memory}Mi")
-    expect_settings_error(config, "modelServing.models[0].resources", f"at most {cpu}m CPU")
+    expect_settings_error(config, "modelServing.models[0].resources",
+                          f"at most {cpu}m CPU and {memory}Mi beside the compile-cache sidecar")
+    # A model that compiles for itself has no sidecar: the whole room is its own.
+    config["modelServing"]["models"][0]["compileCache"] = "pod"
+    settings_from(config)
 
 
 def test_a_pod_must_fit_every_type_its_group_may_launch():

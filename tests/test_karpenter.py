@@ -276,10 +276,21 @@ def test_parallel_image_pull_is_on_for_both_ami_families(stack_plans):
         assert spec["blockDeviceMappings"][-1]["ebs"]["throughput"] >= 600
 
 
+def test_parallel_pull_below_600_mibps_is_warned_about_not_refused():
+    """nodeadm/doc/examples.md: "Below that value, you may see longer image pull times"."""
+    config = base_config()
+    config["cluster"]["gpuNodeGroups"][0].update(diskThroughputMibps=500)
+    settings = settings_from(config)
+    assert settings.cluster.gpu_node_groups[0].fast_image_pull
+    assert [w for w in settings.warnings
+            if w.startswith("cluster.gpuNodeGroups[0].diskThroughputMibps: 500 MiB/s")]
+
+
 def test_an_image_cache_snapshot_seeds_the_data_volume():
     config = base_config()
     config["cluster"]["gpuNodeGroups"][0].update(amiType="BOTTLEROCKET_x86_64_NVIDIA",
-                                                 imageCacheSnapshotId="snap-0123456789abcdef0")
+                                                 imageCacheSnapshotId="snap-0123456789abcdef0",
+                                                 imageCacheInitMibps=300)
     group = settings_from(config).cluster.gpu_node_groups[0]
     spec = karpenter.node_class_spec(group, role_name="r", subnet_ids=["subnet-1"],
                                      security_group_id="sg-1", tags={})
@@ -288,6 +299,7 @@ def test_an_image_cache_snapshot_seeds_the_data_volume():
     os_volume, data = spec["blockDeviceMappings"]
     assert data["deviceName"] == "/dev/xvdb"
     assert data["ebs"]["snapshotID"] == "snap-0123456789abcdef0" and data["ebs"]["encrypted"] is True
+    assert data["ebs"]["volumeInitializationRate"] == 300
     assert "snapshotID" not in os_volume["ebs"]
     # The image is on disk already: no parallel pull, whose snapshotter change would empty it,
     # and the throughput default of a group without it.
@@ -536,9 +548,15 @@ def test_destroy_leaves_no_instance_behind(stack_plans, stack):
         ),
         (lambda g: g.update(engine="fargate"), "cluster.gpuNodeGroups[0].engine", "karpenter"),
         (
-            lambda g: g.update(diskThroughputMibps=500),
-            "cluster.gpuNodeGroups[0].diskThroughputMibps",
-            "fastImagePull needs at least 600 MiB/s",
+            lambda g: g.update(imageCacheInitMibps=200),
+            "cluster.gpuNodeGroups[0].imageCacheInitMibps",
+            "needs imageCacheSnapshotId",
+        ),
+        (
+            lambda g: g.update(amiType="BOTTLEROCKET_x86_64_NVIDIA", imageCacheInitMibps=400,
+                               imageCacheSnapshotId="snap-0123456789abcdef0"),
+            "cluster.gpuNodeGroups[0].imageCacheInitMibps",
+            "less than or equal to 300",
         ),
         (
             lambda g: g.update(engine="managed", fastImagePull=True),

@@ -130,6 +130,10 @@ class GpuNodeGroupSettings(ScalingSettings):
     # An EBS snapshot of a Bottlerocket data volume with the vLLM image already pulled
     # (aws-samples/bottlerocket-images-cache): every new node starts with the image on disk.
     image_cache_snapshot_id: str | None = None
+    # EBS Provisioned Rate for Volume Initialization of the snapshot's blocks, MiB/s (the
+    # EC2NodeClass `volumeInitializationRate`, 100-300): without it a new volume loads them from
+    # S3 on first read.
+    image_cache_init_mibps: int | None = Field(default=None, ge=100, le=300)
     min_size: int = Field(default=0, ge=0, le=450)
     desired_size: int = Field(default=0, ge=0, le=450)
     max_size: int = Field(default=2, ge=1, le=450)
@@ -185,13 +189,10 @@ class GpuNodeGroupSettings(ScalingSettings):
             problems.append(ConfigProblem(
                 "fastImagePull", "is only for engine 'karpenter': a managed group's nodes boot with "
                 "EKS's user data, which this stack does not extend"))
-        if self.fast_image_pull and self.disk_throughput_mibps < FAST_PULL_MIN_THROUGHPUT_MIBPS:
-            # awslabs/amazon-eks-ami nodeadm/doc/examples.md, "Enabling fast image pull": below
-            # 600 MiB/s of volume throughput, pulls may take longer with the gate on.
+        if self.image_cache_init_mibps is not None and self.image_cache_snapshot_id is None:
             problems.append(ConfigProblem(
-                "diskThroughputMibps", f"is {self.disk_throughput_mibps}, but fastImagePull needs "
-                f"at least {FAST_PULL_MIN_THROUGHPUT_MIBPS} MiB/s (AWS: below that, parallel pulls "
-                "can be slower than serial ones); raise it or set fastImagePull: false"))
+                "imageCacheInitMibps", "needs imageCacheSnapshotId: it is the rate at which a "
+                "new volume loads that snapshot's blocks"))
         snapshot = self.image_cache_snapshot_id
         if snapshot is not None:
             if not SNAPSHOT_ID.match(snapshot):

@@ -320,25 +320,30 @@ def _observability(s: StackSettings) -> Iterator[ConfigProblem]:
 def _pods_fit_their_nodes(s: StackSettings) -> Iterator[ConfigProblem]:
     # A node group may launch any of its instance types, so a pod must fit every one of them.
     system = ("cluster.systemNodeGroup", s.cluster.system_node_group.instance_types)
-    placements = [("app.resources", s.app.resources, system),
-                  ("gateway.resources", s.gateway.resources, system)]
+    # (key, resources, (group key, types), what else the pod requests: (millicores, MiB))
+    placements = [("app.resources", s.app.resources, system, (0, 0)),
+                  ("gateway.resources", s.gateway.resources, system, (0, 0))]
     for index, group in enumerate(s.cluster.gpu_node_groups):
         for model_index, model in enumerate(s.model_serving.models):
             if model.node_group == group.name:
                 placements.append((f"modelServing.models[{model_index}].resources", model.resources,
-                                   (f"cluster.gpuNodeGroups[{index}]", group.instance_types)))
-    for key, resources, (group_key, instance_types) in placements:
+                                   (f"cluster.gpuNodeGroups[{index}]", group.instance_types),
+                                   model.sidecar_requests))
+    for key, resources, (group_key, instance_types), (extra_cpu, extra_memory) in placements:
         for instance_type in instance_types:
             if instance_type not in INSTANCE_FACTS:
                 continue  # accepted with a warning (StackSettings.warnings): not sized here
             cpu_room, memory_room = pod_room(instance_type)
+            cpu_room, memory_room = cpu_room - extra_cpu, memory_room - extra_memory
             too_big = [f"{what} {asked}" for what, asked, wanted, room in (
                 ("cpu", resources.cpu, cpu_millicores(resources.cpu), cpu_room),
                 ("memory", resources.memory, memory_mib(resources.memory), memory_room)) if wanted > room]
             if too_big:
+                beside = (f" beside the compile-cache sidecar's {extra_cpu}m and {extra_memory}Mi"
+                          if extra_cpu or extra_memory else "")
                 yield ConfigProblem(
                     key, f"requests {' and '.join(too_big)}, but a {instance_type} node of "
-                    f"{group_key} can give one pod at most {cpu_room}m CPU and {memory_room}Mi "
+                    f"{group_key} can give it at most {cpu_room}m CPU and {memory_room}Mi{beside} "
                     "after the kubelet's reservation and the DaemonSets on every node: the pod "
                     "could never be scheduled there (lower the request or use a larger type)")
                 break

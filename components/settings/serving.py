@@ -270,6 +270,10 @@ class IngressSettings(_Model):
         return self.certificate_arn is not None
 
 
+# The compile cache's native sidecar: copies only (compile_cache.py).
+SHARED_COMPILE_CACHE_REQUESTS = (100, 128)
+
+
 class ModelSettings(_Model):
     """One vLLM model server: a Deployment and a Service on one GPU node group."""
 
@@ -318,6 +322,12 @@ class ModelSettings(_Model):
             raise ConfigProblem("", f"{value!r} is not a Hugging Face revision (a 40-hex commit, or "
                                     "a branch or tag name)")
         return value
+
+    @property
+    def sidecar_requests(self) -> tuple[int, int]:
+        """(CPU millicores, memory MiB) the pod requests beside vLLM: the compile cache's
+        publishing sidecar runs as long as the pod (compile_cache.py)."""
+        return SHARED_COMPILE_CACHE_REQUESTS if self.compile_cache == "shared" else (0, 0)
 
     @property
     def pinned(self) -> bool:

@@ -10,7 +10,7 @@ from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_valid
 from ..alb_controller_policy import TRACKING_TAG_KEYS
 from ..rds_ca import RDS_CA_IDENTIFIER, vendored_regions
 from .base import REGION_NAME, TAG_KEY, TAG_VALUE, ConfigProblem, _Model, raise_all, with_environment_defaults
-from .cluster import ClusterSettings
+from .cluster import FAST_PULL_MIN_THROUGHPUT_MIBPS, ClusterSettings
 from .data import (
     ENVIRONMENT_DEFAULTS,
     CacheSettings,
@@ -185,6 +185,14 @@ class StackFields(_Model):
                   "weights (README, \"Cold starts\"); set it to the size of the repository's "
                   "*.safetensors files" for index, model in enumerate(self.model_serving.models)
                   if model.weights_gib is None]
+        # awslabs/amazon-eks-ami nodeadm/doc/examples.md, "Enabling fast image pull": at least
+        # 600 MiB/s of volume throughput, "below that value, you may see longer image pull times".
+        found += [f"cluster.gpuNodeGroups[{index}].diskThroughputMibps: {group.disk_throughput_mibps} "
+                  f"MiB/s with fastImagePull on {group.name}: AWS recommends at least "
+                  f"{FAST_PULL_MIN_THROUGHPUT_MIBPS}, below which parallel pulls may be slower than "
+                  "serial ones" for index, group in enumerate(self.cluster.gpu_node_groups)
+                  if group.fast_image_pull
+                  and group.disk_throughput_mibps < FAST_PULL_MIN_THROUGHPUT_MIBPS]
         groups = self.cluster.gpu_node_group_by_name
         for index, model in enumerate(self.model_serving.models):
             group = groups.get(model.node_group)
