@@ -130,8 +130,8 @@ def test_the_oidc_client_secret_is_a_secret_and_only_with_oidc():
 # ------------------------------------------------------------------------------ the program
 
 @pytest.fixture(scope="module")
-def prod_plan() -> Plan:
-    return run_stack(ROOT, "prod")
+def prod_plan(stack_plans) -> Plan:
+    return stack_plans["prod"]
 
 
 def test_prod_authenticates_every_browser_path_with_its_cognito_pool(prod_plan):

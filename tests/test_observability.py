@@ -209,11 +209,11 @@ def test_dashboard_has_the_alarm_strip_and_one_graph_per_alarm(stack_plans):
     assert dashboard_body([], alarm_arns=[], region="us-east-1")["widgets"][0]["type"] == "alarm"
 
 
-def test_a_fresh_stack_previews_with_unknown_alb_ids():
+def test_a_fresh_stack_previews_with_unknown_alb_ids(stack_plans):
     """Before the first `up` the ALB does not exist: the lookups stay unknown, the alarms are
     still planned."""
     plan = run_stack(ROOT, "dev", preview=True)
-    assert len(plan.of_type(ALARM)) == len(_alarms(run_stack(ROOT, "dev")))
+    assert len(plan.of_type(ALARM)) == len(_alarms(stack_plans["dev"]))
 
 
 @pytest.mark.parametrize("observability,path,reason", [
