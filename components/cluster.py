@@ -263,10 +263,13 @@ class Cluster(pulumi.ComponentResource):
         in_cluster = pulumi.ResourceOptions(
             parent=self, provider=self.provider, depends_on=self.system_ready,
         )
-        al2023_gpu_groups = [g.name for g in settings.gpu_node_groups
+        al2023_gpu_groups = [g for g in settings.gpu_node_groups
                              if g.ami_type == "AL2023_x86_64_NVIDIA"]
         self.device_plugin = (
-            NvidiaDevicePlugin(f"{name}-nvidia-device-plugin", gpu_node_groups=al2023_gpu_groups,
+            NvidiaDevicePlugin(f"{name}-nvidia-device-plugin",
+                               gpu_node_groups=[g.name for g in al2023_gpu_groups],
+                               sharing_replicas=[g.gpu_sharing.replicas for g in al2023_gpu_groups
+                                                 if g.gpu_sharing is not None],
                                opts=in_cluster)
             if al2023_gpu_groups else None
         )

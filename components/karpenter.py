@@ -33,6 +33,7 @@ import yaml
 from . import iam
 from .helm import pinned_release
 from .node_group import (
+    GPU_RESOURCE,
     GPU_TAINT,
     TAINT_EFFECTS,
     create_node_role,
@@ -50,6 +51,9 @@ NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "karpenter"  # the chart's fullname for release "karpenter" (_helpers.tpl)
 NODE_CLASS_API = "karpenter.k8s.aws/v1"
 NODE_POOL_API = "karpenter.sh/v1"
+NODE_OVERLAY_API = "karpenter.sh/v1alpha1"
+# Above any overlay an operator may add by hand at the default weight 0 (nodeoverlay.go).
+NODE_OVERLAY_WEIGHT = 10
 # The template's policies this stack grants. ZonalShiftPolicy is left out: it serves
 # settings.enableZonalShift, which stays off (chart default).
 GRANTED_POLICIES = ("NodeLifecyclePolicy", "IAMIntegrationPolicy", "EKSIntegrationPolicy",
@@ -89,18 +93,37 @@ spec:
 """
 
 
-def fast_pull_user_data(ami_type: str) -> str:
-    """The EC2NodeClass userData that turns on parallel image pull for an AMI family: a NodeConfig
-    for nodeadm (Karpenter adds its own NodeConfig to the MIME archive: bootstrap/nodeadm.go), or
-    Bottlerocket TOML settings (merged with Karpenter's: bootstrap/bottlerocket.go)."""
-    if ami_type.startswith("AL2023"):
-        return AL2023_FAST_PULL_USER_DATA
+def _bottlerocket_fast_pull() -> list[str]:
     lines = ["[settings.container-runtime]", 'snapshotter = "soci"', "",
              "[settings.container-runtime-plugins.soci-snapshotter]",
              'pull-mode = "parallel-pull-unpack"', "",
              "[settings.container-runtime-plugins.soci-snapshotter.parallel-pull-unpack]"]
-    lines += [f"{key} = {json.dumps(value)}" for key, value in SOCI_PARALLEL_PULL.items()]
-    return "\n".join(lines) + "\n"
+    return lines + [f"{key} = {json.dumps(value)}" for key, value in SOCI_PARALLEL_PULL.items()]
+
+
+def _bottlerocket_time_slicing(replicas: int) -> list[str]:
+    """Bottlerocket's own NVIDIA device plugin, configured like the Helm chart's on AL2023
+    (nvidia_device_plugin.plugin_config): settings.kubelet-device-plugins.nvidia (bottlerocket.dev,
+    API settings, kubelet-device-plugins, "NVIDIA Time-Slicing")."""
+    return ["[settings.kubelet-device-plugins.nvidia]", 'device-sharing-strategy = "time-slicing"', "",
+            "[settings.kubelet-device-plugins.nvidia.time-slicing]", f"replicas = {replicas}",
+            "rename-by-default = false", "fail-requests-greater-than-one = true"]
+
+
+def node_user_data(group: GpuNodeGroupSettings) -> str | None:
+    """The EC2NodeClass userData of a group, or None. AL2023: a NodeConfig for nodeadm with the
+    FastImagePull gate (Karpenter adds its own NodeConfig to the MIME archive:
+    bootstrap/nodeadm.go); GPU sharing there is the device plugin's config, picked by a node
+    label. Bottlerocket: TOML settings for parallel pull and for its built-in device plugin's
+    time-slicing (merged with Karpenter's own: bootstrap/bottlerocket.go)."""
+    if group.ami_type.startswith("AL2023"):
+        return AL2023_FAST_PULL_USER_DATA if group.fast_image_pull else None
+    sections = []
+    if group.fast_image_pull:
+        sections.append(_bottlerocket_fast_pull())
+    if group.gpu_sharing is not None:
+        sections.append(_bottlerocket_time_slicing(group.gpu_sharing.replicas))
+    return "\n\n".join("\n".join(lines) for lines in sections) + "\n" if sections else None
 
 
 class _CloudFormationLoader(yaml.SafeLoader):
@@ -224,7 +247,7 @@ def node_class_spec(group: GpuNodeGroupSettings, *, role_name: str, subnet_ids: 
         "metadataOptions": {"httpEndpoint": "enabled", "httpProtocolIPv6": "disabled",
                             "httpPutResponseHopLimit": 1, "httpTokens": "required"},
         "tags": {**tags, "Name": f"{group.name}-gpu"},
-        **({"userData": fast_pull_user_data(group.ami_type)} if group.fast_image_pull else {}),
+        **({"userData": user_data} if (user_data := node_user_data(group)) is not None else {}),
     }
 
 
@@ -256,14 +279,35 @@ def node_pool_spec(group: GpuNodeGroupSettings, *, node_class: str) -> dict[str,
         },
         "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": CONSOLIDATE_AFTER,
                        "budgets": [{"nodes": "1"}]},
-        "limits": {"nvidia.com/gpu": str(group.max_size * group.gpus_per_node)},
+        # In slices on a group that shares its GPUs (node_overlay_spec).
+        "limits": {"nvidia.com/gpu": str(group.max_size * group.slices_per_node)},
     }
 
 
-def controller_values(*, cluster_name: str, queue_name: str, region: str) -> dict[str, Any]:
-    """Helm values of the controller (chart karpenter, values.yaml at v1.14.1)."""
+def node_overlay_spec(group: GpuNodeGroupSettings) -> dict[str, Any]:
+    """What Karpenter's scheduling simulation should believe a node of a GPU-sharing group
+    offers: `gpus x replicas` nvidia.com/gpu, as the device plugin will advertise. Without it
+    Karpenter packs one slice-asking pod per physical GPU and launches a node for each
+    (kubernetes-sigs/karpenter#729, #2140). The overlay's capacity replaces the instance type's
+    (pkg/cloudprovider/types.go `ApplyCapacityOverlay`, lo.Assign), and the NodePool's GPU limit
+    counts it (state/statenode.go `Capacity`), so the limit is in slices too."""
     return {
-        "settings": {"clusterName": cluster_name, "interruptionQueue": queue_name},
+        "weight": NODE_OVERLAY_WEIGHT,
+        "requirements": [{"key": "karpenter.sh/nodepool", "operator": "In", "values": [group.name]}],
+        "capacity": {GPU_RESOURCE: str(group.slices_per_node)},
+    }
+
+
+def controller_values(*, cluster_name: str, queue_name: str, region: str,
+                      node_overlays: bool = False) -> dict[str, Any]:
+    """Helm values of the controller (chart karpenter, values.yaml at v1.14.1). `node_overlays`
+    turns on the NodeOverlay feature gate (alpha; chart settings.featureGates.nodeOverlay ->
+    FEATURE_GATES NodeOverlay=true), which GPU-sharing groups need."""
+    settings: dict[str, Any] = {"clusterName": cluster_name, "interruptionQueue": queue_name}
+    if node_overlays:
+        settings["featureGates"] = {"nodeOverlay": True}
+    return {
+        "settings": settings,
         "replicas": 2,
         # On the system nodes, never on a node it launched (the chart's default affinity keeps
         # it off nodes with karpenter.sh/nodepool).
@@ -358,7 +402,8 @@ class Karpenter(pulumi.ComponentResource):
         self.release = pinned_release(
             name, KARPENTER, release_name="karpenter", namespace=NAMESPACE,
             values=queue.name.apply(lambda queue_name: controller_values(
-                cluster_name=cluster_name, queue_name=queue_name, region=region)),
+                cluster_name=cluster_name, queue_name=queue_name, region=region,
+                node_overlays=any(g.gpu_sharing is not None for g in groups))),
             skip_crds=True,
             # Credentials are injected at pod creation; the queue must be fed before it reads.
             opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(
@@ -380,13 +425,21 @@ class Karpenter(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(
                     depends_on=[self.release, node_access, *node_permissions],
                     custom_timeouts=DELETE_TIMEOUT)))
+            # Before the NodePool: Karpenter must know a node's slices before it packs pods.
+            overlay = [k8s.apiextensions.CustomResource(
+                f"{name}-{group.name}-time-slicing",
+                api_version=NODE_OVERLAY_API, kind="NodeOverlay",
+                metadata={"name": f"{group.name}-time-slicing"},
+                spec=node_overlay_spec(group),
+                opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(
+                    depends_on=[self.release])))] if group.gpu_sharing is not None else []
             self.node_pools[group.name] = k8s.apiextensions.CustomResource(
                 f"{name}-{group.name}",
                 api_version=NODE_POOL_API, kind="NodePool",
                 metadata={"name": group.name},
                 spec=node_pool_spec(group, node_class=group.name),
                 opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(
-                    depends_on=[node_class, self.release,
+                    depends_on=[node_class, self.release, *overlay,
                                 *([self.spot_role] if self.spot_role is not None else [])],
                     custom_timeouts=DELETE_TIMEOUT)))
         self.register_outputs({"release": self.release.name})

@@ -8,7 +8,13 @@ import pulumi_random as random
 
 from . import cold_start, compile_cache
 from .namespaces import GATEWAY, MODELS, WorkloadNamespaces
-from .node_group import GPU_NODE_GROUP_LABEL, GPU_RESOURCE, GPU_TAINT
+from .node_group import (
+    DEVICE_PLUGIN_CONFIG_LABEL,
+    GPU_NODE_GROUP_LABEL,
+    GPU_RESOURCE,
+    GPU_TAINT,
+    sharing_config_name,
+)
 from .settings import GpuNodeGroupSettings, ModelServingSettings, ModelSettings
 from .shared_storage import MODEL_CACHE
 from .versions import VLLM_IMAGE, VLLM_UID
@@ -141,12 +147,22 @@ def model_container(model: ModelSettings, *, with_hf_token: bool) -> dict:
     }
 
 
-def model_pod_spec(model: ModelSettings, *, with_hf_token: bool, selector: dict[str, str]) -> dict:
+def node_selector(model: ModelSettings, group: GpuNodeGroupSettings | None) -> dict[str, str]:
+    """The model's GPU group; on a group that shares its GPUs, also the device-plugin config of
+    its nodes, so a pod that takes a slice never lands where a slice is a whole GPU."""
+    labels = {GPU_NODE_GROUP_LABEL: model.node_group}
+    if group is not None and group.gpu_sharing is not None:
+        labels[DEVICE_PLUGIN_CONFIG_LABEL] = sharing_config_name(group.gpu_sharing.replicas)
+    return labels
+
+
+def model_pod_spec(model: ModelSettings, *, with_hf_token: bool, selector: dict[str, str],
+                   group: GpuNodeGroupSettings | None = None) -> dict:
     return {
         "service_account_name": SERVICE_ACCOUNT,
         "automount_service_account_token": False,
         "enable_service_links": False,
-        "node_selector": {GPU_NODE_GROUP_LABEL: model.node_group},
+        "node_selector": node_selector(model, group),
         "tolerations": [{"key": GPU_TAINT.key, "operator": "Exists", "effect": "NoSchedule"}],
         "security_context": pod_security_context(uid=VLLM_UID),
         "termination_grace_period_seconds": 120,
@@ -278,7 +294,7 @@ class ModelServing(pulumi.ComponentResource):
                     "template": {
                         "metadata": {"labels": {**labels, GPU_NODE_GROUP_LABEL: model.node_group}},
                         "spec": model_pod_spec(model, with_hf_token=hugging_face_token is not None,
-                                               selector=selector),
+                                               selector=selector, group=group),
                     },
                 },
                 opts=pulumi.ResourceOptions(

@@ -46,6 +46,17 @@ class Taint:
 GPU_TAINT = Taint(key=GPU_RESOURCE, value="true", effect="NO_SCHEDULE")
 
 
+# The NVIDIA device plugin's config-manager picks a node's config by this label
+# (NVIDIA/k8s-device-plugin v0.18.2 deployments/helm/nvidia-device-plugin/templates/
+# daemonset-device-plugin.yml, NODE_LABEL); Bottlerocket's own plugin takes its config from the
+# node's settings instead (karpenter.node_user_data), the label then only describes the node.
+DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
+
+
+def sharing_config_name(replicas: int) -> str:
+    return f"time-slicing-{replicas}"
+
+
 def system_labels() -> dict[str, str]:
     return {NODE_GROUP_LABEL: "system"}
 
@@ -56,14 +67,18 @@ def gpu_labels(group: GpuNodeGroupSettings) -> dict[str, str]:
     `nvidia.com/gpu.present=true` is what the NVIDIA device plugin's node affinity looks
     for; `k8s.amazonaws.com/accelerator` is the Cluster Autoscaler's GPU label (the kubelet sets
     it before the node joins, as upstream's README asks); the group label lets a workload (a
-    vLLM model) pin itself to one group.
+    vLLM model) pin itself to one group; a group that shares its GPUs names its device-plugin
+    config (`nvidia.com/device-plugin.config: time-slicing-<replicas>`).
     """
-    return {
+    labels = {
         GPU_PRESENT_LABEL: "true",
         ACCELERATOR_LABEL: accelerator_label_value(group.instance_types),
         NODE_GROUP_LABEL: group.name,
         GPU_NODE_GROUP_LABEL: group.name,
     }
+    if group.gpu_sharing is not None:
+        labels[DEVICE_PLUGIN_CONFIG_LABEL] = sharing_config_name(group.gpu_sharing.replicas)
+    return labels
 
 
 def autoscaler_node_template_tags(labels: dict[str, str], taints: list[Taint]) -> dict[str, str]:

@@ -20,7 +20,8 @@ import kubernetes_validate
 import yaml
 
 CRD_DIR = Path(__file__).resolve().parent.parent / "components" / "data" / "karpenter"
-CRD_FILES = ("karpenter.sh_nodepools.yaml", "karpenter.k8s.aws_ec2nodeclasses.yaml")
+CRD_FILES = ("karpenter.sh_nodepools.yaml", "karpenter.k8s.aws_ec2nodeclasses.yaml",
+             "karpenter.sh_nodeoverlays.yaml")
 
 
 def _strict(schema: Any) -> Any:

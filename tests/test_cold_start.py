@@ -62,7 +62,10 @@ def test_a_large_model_gets_a_longer_probe_deadline_and_wait():
     config = copy.deepcopy(read_stack_config(ROOT, "dev"))
     models = config["anythingllm:modelServing"]["models"]
     models[0].update(weightsGib=140, replicas=2)
-    config["anythingllm:cluster"]["gpuNodeGroups"][0]["maxSize"] = 4
+    models[1]["gpuMemoryUtilization"] = 0.85
+    group = config["anythingllm:cluster"]["gpuNodeGroups"][0]
+    group.pop("gpuSharing")  # two 0.8 replicas could not share a GPU
+    group["maxSize"] = 4
     deployment = _deployments(run_stack(ROOT, "dev", config=config))["vllm-qwen2-5-7b-instruct"]
     (container,) = _pod(deployment)["containers"]
     assert container["startupProbe"]["failureThreshold"] == 562

@@ -30,14 +30,22 @@ def test_dev_is_visibly_cheaper_than_prod(stack_plans):
 
 
 def test_a_node_pool_costs_the_nodes_its_models_keep_running(stack_plans):
-    """Dev's two models (one GPU each) keep two 1-GPU nodes up: a NodePool has no minimum of
-    its own, but nodes run as long as model pods do. gp3 beyond its baseline: $0.005 per IOPS
-    above 3000 and $0.04 per MiB/s above 125 (EBS pricing, us-east-1); 600 MiB/s for parallel
-    image pull."""
+    """Dev's two models take one slice each of a time-sliced GPU (2 per GPU), so they keep one
+    1-GPU node up: a NodePool has no minimum of its own, but nodes run as long as model pods do.
+    gp3 beyond its baseline: $0.005 per IOPS above 3000 and $0.04 per MiB/s above 125 (EBS
+    pricing, us-east-1); 600 MiB/s for parallel image pull."""
     (pool,) = [value for item, value in _lines(stack_plans["dev"], "cluster").items()
-               if item.startswith("node pool inference: 2 x g6.xlarge (first listed type) for 2 model GPUs")]
+               if item.startswith("node pool inference: 1 x g6.xlarge (first listed type) for 2 "
+                                  "model GPU slices (2 per GPU)")]
     disk = 200 * PRICES["ebsGp3GbMonth"] + 3000 * 0.005 + 475 * 0.04
     node = PRICES["ec2"]["g6.xlarge"] * HOURS + disk
+    assert pool == (pytest.approx(node), pytest.approx(node))
+    # Without sharing, each model holds a node of its own.
+    config = copy.deepcopy(read_stack_config(ROOT, "dev"))
+    config["anythingllm:cluster"]["gpuNodeGroups"][0].pop("gpuSharing")
+    config["anythingllm:modelServing"]["models"][1]["gpuMemoryUtilization"] = 0.85
+    (pool,) = [value for item, value in _lines(run_stack(ROOT, "dev", config=config), "cluster").items()
+               if item.startswith("node pool inference: 2 x g6.xlarge (first listed type) for 2 model GPUs")]
     assert pool == (pytest.approx(2 * node), pytest.approx(2 * node))
 
 

@@ -56,6 +56,7 @@ DIGESTS = {
     "karpenter.k8s.aws_ec2nodeclasses.yaml": (
         "62dec59f01c0972d4503ca3ed25f243ba9c2f561be0d964ce7a14c8df406132f"),
     "karpenter.sh_nodepools.yaml": "3bb64a20c80776b77aa19a699ebdaf34480a7b2e7ec4ef890b43225b3517f878",
+    "karpenter.sh_nodeoverlays.yaml": "6ff6199aff096cc87cd9508f8c5ae62c6d3452aa90c2828ee36380340f3ece62",
 }
 
 
@@ -88,10 +89,14 @@ def test_the_charts_install_crds_first_then_the_controller(stack_plans, stack):
     assert controller.inputs["skipCrds"] is True and plan.waits_for(controller, crds)
     values = controller.inputs["values"]
     queue = plan.one("aws:sqs/queue:Queue")
+    sharing = any(g.gpu_sharing is not None for g in stack_settings(stack).cluster.gpu_node_groups)
     assert values["settings"] == {
         "clusterName": plan.outputs["clusterName"],
         "interruptionQueue": queue.inputs["name"],
+        # The NodeOverlay gate (alpha) only where a group shares its GPUs (dev).
+        **({"featureGates": {"nodeOverlay": True}} if sharing else {}),
     }
+    assert sharing == (stack == "dev")
     assert values["nodeSelector"]["anythingllm.io/node-group"] == "system"
     # IMDS hop limit 1 on the system nodes hides the region; without one the controller exits
     # (pkg/operator/operator.go); the chart renders controller.env (templates/deployment.yaml).
@@ -331,13 +336,18 @@ def test_every_model_lands_only_on_its_pool(stack_plans, stack):
     }
     for model in settings.model_serving.models:
         pod = plan.one(DEPLOYMENT, f"models-{model.name}").inputs["spec"]["template"]["spec"]
-        assert pod["nodeSelector"] == {GROUP_LABEL: model.node_group}
+        group = settings.cluster.gpu_node_group_by_name[model.node_group]
+        sharing = ({"nvidia.com/device-plugin.config": f"time-slicing-{group.gpu_sharing.replicas}"}
+                   if group.gpu_sharing is not None else {})
+        assert pod["nodeSelector"] == {GROUP_LABEL: model.node_group, **sharing}
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
             "tolerations"
         ]
-        if settings.cluster.gpu_node_group_by_name[model.node_group].engine == "karpenter":
-            # Only its own pool carries the label value it selects.
-            assert [g for g, p in pools.items() if g == model.node_group] == [model.node_group]
+        if group.engine == "karpenter":
+            # Only its own pool carries the label values it selects.
+            labels = {g: p.inputs["spec"]["template"]["metadata"]["labels"] for g, p in pools.items()}
+            assert [g for g, pool in labels.items()
+                    if pod["nodeSelector"].items() <= pool.items()] == [model.node_group]
 
 
 # ----------------------------------------------------------------------------------------- IAM

@@ -429,7 +429,7 @@ def test_model_servers_run_only_on_their_gpu_group(stack_plans, stack):
         pod = _pod(deployment)
         (container,) = pod["containers"]
         assert container["image"] == VLLM_IMAGE
-        assert pod["nodeSelector"] == {"anythingllm.io/gpu-node-group": model.node_group}
+        assert pod["nodeSelector"]["anythingllm.io/gpu-node-group"] == model.node_group
         assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
         assert container["resources"]["limits"]["nvidia.com/gpu"] == str(model.gpus)
         args = container["args"]

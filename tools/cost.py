@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from components.instance_types import GPU_INSTANCE_TYPES
+from components.node_group import DEVICE_PLUGIN_CONFIG_LABEL
 from components.node_group import GPU_NODE_GROUP_LABEL as GPU_GROUP_LABEL
 
 from .engine import Plan, Registration, read_stack_config, run_stack
@@ -113,7 +114,11 @@ def _node_pool(plan: Plan, pool: Registration, prices: dict[str, Any], hours: fl
     instance_type = requirements["node.kubernetes.io/instance-type"][0]
     hourly = _price(prices["ec2"], instance_type, "EC2")
     group = spec["template"]["metadata"]["labels"][GPU_GROUP_LABEL]
-    gpus_per_node = GPU_INSTANCE_TYPES[instance_type].gpus
+    labels = spec["template"]["metadata"]["labels"]
+    # A group that time-slices its GPUs advertises `replicas` nvidia.com/gpu per GPU.
+    slices = labels.get(DEVICE_PLUGIN_CONFIG_LABEL, "").removeprefix("time-slicing-")
+    slices_per_gpu = int(slices) if slices.isdigit() else 1
+    gpus_per_node = GPU_INSTANCE_TYPES[instance_type].gpus * slices_per_gpu
     gpus = sum(
         (d.inputs["spec"].get("replicas") or 1)
         * sum(int(c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu", 0))
@@ -129,7 +134,9 @@ def _node_pool(plan: Plan, pool: Registration, prices: dict[str, Any], hours: fl
     disk_gib = sum(gib for _, gib in volumes)
     node_month = hourly * hours + sum(_gp3_month(v, gib, prices) for v, gib in volumes)
     spot = ", spot first (priced on-demand)" if "spot" in requirements["karpenter.sh/capacity-type"] else ""
-    label = (f"node pool {group}: {nodes} x {instance_type} (first listed type) for {gpus} model GPUs "
+    asked = (f"{gpus} model GPUs" if slices_per_gpu == 1
+             else f"{gpus} model GPU slices ({slices_per_gpu} per GPU)")
+    label = (f"node pool {group}: {nodes} x {instance_type} (first listed type) for {asked} "
              f"+ {disk_gib} GiB gp3 ({volume['iops']} IOPS, {volume['throughput']} MiB/s){spot}")
     return [Line(_component(plan, pool), label, nodes * node_month, nodes * node_month)]
 

@@ -101,6 +101,16 @@ class SystemNodeGroupSettings(ScalingSettings):
         return [(index, t) for index, t in enumerate(self.instance_types) if t not in INSTANCE_FACTS]
 
 
+class GpuSharingSettings(_Model):
+    """Each physical GPU of the group advertised as `replicas` GPUs (`nvidia.com/gpu`) by the
+    NVIDIA device plugin's time-slicing: pods take turns on the GPU's compute, with no memory
+    isolation between them, so the models placed there must split its memory themselves
+    (`gpuMemoryUtilization`, checked in rules.py)."""
+
+    strategy: Literal["time-slicing"] = "time-slicing"
+    replicas: int = Field(ge=2, le=8)
+
+
 class GpuNodeGroupSettings(ScalingSettings):
     """A group of NVIDIA GPU nodes, tainted so only GPU workloads land there.
 
@@ -134,6 +144,8 @@ class GpuNodeGroupSettings(ScalingSettings):
     # EC2NodeClass `volumeInitializationRate`, 100-300): without it a new volume loads them from
     # S3 on first read.
     image_cache_init_mibps: int | None = Field(default=None, ge=100, le=300)
+    # Small models sharing a GPU (dev's embedder beside its chat model): time-slicing.
+    gpu_sharing: GpuSharingSettings | None = None
     min_size: int = Field(default=0, ge=0, le=450)
     desired_size: int = Field(default=0, ge=0, le=450)
     max_size: int = Field(default=2, ge=1, le=450)
@@ -193,6 +205,10 @@ class GpuNodeGroupSettings(ScalingSettings):
             problems.append(ConfigProblem(
                 "imageCacheInitMibps", "needs imageCacheSnapshotId: it is the rate at which a "
                 "new volume loads that snapshot's blocks"))
+        if self.gpu_sharing is not None and self.engine != "karpenter":
+            problems.append(ConfigProblem(
+                "gpuSharing", "is only for engine 'karpenter': a managed group's nodes boot with "
+                "EKS's user data and are scaled from zero on the autoscaler's one-GPU template"))
         snapshot = self.image_cache_snapshot_id
         if snapshot is not None:
             if not SNAPSHOT_ID.match(snapshot):
@@ -254,6 +270,16 @@ class GpuNodeGroupSettings(ScalingSettings):
     @property
     def gpus_per_node(self) -> int:
         return GPU_INSTANCE_TYPES[self.instance_types[0]].gpus
+
+    @property
+    def slices_per_gpu(self) -> int:
+        """How many `nvidia.com/gpu` each physical GPU advertises: 1, or the time-slicing
+        replicas."""
+        return self.gpu_sharing.replicas if self.gpu_sharing is not None else 1
+
+    @property
+    def slices_per_node(self) -> int:
+        return self.gpus_per_node * self.slices_per_gpu
 
 
 class ClusterSettings(_Model):

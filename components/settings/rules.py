@@ -237,13 +237,55 @@ def _models_fit_their_node_groups(s: StackSettings) -> Iterator[ConfigProblem]:
                                 f"{model.gpus} GPUs (tensor parallel) do not fit on one node of "
                                 f"{group.name!r} ({group.instance_types[0]}: {group.gpus_per_node} GPU)")
             continue  # the group's capacity is judged on models that fit one of its nodes
+        if group.gpu_sharing is not None and model.gpus > 1:
+            # Two slices may be two turns on the same GPU (the device plugin's
+            # failRequestsGreaterThanOne refuses such pods): tensor parallelism needs whole GPUs.
+            yield ConfigProblem(f"{key}.gpus",
+                                f"is {model.gpus}, but {group.name!r} shares its GPUs "
+                                "(gpuSharing): a model there takes one slice; put a "
+                                "tensor-parallel model on a group without sharing")
+            continue
         gpus_wanted[group.name] = gpus_wanted.get(group.name, 0) + model.gpus * model.replicas
     for index, group in enumerate(s.cluster.gpu_node_groups):
-        capacity = group.max_size * group.gpus_per_node
+        capacity = group.max_size * group.slices_per_node
+        unit = "GPUs" if group.gpu_sharing is None else f"GPU slices ({group.slices_per_gpu} per GPU)"
         if gpus_wanted.get(group.name, 0) > capacity:
             yield ConfigProblem(f"cluster.gpuNodeGroups[{index}].maxSize",
-                                f"{group.max_size} nodes give {capacity} GPUs, but the models placed "
-                                f"on {group.name!r} need {gpus_wanted[group.name]} (gpus x replicas)")
+                                f"{group.max_size} nodes give {capacity} {unit}, but the models "
+                                f"placed on {group.name!r} need {gpus_wanted[group.name]} "
+                                "(gpus x replicas)")
+
+
+@rule("cluster.gpu_node_groups", "model_serving")
+def _shared_gpus_fit_their_models_memory(s: StackSettings) -> Iterator[ConfigProblem]:
+    """The device plugin hands out a GPU's slices to any pods of the group, two replicas of one
+    model included, with no memory isolation; vLLM takes `gpuMemoryUtilization` of the whole
+    GPU's memory and refuses to start when less is free. So the largest fractions that can meet
+    on one GPU, one per slice, must add up to less than 1."""
+    groups = s.cluster.gpu_node_group_by_name
+    for index, model in enumerate(s.model_serving.models):
+        group = groups.get(model.node_group)
+        if group is not None and group.gpu_sharing is None and model.gpu_memory_utilization < 0.5:
+            yield ConfigProblem(
+                f"modelServing.models[{index}].gpuMemoryUtilization",
+                f"{model.gpu_memory_utilization} leaves most of a whole GPU idle on "
+                f"{group.name!r}, which does not share its GPUs; use 0.5-0.95, or gpuSharing on "
+                "the group")
+    for index, group in enumerate(s.cluster.gpu_node_groups):
+        if group.gpu_sharing is None:
+            continue
+        pods = sorted(((model.gpu_memory_utilization, model.name)
+                       for model in s.model_serving.models if model.node_group == group.name
+                       for _ in range(model.replicas)), reverse=True)
+        together = pods[:group.slices_per_gpu]
+        total = round(sum(fraction for fraction, _ in together), 4)
+        if total >= 1:
+            names = " + ".join(f"{name} {fraction}" for fraction, name in together)
+            yield ConfigProblem(
+                f"cluster.gpuNodeGroups[{index}].gpuSharing",
+                f"{group.slices_per_gpu} slices per GPU can put {names} = {total} of one GPU's "
+                "memory on it, which must stay below 1 (vLLM's gpuMemoryUtilization is a share "
+                "of the whole GPU); lower the models' gpuMemoryUtilization or the replicas")
 
 
 @rule("app.chat_model", "app.chunk_size", "app.answer_tokens", "model_serving")

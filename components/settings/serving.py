@@ -284,7 +284,8 @@ class ModelSettings(_Model):
     gpus: Literal[1, 2, 4, 8] = 1
     replicas: int = Field(default=1, ge=1, le=32)
     max_model_len: int = Field(ge=512, le=1048576)
-    gpu_memory_utilization: float = Field(default=0.9, ge=0.5, le=0.95)
+    # Below 0.5 only on a group that shares its GPUs (rules.py): elsewhere the rest would idle.
+    gpu_memory_utilization: float = Field(default=0.9, ge=0.05, le=0.95)
     dimensions: int | None = Field(default=None, ge=1, le=MAX_VECTOR_DIMENSIONS)
     shm_size: str = "2Gi"
     resources: ResourceSettings = Field(default_factory=lambda: ResourceSettings(
