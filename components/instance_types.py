@@ -238,6 +238,21 @@ def pod_room(instance_type: str) -> tuple[int, int]:
     return cpu, memory
 
 
+def nodes_to_pack(pods: list[tuple[int, int, int]], room: tuple[int, int, int]) -> int:
+    """How many nodes first-fit decreasing needs for `pods` of (GPUs or GPU slices, millicores,
+    MiB), each node offering `room` of the same: what a scheduler and Karpenter can achieve at
+    best, since a pod lands on one node whole."""
+    nodes: list[list[int]] = []
+    for pod in sorted(pods, reverse=True):
+        for node in nodes:
+            if all(used + wanted <= limit for used, wanted, limit in zip(node, pod, room, strict=True)):
+                node[:] = [used + wanted for used, wanted in zip(node, pod, strict=True)]
+                break
+        else:
+            nodes.append(list(pod))
+    return len(nodes)
+
+
 @dataclass(frozen=True)
 class GpuInstanceType:
     gpus: int

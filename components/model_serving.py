@@ -94,7 +94,11 @@ def rollout_strategy(model: ModelSettings, group: GpuNodeGroupSettings,
                      models: list[ModelSettings]) -> dict:
     """RollingUpdate (one extra pod, none unavailable) when the group has room for one more pod
     of this model at its maximum size; otherwise Recreate, since a surge pod could never be
-    scheduled and the rollout would hang."""
+    scheduled and the rollout would hang. Always Recreate on a group that shares its GPUs."""
+    if group.gpu_sharing is not None:
+        # A surge pod could take a slice of the GPU its predecessor still fills (the memory
+        # rule counts the pods that run, not a surge), and vLLM would refuse to start there.
+        return {"type": "Recreate"}
     used = sum(m.gpus * m.replicas for m in models if m.node_group == group.name)
     spare = group.max_size * group.gpus_per_node - used
     return rolling_update() if spare >= model.gpus else {"type": "Recreate"}

@@ -14,6 +14,8 @@ from .versions import NVIDIA_DEVICE_PLUGIN
 
 # What a node without the config label (node_group.DEVICE_PLUGIN_CONFIG_LABEL) runs.
 DEFAULT_CONFIG = "default"
+# The replica counts settings allow (GpuSharingSettings.replicas).
+SHARING_REPLICAS = range(2, 9)
 
 
 def plugin_config(replicas: int | None) -> str:
@@ -49,13 +51,20 @@ def device_plugin_values(gpu_node_groups: list[str], *, sharing_replicas: Iterab
         ],
         "priorityClassName": "system-node-critical",
     }
-    replicas = sorted(set(sharing_replicas))
-    if replicas:
+    if any(True for _ in sharing_replicas):
+        # Every replica count a group may declare, not only today's: after a change of
+        # `replicas` the nodes still labelled with the old one keep finding their config (the
+        # config-manager fails on a name the map lacks, and the release is atomic).
         values["config"] = {
             "map": {DEFAULT_CONFIG: plugin_config(None),
-                    **{sharing_config_name(n): plugin_config(n) for n in replicas}},
+                    **{sharing_config_name(n): plugin_config(n) for n in SHARING_REPLICAS}},
             "default": DEFAULT_CONFIG,
         }
+        # With a config map and these two unset, the chart assumes MIG or volume-mount device
+        # lists may occur and gives the plugin SYS_ADMIN (templates/_helpers.tpl
+        # requiresCapSysAdmin); stated, it keeps `drop: [ALL]` as before.
+        values["migStrategy"] = "none"
+        values["deviceListStrategy"] = "envvar"
     return values
 
 

@@ -35,18 +35,21 @@ def test_a_node_pool_costs_the_nodes_its_models_keep_running(stack_plans):
     gp3 beyond its baseline: $0.005 per IOPS above 3000 and $0.04 per MiB/s above 125 (EBS
     pricing, us-east-1); 600 MiB/s for parallel image pull."""
     (pool,) = [value for item, value in _lines(stack_plans["dev"], "cluster").items()
-               if item.startswith("node pool inference: 1 x g6.xlarge (first listed type) for 2 "
+               if item.startswith("node pool inference: 1 x g6.2xlarge (first listed type) for 2 "
                                   "model GPU slices (2 per GPU)")]
     disk = 200 * PRICES["ebsGp3GbMonth"] + 3000 * 0.005 + 475 * 0.04
-    node = PRICES["ec2"]["g6.xlarge"] * HOURS + disk
+    node = PRICES["ec2"]["g6.2xlarge"] * HOURS + disk
     assert pool == (pytest.approx(node), pytest.approx(node))
-    # Without sharing, each model holds a node of its own.
+    # Slices are not enough: on a g6.xlarge (4 vCPUs) the two pods' CPU requests (3 + 0.1
+    # each) do not fit together, so the models still need a node each, as the old estimate
+    # (GPUs only) would not have said.
     config = copy.deepcopy(read_stack_config(ROOT, "dev"))
-    config["anythingllm:cluster"]["gpuNodeGroups"][0].pop("gpuSharing")
-    config["anythingllm:modelServing"]["models"][1]["gpuMemoryUtilization"] = 0.85
+    config["anythingllm:cluster"]["gpuNodeGroups"][0]["instanceTypes"] = ["g6.xlarge"]
     (pool,) = [value for item, value in _lines(run_stack(ROOT, "dev", config=config), "cluster").items()
-               if item.startswith("node pool inference: 2 x g6.xlarge (first listed type) for 2 model GPUs")]
-    assert pool == (pytest.approx(2 * node), pytest.approx(2 * node))
+               if item.startswith("node pool inference: 2 x g6.xlarge (first listed type) for 2 "
+                                  "model GPU slices")]
+    small = PRICES["ec2"]["g6.xlarge"] * HOURS + disk
+    assert pool == (pytest.approx(2 * small), pytest.approx(2 * small))
 
 
 def test_prod_database_matches_a_hand_computation(stack_plans):

@@ -40,7 +40,7 @@ TIME_SLICING_FIELDS = {"renameByDefault", "failRequestsGreaterThanOne", "resourc
 RESOURCE_FIELDS = {"name", "rename", "devices", "replicas"}
 
 
-def _sharing_config(models: tuple[float, ...] = (0.8, 0.15), replicas: int = 2) -> dict:
+def _sharing_config(models: tuple[float, ...] = (0.8, 0.12), replicas: int = 2) -> dict:
     config = base_config()
     config["cluster"]["gpuNodeGroups"][0]["gpuSharing"] = {"replicas": replicas}
     for model, fraction in zip(config["modelServing"]["models"], models, strict=True):
@@ -52,8 +52,15 @@ def test_the_al2023_device_plugin_time_slices_only_the_labelled_nodes(stack_plan
     values = helm_release(stack_plans["dev"], "nvidia-device-plugin").inputs["values"]
     assert values["config"]["default"] == "default"
     configs = {name: yaml.safe_load(text) for name, text in values["config"]["map"].items()}
-    assert set(configs) == {"default", "time-slicing-2"}
+    # Every count a group may declare: nodes still labelled with an old count find theirs
+    # after a change (the config-manager fails on a name the map lacks).
+    assert set(configs) == {"default", *(f"time-slicing-{n}" for n in range(2, 9))}
     assert "sharing" not in configs["default"]
+    assert configs["time-slicing-5"]["sharing"]["timeSlicing"]["resources"][0]["replicas"] == 5
+    # Stated, so the chart keeps the plugin at `drop: [ALL]` instead of adding SYS_ADMIN
+    # (templates/_helpers.tpl requiresCapSysAdmin: a config map with these unset counts as
+    # possible MIG or volume-mount device lists).
+    assert (values["migStrategy"], values["deviceListStrategy"]) == ("none", "envvar")
     shared = configs["time-slicing-2"]
     assert set(shared) <= PLUGIN_CONFIG_FIELDS and shared["version"] == "v1"
     slicing = shared["sharing"]["timeSlicing"]
@@ -81,7 +88,7 @@ def test_karpenter_packs_slices_and_limits_the_pool_in_slices(stack_plans):
     assert overlay.inputs["spec"] == {
         "weight": karpenter.NODE_OVERLAY_WEIGHT,
         "requirements": [{"key": "karpenter.sh/nodepool", "operator": "In", "values": ["inference"]}],
-        # g6.xlarge/g5.xlarge: one GPU, two slices.
+        # g6.2xlarge/g5.2xlarge: one GPU, two slices.
         "capacity": {"nvidia.com/gpu": "2"},
     }
     pool = plan.one(NODE_POOL)
@@ -115,7 +122,11 @@ def test_bottlerocket_slices_with_its_own_plugin():
     (lambda c: c["cluster"]["gpuNodeGroups"][0].update(engine="managed"),
      "cluster.gpuNodeGroups[0].gpuSharing", "only for engine 'karpenter'"),
     (lambda c: c["modelServing"]["models"][0].update(gpuMemoryUtilization=0.9),
-     "cluster.gpuNodeGroups[0].gpuSharing", "chat 0.9 + embed 0.15 = 1.05 of one GPU"),
+     "cluster.gpuNodeGroups[0].gpuSharing", "chat 0.9 + embed 0.12 = 1.02 of one GPU"),
+    # Below 1, but not beside two CUDA contexts: 1 - 2 x 0.75 / 24 = 0.9375 on a g5 (A10G).
+    (lambda c: c["modelServing"]["models"][0].update(gpuMemoryUtilization=0.83),
+     "cluster.gpuNodeGroups[0].gpuSharing", "chat 0.83 + embed 0.12 = 0.95 of one GPU's memory "
+     "on it; at most 0.9375 fits a 24 GiB GPU beside 2 CUDA contexts"),
     # Two replicas of one model may take both slices of one GPU.
     (lambda c: c["modelServing"]["models"][0].update(replicas=2),
      "cluster.gpuNodeGroups[0].gpuSharing", "chat 0.8 + chat 0.8 = 1.6"),
@@ -136,12 +147,12 @@ def test_sharing_that_cannot_work_is_refused(change, key, reason):
 
 
 def test_three_slices_count_the_three_largest_pods():
-    config = _sharing_config(models=(0.45, 0.15), replicas=2)
+    config = _sharing_config(models=(0.45, 0.08), replicas=2)
     config["modelServing"]["models"][0]["replicas"] = 2
     settings_from(config)  # 0.45 + 0.45 on one GPU at most
     config["cluster"]["gpuNodeGroups"][0]["gpuSharing"] = {"replicas": 3}
     expect_settings_error(config, "cluster.gpuNodeGroups[0].gpuSharing",
-                          "chat 0.45 + chat 0.45 + embed 0.15 = 1.05")
+                          "chat 0.45 + chat 0.45 + embed 0.08 = 0.98")
 
 
 def test_a_small_share_is_only_for_a_shared_gpu():
@@ -149,3 +160,29 @@ def test_a_small_share_is_only_for_a_shared_gpu():
     config["modelServing"]["models"][1]["gpuMemoryUtilization"] = 0.15
     expect_settings_error(config, "modelServing.models[1].gpuMemoryUtilization",
                           "leaves most of a whole GPU idle")
+
+
+def test_a_shared_group_rolls_by_recreate():
+    """A surge pod could take the free slice beside its predecessor, which still holds its
+    share of the GPU; vLLM would refuse to start there and the rollout would hang."""
+    from components.model_serving import rollout_strategy
+
+    config = _sharing_config()
+    config["cluster"]["gpuNodeGroups"][0]["maxSize"] = 4  # room for a surge pod
+    settings = settings_from(config)
+    group = settings.cluster.gpu_node_groups[0]
+    for model in settings.model_serving.models:
+        assert rollout_strategy(model, group, settings.model_serving.models) == {"type": "Recreate"}
+
+
+def test_models_whose_pods_cannot_share_a_node_are_warned_about():
+    """g5.xlarge: 4 vCPUs; the default requests (3 CPUs each, and the compile-cache sidecar's
+    100m) leave room for one model pod per node, so sharing its GPU saves nothing."""
+    config = _sharing_config()
+    warnings = [w for w in settings_from(config).warnings if ".gpuSharing" in w]
+    assert warnings == ["cluster.gpuNodeGroups[0].gpuSharing: the models on inference need 2 "
+                        "g5.xlarge nodes, not 1: their pods' CPU and memory requests do not fit "
+                        "together on one, so they cannot share its GPU; use a larger type or "
+                        "smaller requests (modelServing.models[].resources)"]
+    config["cluster"]["gpuNodeGroups"][0]["instanceTypes"] = ["g5.2xlarge"]
+    assert not [w for w in settings_from(config).warnings if ".gpuSharing" in w]

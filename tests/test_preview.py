@@ -52,8 +52,9 @@ PROGRAM_ONLY = shutil.ignore_patterns(".venv*", "build", ".git", "*_cache", "__p
 def test_config_error_exits_non_zero_with_the_settings_message(tmp_path, capsys):
     program = tmp_path / "program"
     shutil.copytree(ROOT, program, ignore=PROGRAM_ONLY)
-    broken = (program / "Pulumi.dev.yaml").read_text().replace(
-        "instanceTypes: [g6.xlarge, g5.xlarge]", "instanceTypes: [m5.large]")
+    original = (program / "Pulumi.dev.yaml").read_text()
+    broken = original.replace("instanceTypes: [g6.2xlarge, g5.2xlarge]", "instanceTypes: [m5.large]")
+    assert broken != original
     (program / "Pulumi.broken.yaml").write_text(broken)
     code = preview.main(["broken", "--root", str(program), "--out", str(tmp_path / "out")])
     assert code == 2

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.instance_types import GPU_INSTANCE_TYPES
+from components.instance_types import GPU_INSTANCE_TYPES, nodes_to_pack, pod_room
 from components.node_group import DEVICE_PLUGIN_CONFIG_LABEL
 from components.node_group import GPU_NODE_GROUP_LABEL as GPU_GROUP_LABEL
+from components.settings.serving import cpu_millicores, memory_mib
 
 from .engine import Plan, Registration, read_stack_config, run_stack
 
@@ -102,9 +103,21 @@ def _gp3_month(volume: dict[str, Any], gib: int, prices: dict[str, Any]) -> floa
             + max(0, (volume.get("throughput") or 125) - 125) * prices["ebsGp3MiBpsMonth"])
 
 
+def _pod_requests(pod: dict[str, Any]) -> tuple[int, int, int]:
+    """(GPUs, millicores, MiB) a pod requests: its containers and its native sidecars (init
+    containers that keep running), which count toward the pod's requests for its whole life."""
+    containers = [*pod["containers"],
+                  *(c for c in pod.get("initContainers", []) if c.get("restartPolicy") == "Always")]
+    requests = [c.get("resources", {}).get("requests", {}) for c in containers]
+    return (sum(int(r.get("nvidia.com/gpu", 0)) for r in requests),
+            sum(cpu_millicores(r["cpu"]) for r in requests if "cpu" in r),
+            sum(memory_mib(r["memory"]) for r in requests if "memory" in r))
+
+
 def _node_pool(plan: Plan, pool: Registration, prices: dict[str, Any], hours: float) -> list[Line]:
-    """A Karpenter GPU NodePool runs the nodes its model servers need: as many as the GPUs their
-    replicas ask for, priced as the first listed instance type (Karpenter may pick another of
+    """A Karpenter GPU NodePool runs the nodes its model servers need: their replicas packed by
+    GPUs (or time-sliced GPU slices), CPU and memory onto the first listed instance type, priced
+    as that type (Karpenter may pick another of
     the list, the cheapest offered), each with its EC2NodeClass's volumes (gp3 size, and
     provisioned IOPS and throughput above the baseline). Both columns are the same: a NodePool
     has no minimum of its own. Not counted: the extra node while a model rolls out, and the ten
@@ -119,13 +132,15 @@ def _node_pool(plan: Plan, pool: Registration, prices: dict[str, Any], hours: fl
     slices = labels.get(DEVICE_PLUGIN_CONFIG_LABEL, "").removeprefix("time-slicing-")
     slices_per_gpu = int(slices) if slices.isdigit() else 1
     gpus_per_node = GPU_INSTANCE_TYPES[instance_type].gpus * slices_per_gpu
-    gpus = sum(
-        (d.inputs["spec"].get("replicas") or 1)
-        * sum(int(c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu", 0))
-              for c in d.inputs["spec"]["template"]["spec"]["containers"])
-        for d in plan.of_type("kubernetes:apps/v1:Deployment")
-        if (d.inputs["spec"]["template"]["spec"].get("nodeSelector") or {}).get(GPU_GROUP_LABEL) == group)
-    nodes = -(-gpus // gpus_per_node)
+    pods = []
+    for deployment in plan.of_type("kubernetes:apps/v1:Deployment"):
+        template = deployment.inputs["spec"]["template"]["spec"]
+        if (template.get("nodeSelector") or {}).get(GPU_GROUP_LABEL) == group:
+            pods += [_pod_requests(template)] * (deployment.inputs["spec"].get("replicas") or 1)
+    gpus = sum(pod[0] for pod in pods)
+    # Packed by GPUs (or slices), CPU and memory together: two models that share a GPU still
+    # need a node with room for both pods.
+    nodes = nodes_to_pack(pods, (gpus_per_node, *pod_room(instance_type)))
     node_class = next(c for c in plan.of_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
                       if c.inputs["metadata"]["name"] == spec["template"]["spec"]["nodeClassRef"]["name"])
     volumes = [(m["ebs"], int(m["ebs"]["volumeSize"].removesuffix("Gi")))

@@ -12,13 +12,17 @@ import ipaddress
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from ..instance_types import INSTANCE_FACTS, pod_room
+from ..instance_types import GPU_INSTANCE_TYPES, INSTANCE_FACTS, pod_room
 from .base import ConfigProblem
 from .data import BURSTABLE_CACHE, BURSTABLE_DB
 from .serving import cpu_millicores, memory_mib
 
 if TYPE_CHECKING:
     from .stack import StackSettings
+
+# What one CUDA process holds on its GPU outside vLLM's share (context, cuBLAS/NCCL
+# workspaces): an estimate, 0.5-0.75 GiB on the GPUs of the instance table.
+CUDA_CONTEXT_GIB = 0.75
 
 PROD_MIN_BACKUP_RETENTION_DAYS = 14
 PROD_MIN_APP_REPLICAS = 3
@@ -279,13 +283,19 @@ def _shared_gpus_fit_their_models_memory(s: StackSettings) -> Iterator[ConfigPro
                        for _ in range(model.replicas)), reverse=True)
         together = pods[:group.slices_per_gpu]
         total = round(sum(fraction for fraction, _ in together), 4)
-        if total >= 1:
+        # Each process's CUDA context sits outside its share (vLLM takes its startup snapshot
+        # after creating it: v1/worker/gpu_worker.py, utils.py request_memory).
+        gpu_gib = min(GPU_INSTANCE_TYPES[t].gpu_memory_gib for t in group.instance_types)
+        limit = round(1 - len(together) * CUDA_CONTEXT_GIB / gpu_gib, 4)
+        if total > limit:
             names = " + ".join(f"{name} {fraction}" for fraction, name in together)
             yield ConfigProblem(
                 f"cluster.gpuNodeGroups[{index}].gpuSharing",
                 f"{group.slices_per_gpu} slices per GPU can put {names} = {total} of one GPU's "
-                "memory on it, which must stay below 1 (vLLM's gpuMemoryUtilization is a share "
-                "of the whole GPU); lower the models' gpuMemoryUtilization or the replicas")
+                f"memory on it; at most {limit} fits a {gpu_gib} GiB GPU beside "
+                f"{len(together)} CUDA contexts of about {CUDA_CONTEXT_GIB} GiB (vLLM's "
+                "gpuMemoryUtilization is a share of the whole GPU, and it refuses to start when "
+                "less is free); lower the models' gpuMemoryUtilization or the replicas")
 
 
 @rule("app.chat_model", "app.chunk_size", "app.answer_tokens", "model_serving")

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from ..alb_controller_policy import TRACKING_TAG_KEYS
+from ..instance_types import INSTANCE_FACTS, nodes_to_pack, pod_room
 from ..rds_ca import RDS_CA_IDENTIFIER, vendored_regions
 from .base import REGION_NAME, TAG_KEY, TAG_VALUE, ConfigProblem, _Model, raise_all, with_environment_defaults
 from .cluster import FAST_PULL_MIN_THROUGHPUT_MIBPS, ClusterSettings
@@ -27,6 +28,8 @@ from .serving import (
     GatewaySettings,
     IngressSettings,
     ModelServingSettings,
+    cpu_millicores,
+    memory_mib,
 )
 
 DEFAULTED_SECTIONS = {
@@ -169,6 +172,28 @@ class StackFields(_Model):
         return self.is_prod if explicit is None else explicit
 
 
+    def _unshared_gpu_warnings(self) -> list[str]:
+        """A group that shares its GPUs but whose model pods cannot share a node (CPU or memory
+        requests too large for two on one of its first listed type): the sharing saves no node."""
+        found = []
+        for index, group in enumerate(self.cluster.gpu_node_groups):
+            instance_type = group.instance_types[0]
+            if group.gpu_sharing is None or instance_type not in INSTANCE_FACTS:
+                continue
+            pods = [(model.gpus, cpu_millicores(model.resources.cpu) + model.sidecar_requests[0],
+                     memory_mib(model.resources.memory) + model.sidecar_requests[1])
+                    for model in self.model_serving.models if model.node_group == group.name
+                    for _ in range(model.replicas)]
+            needed = nodes_to_pack(pods, (group.slices_per_node, *pod_room(instance_type)))
+            by_slices = -(-sum(pod[0] for pod in pods) // group.slices_per_node)
+            if needed > by_slices:
+                found.append(
+                    f"cluster.gpuNodeGroups[{index}].gpuSharing: the models on {group.name} need "
+                    f"{needed} {instance_type} nodes, not {by_slices}: their pods' CPU and memory "
+                    "requests do not fit together on one, so they cannot share its GPU; use a "
+                    "larger type or smaller requests (modelServing.models[].resources)")
+        return found
+
     @property
     def warnings(self) -> list[str]:
         """Risks a valid configuration takes, shown by every preview: the Kubernetes version's
@@ -193,6 +218,7 @@ class StackFields(_Model):
                   "serial ones" for index, group in enumerate(self.cluster.gpu_node_groups)
                   if group.fast_image_pull
                   and group.disk_throughput_mibps < FAST_PULL_MIN_THROUGHPUT_MIBPS]
+        found += self._unshared_gpu_warnings()
         groups = self.cluster.gpu_node_group_by_name
         for index, model in enumerate(self.model_serving.models):
             group = groups.get(model.node_group)
