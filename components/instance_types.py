@@ -30,6 +30,7 @@ Sources:
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -238,10 +239,21 @@ def pod_room(instance_type: str) -> tuple[int, int]:
     return cpu, memory
 
 
+# Karpenter subtracts this share of an instance type's memory before it packs pods onto it
+# (chart karpenter v1.14.1 values.yaml settings.vmMemoryOverheadPercent, default 0.075).
+KARPENTER_VM_MEMORY_OVERHEAD = 0.075
+
+
+def karpenter_pod_room(instance_type: str) -> tuple[int, int]:
+    """pod_room as Karpenter sees a node it is about to launch: less its VM memory overhead."""
+    cpu, memory = pod_room(instance_type)
+    return cpu, memory - math.ceil(INSTANCE_FACTS[instance_type].memory_mib * KARPENTER_VM_MEMORY_OVERHEAD)
+
+
 def nodes_to_pack(pods: list[tuple[int, int, int]], room: tuple[int, int, int]) -> int:
     """How many nodes first-fit decreasing needs for `pods` of (GPUs or GPU slices, millicores,
-    MiB), each node offering `room` of the same: what a scheduler and Karpenter can achieve at
-    best, since a pod lands on one node whole."""
+    MiB), each node offering `room` of the same (a pod lands on one node whole). A heuristic,
+    like the scheduler's and Karpenter's own: it can take a node more than the best packing."""
     nodes: list[list[int]] = []
     for pod in sorted(pods, reverse=True):
         for node in nodes:

@@ -123,10 +123,11 @@ def test_bottlerocket_slices_with_its_own_plugin():
      "cluster.gpuNodeGroups[0].gpuSharing", "only for engine 'karpenter'"),
     (lambda c: c["modelServing"]["models"][0].update(gpuMemoryUtilization=0.9),
      "cluster.gpuNodeGroups[0].gpuSharing", "chat 0.9 + embed 0.12 = 1.02 of one GPU"),
-    # Below 1, but not beside two CUDA contexts: 1 - 2 x 0.75 / 24 = 0.9375 on a g5 (A10G).
+    # Below 1, but not beside two CUDA contexts: 1 - 2 x 0.75 / 22.35 = 0.9329 on a g5 (A10G,
+    # 24 GB, which CUDA reports as about 22.4 GiB).
     (lambda c: c["modelServing"]["models"][0].update(gpuMemoryUtilization=0.83),
      "cluster.gpuNodeGroups[0].gpuSharing", "chat 0.83 + embed 0.12 = 0.95 of one GPU's memory "
-     "on it; at most 0.9375 fits a 24 GiB GPU beside 2 CUDA contexts"),
+     "on it; at most 0.9329 fits a 24 GB (22.35 GiB) GPU beside 2 CUDA contexts"),
     # Two replicas of one model may take both slices of one GPU.
     (lambda c: c["modelServing"]["models"][0].update(replicas=2),
      "cluster.gpuNodeGroups[0].gpuSharing", "chat 0.8 + chat 0.8 = 1.6"),
@@ -186,3 +187,21 @@ def test_models_whose_pods_cannot_share_a_node_are_warned_about():
                         "smaller requests (modelServing.models[].resources)"]
     config["cluster"]["gpuNodeGroups"][0]["instanceTypes"] = ["g5.2xlarge"]
     assert not [w for w in settings_from(config).warnings if ".gpuSharing" in w]
+
+
+def test_the_compile_cache_sidecar_counts_when_pods_pair_on_a_node():
+    """g5.2xlarge: 7310m for pods. Two 3600m model pods fit (7200m) only without the compile-cache
+    sidecars' 100m each (7400m); Karpenter also keeps 7.5 % of the memory back
+    (vmMemoryOverheadPercent), which the packing subtracts."""
+    config = _sharing_config()
+    config["cluster"]["gpuNodeGroups"][0]["instanceTypes"] = ["g5.2xlarge"]
+    for model in config["modelServing"]["models"]:
+        model["resources"] = {"cpu": "3600m", "memory": "8Gi", "cpuLimit": "3600m", "memoryLimit": "8Gi"}
+    assert [w for w in settings_from(config).warnings if ".gpuSharing" in w]
+    for model in config["modelServing"]["models"]:
+        model["compileCache"] = "pod"
+    assert not [w for w in settings_from(config).warnings if ".gpuSharing" in w]
+    # Memory: 2 x 15 GiB fits the nominal room of a g5.2xlarge but not Karpenter's.
+    for model in config["modelServing"]["models"]:
+        model["resources"] = {"cpu": "3", "memory": "15Gi", "cpuLimit": "3", "memoryLimit": "15Gi"}
+    assert [w for w in settings_from(config).warnings if ".gpuSharing" in w]

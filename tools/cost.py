@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.instance_types import GPU_INSTANCE_TYPES, nodes_to_pack, pod_room
+from components.instance_types import GPU_INSTANCE_TYPES, karpenter_pod_room, nodes_to_pack
 from components.node_group import DEVICE_PLUGIN_CONFIG_LABEL
 from components.node_group import GPU_NODE_GROUP_LABEL as GPU_GROUP_LABEL
 from components.settings.serving import cpu_millicores, memory_mib
@@ -140,7 +140,7 @@ def _node_pool(plan: Plan, pool: Registration, prices: dict[str, Any], hours: fl
     gpus = sum(pod[0] for pod in pods)
     # Packed by GPUs (or slices), CPU and memory together: two models that share a GPU still
     # need a node with room for both pods.
-    nodes = nodes_to_pack(pods, (gpus_per_node, *pod_room(instance_type)))
+    nodes = nodes_to_pack(pods, (gpus_per_node, *karpenter_pod_room(instance_type)))
     node_class = next(c for c in plan.of_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
                       if c.inputs["metadata"]["name"] == spec["template"]["spec"]["nodeClassRef"]["name"])
     volumes = [(m["ebs"], int(m["ebs"]["volumeSize"].removesuffix("Gi")))

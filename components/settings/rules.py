@@ -265,7 +265,7 @@ def _shared_gpus_fit_their_models_memory(s: StackSettings) -> Iterator[ConfigPro
     """The device plugin hands out a GPU's slices to any pods of the group, two replicas of one
     model included, with no memory isolation; vLLM takes `gpuMemoryUtilization` of the whole
     GPU's memory and refuses to start when less is free. So the largest fractions that can meet
-    on one GPU, one per slice, must add up to less than 1."""
+    on one GPU, one per slice, plus a CUDA context per process, must fit the GPU."""
     groups = s.cluster.gpu_node_group_by_name
     for index, model in enumerate(s.model_serving.models):
         group = groups.get(model.node_group)
@@ -285,14 +285,17 @@ def _shared_gpus_fit_their_models_memory(s: StackSettings) -> Iterator[ConfigPro
         total = round(sum(fraction for fraction, _ in together), 4)
         # Each process's CUDA context sits outside its share (vLLM takes its startup snapshot
         # after creating it: v1/worker/gpu_worker.py, utils.py request_memory).
-        gpu_gib = min(GPU_INSTANCE_TYPES[t].gpu_memory_gib for t in group.instance_types)
+        # The table's sizes are marketed GB; CUDA reports about that many GiB less 7 % (an L4's
+        # 24 GB is 23034 MiB), and vLLM's share is of what CUDA reports.
+        gpu_gb = min(GPU_INSTANCE_TYPES[t].gpu_memory_gib for t in group.instance_types)
+        gpu_gib = round(gpu_gb * 1e9 / 2**30, 2)
         limit = round(1 - len(together) * CUDA_CONTEXT_GIB / gpu_gib, 4)
         if total > limit:
             names = " + ".join(f"{name} {fraction}" for fraction, name in together)
             yield ConfigProblem(
                 f"cluster.gpuNodeGroups[{index}].gpuSharing",
                 f"{group.slices_per_gpu} slices per GPU can put {names} = {total} of one GPU's "
-                f"memory on it; at most {limit} fits a {gpu_gib} GiB GPU beside "
+                f"memory on it; at most {limit} fits a {gpu_gb} GB ({gpu_gib} GiB) GPU beside "
                 f"{len(together)} CUDA contexts of about {CUDA_CONTEXT_GIB} GiB (vLLM's "
                 "gpuMemoryUtilization is a share of the whole GPU, and it refuses to start when "
                 "less is free); lower the models' gpuMemoryUtilization or the replicas")

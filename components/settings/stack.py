@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from ..alb_controller_policy import TRACKING_TAG_KEYS
-from ..instance_types import INSTANCE_FACTS, nodes_to_pack, pod_room
+from ..instance_types import INSTANCE_FACTS, karpenter_pod_room, nodes_to_pack
 from ..rds_ca import RDS_CA_IDENTIFIER, vendored_regions
 from .base import REGION_NAME, TAG_KEY, TAG_VALUE, ConfigProblem, _Model, raise_all, with_environment_defaults
 from .cluster import FAST_PULL_MIN_THROUGHPUT_MIBPS, ClusterSettings
@@ -184,7 +184,7 @@ class StackFields(_Model):
                      memory_mib(model.resources.memory) + model.sidecar_requests[1])
                     for model in self.model_serving.models if model.node_group == group.name
                     for _ in range(model.replicas)]
-            needed = nodes_to_pack(pods, (group.slices_per_node, *pod_room(instance_type)))
+            needed = nodes_to_pack(pods, (group.slices_per_node, *karpenter_pod_room(instance_type)))
             by_slices = -(-sum(pod[0] for pod in pods) // group.slices_per_node)
             if needed > by_slices:
                 found.append(
