@@ -13,11 +13,13 @@ leave a torn entry that crashes the next start.
 
 So each pod compiles into its own emptyDir, and entries move through the shared file system
 only whole:
-- an init container seeds the pod's cache with every published entry of the model;
+- an init container seeds the pod's cache with the model's most recently used published
+  entries;
 - a sidecar waits for vLLM's /health, then publishes each entry the pod made that is not yet
   published: a copy under a dot-name unique to the pod, then one `rename` to the entry's name,
   which fails if another pod published it first (its copy is then dropped). Readers skip
-  dot-names, so they only ever see complete entries.
+  dot-names, so they only ever see complete entries. It also prunes entries unused for two
+  weeks, and on SIGTERM stops its copy and removes its staging directory.
 The shared tree is keyed by vLLM's version and the model's name: a vLLM upgrade starts a new
 tree (README, "Cold starts", for removing old ones), and vLLM's own hashes keep GPU types and
 configurations apart inside it.
