@@ -269,11 +269,11 @@ def nodes_to_pack(pods: list[tuple[int, int, int]], room: tuple[int, int, int]) 
 class GpuInstanceType:
     gpus: int
     gpu_model: str
-    gpu_memory_gib: int  # per GPU
+    gpu_memory_gb: int  # per GPU, as marketed (an L4's 24 GB is 23034 MiB to CUDA)
 
 
-def _family(gpu_model: str, memory_gib: int, sizes: dict[str, int]) -> dict[str, GpuInstanceType]:
-    return {size: GpuInstanceType(count, gpu_model, memory_gib) for size, count in sizes.items()}
+def _family(gpu_model: str, memory_gb: int, sizes: dict[str, int]) -> dict[str, GpuInstanceType]:
+    return {size: GpuInstanceType(count, gpu_model, memory_gb) for size, count in sizes.items()}
 
 
 _SINGLE_TO_OCTO = {

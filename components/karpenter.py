@@ -33,6 +33,7 @@ import yaml
 from . import iam
 from .helm import pinned_release
 from .node_group import (
+    BOTTLEROCKET_OS_VOLUME_GIB,
     GPU_RESOURCE,
     GPU_TAINT,
     TAINT_EFFECTS,
@@ -66,10 +67,6 @@ NOT_GRANTED_POLICIES = {"ZonalShiftPolicy": "settings.enableZonalShift is off (c
 # two hours (a model's pods get their 120 s), so no pod can hold a drifted node forever.
 EXPIRE_AFTER = "Never"
 TERMINATION_GRACE_PERIOD = "2h"
-# Bottlerocket's OS volume, as Karpenter's own default mapping sizes it (nodeclasses.md at
-# v1.14): given mappings replace Karpenter's defaults entirely, so it is stated, gp3 and
-# encrypted, or the AMI's own (gp2) would be used.
-BOTTLEROCKET_OS_VOLUME_GIB = 4
 # An empty GPU node waits ten minutes before it goes: a model scaled down and up again within
 # that window finds its node (and its image) still there.
 CONSOLIDATE_AFTER = "10m"

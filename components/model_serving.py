@@ -8,13 +8,7 @@ import pulumi_random as random
 
 from . import cold_start, compile_cache
 from .namespaces import GATEWAY, MODELS, WorkloadNamespaces
-from .node_group import (
-    DEVICE_PLUGIN_CONFIG_LABEL,
-    GPU_NODE_GROUP_LABEL,
-    GPU_RESOURCE,
-    GPU_TAINT,
-    sharing_config_name,
-)
+from .node_group import GPU_NODE_GROUP_LABEL, GPU_RESOURCE, GPU_TAINT, sharing_labels
 from .settings import GpuNodeGroupSettings, ModelServingSettings, ModelSettings
 from .shared_storage import MODEL_CACHE
 from .versions import VLLM_IMAGE, VLLM_UID
@@ -154,10 +148,8 @@ def model_container(model: ModelSettings, *, with_hf_token: bool) -> dict:
 def node_selector(model: ModelSettings, group: GpuNodeGroupSettings | None) -> dict[str, str]:
     """The model's GPU group; on a group that shares its GPUs, also the device-plugin config of
     its nodes, so a pod that takes a slice never lands where a slice is a whole GPU."""
-    labels = {GPU_NODE_GROUP_LABEL: model.node_group}
-    if group is not None and group.gpu_sharing is not None:
-        labels[DEVICE_PLUGIN_CONFIG_LABEL] = sharing_config_name(group.gpu_sharing.replicas)
-    return labels
+    return {GPU_NODE_GROUP_LABEL: model.node_group,
+            **(sharing_labels(group) if group is not None else {})}
 
 
 def model_pod_spec(model: ModelSettings, *, with_hf_token: bool, selector: dict[str, str],

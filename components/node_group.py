@@ -53,8 +53,29 @@ GPU_TAINT = Taint(key=GPU_RESOURCE, value="true", effect="NO_SCHEDULE")
 DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
 
 
+SHARING_CONFIG_PREFIX = "time-slicing-"
+# Bottlerocket's OS volume, as Karpenter's own default mapping sizes it (nodeclasses.md at
+# v1.14): stated by the launch templates and EC2NodeClasses alike, gp3 and encrypted, or the
+# AMI's own mapping (gp2) would be used.
+BOTTLEROCKET_OS_VOLUME_GIB = 4
+
+
 def sharing_config_name(replicas: int) -> str:
-    return f"time-slicing-{replicas}"
+    return f"{SHARING_CONFIG_PREFIX}{replicas}"
+
+
+def sharing_labels(group: GpuNodeGroupSettings) -> dict[str, str]:
+    """The node label of a group that time-slices its GPUs: its device-plugin config. Its nodes
+    carry it and its model pods select it. Empty for a group that does not share."""
+    if group.gpu_sharing is None:
+        return {}
+    return {DEVICE_PLUGIN_CONFIG_LABEL: sharing_config_name(group.gpu_sharing.replicas)}
+
+
+def slices_per_gpu(labels: dict[str, str]) -> int:
+    """How many `nvidia.com/gpu` a node with these labels advertises per GPU (sharing_labels)."""
+    config = labels.get(DEVICE_PLUGIN_CONFIG_LABEL, "")
+    return int(config.removeprefix(SHARING_CONFIG_PREFIX)) if config.startswith(SHARING_CONFIG_PREFIX) else 1
 
 
 def system_labels() -> dict[str, str]:
@@ -70,15 +91,13 @@ def gpu_labels(group: GpuNodeGroupSettings) -> dict[str, str]:
     vLLM model) pin itself to one group; a group that shares its GPUs names its device-plugin
     config (`nvidia.com/device-plugin.config: time-slicing-<replicas>`).
     """
-    labels = {
+    return {
         GPU_PRESENT_LABEL: "true",
         ACCELERATOR_LABEL: accelerator_label_value(group.instance_types),
         NODE_GROUP_LABEL: group.name,
         GPU_NODE_GROUP_LABEL: group.name,
+        **sharing_labels(group),
     }
-    if group.gpu_sharing is not None:
-        labels[DEVICE_PLUGIN_CONFIG_LABEL] = sharing_config_name(group.gpu_sharing.replicas)
-    return labels
 
 
 def autoscaler_node_template_tags(labels: dict[str, str], taints: list[Taint]) -> dict[str, str]:
@@ -141,7 +160,8 @@ def os_volume(ami_type: str) -> list[dict]:
     if not ami_type.startswith("BOTTLEROCKET"):
         return []
     return [{"device_name": "/dev/xvda", "ebs": {
-        "volume_size": 4, "volume_type": "gp3", "encrypted": "true", "delete_on_termination": "true"}}]
+        "volume_size": BOTTLEROCKET_OS_VOLUME_GIB, "volume_type": "gp3", "encrypted": "true",
+        "delete_on_termination": "true"}}]
 
 
 class ManagedNodeGroup(pulumi.ComponentResource):

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from components.instance_types import GPU_INSTANCE_TYPES, karpenter_pod_room, nodes_to_pack
-from components.node_group import DEVICE_PLUGIN_CONFIG_LABEL
 from components.node_group import GPU_NODE_GROUP_LABEL as GPU_GROUP_LABEL
+from components.node_group import slices_per_gpu
 from components.settings.serving import cpu_millicores, memory_mib
 
 from .engine import Plan, Registration, read_stack_config, run_stack
@@ -129,9 +129,8 @@ def _node_pool(plan: Plan, pool: Registration, prices: dict[str, Any], hours: fl
     group = spec["template"]["metadata"]["labels"][GPU_GROUP_LABEL]
     labels = spec["template"]["metadata"]["labels"]
     # A group that time-slices its GPUs advertises `replicas` nvidia.com/gpu per GPU.
-    slices = labels.get(DEVICE_PLUGIN_CONFIG_LABEL, "").removeprefix("time-slicing-")
-    slices_per_gpu = int(slices) if slices.isdigit() else 1
-    gpus_per_node = GPU_INSTANCE_TYPES[instance_type].gpus * slices_per_gpu
+    slices = slices_per_gpu(labels)
+    gpus_per_node = GPU_INSTANCE_TYPES[instance_type].gpus * slices
     pods = []
     for deployment in plan.of_type("kubernetes:apps/v1:Deployment"):
         template = deployment.inputs["spec"]["template"]["spec"]
@@ -149,8 +148,8 @@ def _node_pool(plan: Plan, pool: Registration, prices: dict[str, Any], hours: fl
     disk_gib = sum(gib for _, gib in volumes)
     node_month = hourly * hours + sum(_gp3_month(v, gib, prices) for v, gib in volumes)
     spot = ", spot first (priced on-demand)" if "spot" in requirements["karpenter.sh/capacity-type"] else ""
-    asked = (f"{gpus} model GPUs" if slices_per_gpu == 1
-             else f"{gpus} model GPU slices ({slices_per_gpu} per GPU)")
+    asked = (f"{gpus} model GPUs" if slices == 1
+             else f"{gpus} model GPU slices ({slices} per GPU)")
     label = (f"node pool {group}: {nodes} x {instance_type} (first listed type) for {asked} "
              f"+ {disk_gib} GiB gp3 ({volume['iops']} IOPS, {volume['throughput']} MiB/s){spot}")
     return [Line(_component(plan, pool), label, nodes * node_month, nodes * node_month)]

@@ -285,9 +285,8 @@ def _shared_gpus_fit_their_models_memory(s: StackSettings) -> Iterator[ConfigPro
         total = round(sum(fraction for fraction, _ in together), 4)
         # Each process's CUDA context sits outside its share (vLLM takes its startup snapshot
         # after creating it: v1/worker/gpu_worker.py, utils.py request_memory).
-        # The table's sizes are marketed GB; CUDA reports about that many GiB less 7 % (an L4's
-        # 24 GB is 23034 MiB), and vLLM's share is of what CUDA reports.
-        gpu_gb = min(GPU_INSTANCE_TYPES[t].gpu_memory_gib for t in group.instance_types)
+        # vLLM's share is of what CUDA reports: the marketed GB, counted in GiB.
+        gpu_gb = min(GPU_INSTANCE_TYPES[t].gpu_memory_gb for t in group.instance_types)
         gpu_gib = round(gpu_gb * 1e9 / 2**30, 2)
         limit = round(1 - len(together) * CUDA_CONTEXT_GIB / gpu_gib, 4)
         if total > limit:

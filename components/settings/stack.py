@@ -171,7 +171,6 @@ class StackFields(_Model):
         explicit = self.cluster.deletion_protection
         return self.is_prod if explicit is None else explicit
 
-
     def _unshared_gpu_warnings(self) -> list[str]:
         """A group that shares its GPUs but whose model pods cannot share a node (CPU or memory
         requests too large for two on one of its first listed type): the sharing saves no node."""
