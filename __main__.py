@@ -15,8 +15,11 @@ from components.database import Database
 from components.db_bootstrap import DatabaseConsumer
 from components.edge_identity import EdgeIdentity
 from components.ingress import Ingress
+from components.keda import Keda
 from components.llm_gateway import LlmGateway
 from components.log_encryption import LogEncryption
+from components.managed_prometheus import ManagedPrometheus
+from components.model_autoscaling import ModelAutoscaling
 from components.model_serving import ModelServing, service_name
 from components.namespaces import APP, GATEWAY, MODELS, WorkloadNamespaces
 from components.naming import (
@@ -115,8 +118,24 @@ models = ModelServing(
     "models", settings.model_serving, gpu_node_groups=settings.cluster.gpu_node_group_by_name,
     namespaces=namespaces, model_cache_claim=storage.claims[MODEL_CACHE.name],
     hugging_face_token=hugging_face_token, provider=cluster.provider,
-    gpu_ready=cluster.gpu_ready,
+    gpu_ready=cluster.gpu_ready, stream_seconds=settings.gateway.request_timeout_seconds,
+    private_subnet_cidrs=network.private_subnet_cidrs,
 )
+# Models that follow their load, or sleep: KEDA on vLLM's metrics, which AWS's managed collector
+# scrapes into a managed Prometheus workspace (README, "Scaling").
+if any(model.autoscaled for model in settings.model_serving.models):
+    prometheus = ManagedPrometheus(
+        "prometheus", cluster_name=name, cluster_arn=cluster.eks_cluster.arn,
+        vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids,
+        cluster_security_group_id=cluster.cluster_security_group_id, tags=tags)
+    keda = Keda("keda", cluster_name=name, eks_cluster_name=cluster.cluster_name,
+                workspace_arn=prometheus.workspace.arn, account_id=cluster.account_id,
+                partition=cluster.partition, provider=cluster.provider,
+                system_ready=cluster.system_ready, tags=tags)
+    ModelAutoscaling(
+        "autoscaling", settings.model_serving.models, query_url=prometheus.query_url,
+        region=settings.region, deployments=models.deployments,
+        ready=[keda.release, prometheus.scraper], provider=cluster.provider)
 gateway = LlmGateway(
     "gateway", settings.gateway, models=settings.model_serving.models, api_bases=models.api_bases,
     namespaces=namespaces, database_secret=database.connection_secrets["litellm"],
@@ -150,8 +169,9 @@ observability = Observability(
         database_connections=settings.observability.database_connections_threshold(
             settings.database.instance_class),
         cache_member_ids=cache_member_ids(replication_group_id(name), settings.cache),
+        # A model that sleeps has no floor to fall below.
         model_deployments={model.name: WatchedDeployment(service_name(model), model.replicas)
-                           for model in settings.model_serving.models},
+                           for model in settings.model_serving.models if not model.sleeps},
         model_namespace=MODELS.name,
         ingress_revision=app.ingress_revision,
         service_uids=app.service_uids,

@@ -118,6 +118,7 @@ class Cluster(pulumi.ComponentResource):
         self._tags = tags
         partition = aws.get_partition_output().partition
         account_id = aws.get_caller_identity_output().account_id
+        self.partition, self.account_id = partition, account_id
 
         # Created before the cluster: otherwise EKS creates it with never-expiring retention.
         log_group = aws.cloudwatch.LogGroup(

@@ -7,6 +7,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from . import cold_start, compile_cache
+from .model_metrics import metrics_container, scraper_policy_spec
 from .namespaces import GATEWAY, MODELS, WorkloadNamespaces
 from .node_group import GPU_NODE_GROUP_LABEL, GPU_RESOURCE, GPU_TAINT, sharing_labels
 from .settings import GpuNodeGroupSettings, ModelServingSettings, ModelSettings
@@ -62,9 +63,26 @@ def api_base(model: ModelSettings) -> str:
     return f"http://{service_name(model)}.{MODELS.name}.svc.cluster.local:{VLLM_PORT}/v1"
 
 
-def vllm_args(model: ModelSettings) -> list[str]:
+# Between the pod leaving its Service's endpoints and SIGTERM: the gateway's kube-proxy has
+# stopped sending it new connections before vLLM stops taking requests.
+PRE_STOP_SECONDS = 10
+GRACE_MARGIN_SECONDS = 30
+
+
+def termination_grace_seconds(stream_seconds: int) -> int:
+    """preStop, then vLLM drains for up to `stream_seconds`, then the rest of its shutdown."""
+    return PRE_STOP_SECONDS + stream_seconds + GRACE_MARGIN_SECONDS
+
+
+def vllm_args(model: ModelSettings, *, stream_seconds: int) -> list[str]:
     """`vllm serve` arguments. The API key comes from VLLM_API_KEY, not the command line, so it
-    never shows in the pod spec."""
+    never shows in the pod spec.
+
+    `--shutdown-timeout`: on SIGTERM vLLM 0.32.0 aborts every request in flight unless this is
+    above 0; with it, it stops taking new requests and lets those in flight finish for up to that
+    long (v1/engine/core.py `_handle_shutdown`, "mode=abort" / "mode=drain"). A scale-down, a
+    rollout or a node drain therefore never cuts an answer the gateway would still wait for
+    (its request timeout, `stream_seconds`)."""
     args = [
         model.model,
         "--served-model-name", model.name,
@@ -75,6 +93,7 @@ def vllm_args(model: ModelSettings) -> list[str]:
         "--gpu-memory-utilization", str(model.gpu_memory_utilization),
         # The kubelet probes /health every few seconds; keep them out of the access log.
         "--disable-access-log-for-endpoints", "/health",
+        "--shutdown-timeout", str(stream_seconds),
     ]
     if model.revision is not None:
         # The tokenizer comes from the same repository: pin it to the same revision.
@@ -93,12 +112,12 @@ def rollout_strategy(model: ModelSettings, group: GpuNodeGroupSettings,
         # A surge pod could take a slice of the GPU its predecessor still fills (the memory
         # rule counts the pods that run, not a surge), and vLLM would refuse to start there.
         return {"type": "Recreate"}
-    used = sum(m.gpus * m.replicas for m in models if m.node_group == group.name)
+    used = sum(m.gpus * m.peak_replicas for m in models if m.node_group == group.name)
     spare = group.max_size * group.gpus_per_node - used
     return rolling_update() if spare >= model.gpus else {"type": "Recreate"}
 
 
-def model_container(model: ModelSettings, *, with_hf_token: bool) -> dict:
+def model_container(model: ModelSettings, *, with_hf_token: bool, stream_seconds: int) -> dict:
     env = [
         {"name": "HOME", "value": VLLM_HOME},
         # getpass.getuser() (PyTorch's compile cache) reads USER before the passwd file, which
@@ -120,7 +139,8 @@ def model_container(model: ModelSettings, *, with_hf_token: bool) -> dict:
         "image": VLLM_IMAGE,
         "image_pull_policy": IMAGE_PULL_POLICY,
         "command": ["vllm", "serve"],
-        "args": vllm_args(model),
+        "args": vllm_args(model, stream_seconds=stream_seconds),
+        "lifecycle": {"pre_stop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
         "env": env,
         "ports": [{"name": "http", "container_port": VLLM_PORT, "protocol": "TCP"}],
         "resources": resources,
@@ -153,7 +173,7 @@ def node_selector(model: ModelSettings, group: GpuNodeGroupSettings | None) -> d
 
 
 def model_pod_spec(model: ModelSettings, *, with_hf_token: bool, selector: dict[str, str],
-                   group: GpuNodeGroupSettings | None = None) -> dict:
+                   stream_seconds: int, group: GpuNodeGroupSettings | None = None) -> dict:
     return {
         "service_account_name": SERVICE_ACCOUNT,
         "automount_service_account_token": False,
@@ -161,7 +181,7 @@ def model_pod_spec(model: ModelSettings, *, with_hf_token: bool, selector: dict[
         "node_selector": node_selector(model, group),
         "tolerations": [{"key": GPU_TAINT.key, "operator": "Exists", "effect": "NoSchedule"}],
         "security_context": pod_security_context(uid=VLLM_UID),
-        "termination_grace_period_seconds": 120,
+        "termination_grace_period_seconds": termination_grace_seconds(stream_seconds),
         # Replicas in different zones where GPU capacity allows, so one zone's Spot reclaim or
         # outage does not take every replica at once; a preference only (Karpenter and the
         # scheduler relax it), since GPUs are often short in some zones.
@@ -174,7 +194,12 @@ def model_pod_spec(model: ModelSettings, *, with_hf_token: bool, selector: dict[
             vllm_version=image_version(VLLM_IMAGE), model_name=model.name,
             vllm_cache_root=VLLM_CACHE_ROOT, home_mount=VLLM_HOME, port=VLLM_PORT)}
            if model.compile_cache == "shared" else {}),
-        "containers": [model_container(model, with_hf_token=with_hf_token)],
+        "containers": [
+            model_container(model, with_hf_token=with_hf_token, stream_seconds=stream_seconds),
+            # KEDA's load signal, scraped on a port of its own (model_metrics.py).
+            *([metrics_container(image=VLLM_IMAGE, image_pull_policy=IMAGE_PULL_POLICY,
+                                 upstream_port=VLLM_PORT)] if model.autoscaled else []),
+        ],
         "volumes": [
             # NCCL and PyTorch workers exchange tensors through shared memory.
             {"name": "shm", "empty_dir": {"medium": "Memory", "size_limit": model.shm_size}},
@@ -205,8 +230,11 @@ class ModelServing(pulumi.ComponentResource):
     toleration, `nvidia.com/gpu` = tensor-parallel size, /dev/shm in memory, weights on the
     shared `model-cache` claim, compiled kernels shared through it (compile_cache.py), a
     startup probe sized from the weights (cold_start.py), readiness
-    and liveness on /health), a Service `vllm-<name>`, and a PodDisruptionBudget when it has
-    more than one replica; plus a NetworkPolicy admitting only the gateway's pods.
+    and liveness on /health, a drain of the answers in flight before it stops, and for an
+    autoscaled model the metrics sidecar and no replica count of its own), a Service
+    `vllm-<name>`, and a PodDisruptionBudget when it can have more than one replica; plus a
+    NetworkPolicy admitting only the gateway's pods on the API port, and one admitting the
+    private subnets (the managed scraper) on the metrics port when a model is autoscaled.
 
     Args:
         name: logical name prefix.
@@ -218,6 +246,10 @@ class ModelServing(pulumi.ComponentResource):
         provider: the cluster's kubernetes provider.
         gpu_ready: GPU group name -> what a model server on it waits for (its own group, the
             device plugin, the autoscaler for a group that starts at zero, DNS; Cluster.gpu_ready).
+        stream_seconds: the longest answer the gateway waits for (its request timeout): how long
+            a leaving pod drains.
+        private_subnet_cidrs: where the managed scraper's interfaces are (the metrics port's
+            NetworkPolicy, created when a model is autoscaled).
 
     Attributes:
         api_bases: model name -> base URL for LiteLLM.
@@ -229,6 +261,7 @@ class ModelServing(pulumi.ComponentResource):
                  gpu_node_groups: dict[str, GpuNodeGroupSettings], namespaces: WorkloadNamespaces,
                  model_cache_claim: pulumi.Resource, hugging_face_token: pulumi.Output[str] | None,
                  provider: k8s.Provider, gpu_ready: dict[str, list[pulumi.Resource]],
+                 stream_seconds: int, private_subnet_cidrs: pulumi.Input[list[str]],
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:serving:ModelServing", name, None, opts)
         namespace = namespaces.by_name[MODELS.name].metadata.name
@@ -265,6 +298,14 @@ class ModelServing(pulumi.ComponentResource):
             spec=gateway_only_policy_spec(),
             opts=in_cluster,
         )
+        if any(model.autoscaled for model in settings.models):
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-metrics-scraper",
+                metadata={"name": "allow-metrics-scraper", "namespace": namespace},
+                spec=pulumi.Output.from_input(private_subnet_cidrs).apply(
+                    lambda cidrs: scraper_policy_spec(list(cidrs))),
+                opts=in_cluster,
+            )
 
         self.api_bases: dict[str, str] = {}
         self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
@@ -282,7 +323,9 @@ class ModelServing(pulumi.ComponentResource):
                 f"{name}-{model.name}",
                 metadata=metadata,
                 spec={
-                    "replicas": model.replicas,
+                    # An autoscaled model's count is KEDA's (its HPA, and KEDA between 0 and
+                    # 1): declaring it would undo every scaling on the next `up`.
+                    **({} if model.autoscaled else {"replicas": model.replicas}),
                     "strategy": strategy,
                     "selector": {"match_labels": selector},
                     # A GPU node, the image and a first start (cold_start.py).
@@ -290,7 +333,8 @@ class ModelServing(pulumi.ComponentResource):
                     "template": {
                         "metadata": {"labels": {**labels, GPU_NODE_GROUP_LABEL: model.node_group}},
                         "spec": model_pod_spec(model, with_hf_token=hugging_face_token is not None,
-                                               selector=selector, group=group),
+                                               selector=selector, group=group,
+                                               stream_seconds=stream_seconds),
                     },
                 },
                 opts=pulumi.ResourceOptions(
@@ -302,7 +346,7 @@ class ModelServing(pulumi.ComponentResource):
             )
             http_service(f"{name}-{model.name}", namespace=namespace, labels=labels, selector=selector,
                          port=VLLM_PORT, opts=in_cluster)
-            if model.replicas > 1:
+            if model.peak_replicas > 1:
                 disruption_budget(f"{name}-{model.name}", namespace=namespace, labels=labels,
                                   selector=selector, opts=in_cluster)
             self.api_bases[model.name] = api_base(model)

@@ -53,6 +53,8 @@ class Network(pulumi.ComponentResource):
     Attributes:
         vpc_id, private_subnet_ids, public_subnet_ids: Outputs the cluster and data services
         take. Node groups and data services use only the private subnets.
+        private_subnet_cidrs: their CIDR blocks (NetworkPolicies that admit the managed
+            Prometheus scraper's interfaces there).
         zone_count: the number of private subnets (one per AZ), a plain int.
     """
 
@@ -100,6 +102,9 @@ class Network(pulumi.ComponentResource):
         self.vpc_id = pulumi.Output.from_input(existing.vpc_id)
         self.private_subnet_ids = pulumi.Output.from_input(list(existing.private_subnet_ids))
         self.public_subnet_ids = pulumi.Output.from_input(list(existing.public_subnet_ids))
+        self.private_subnet_cidrs = pulumi.Output.all(*[
+            aws.ec2.get_subnet_output(id=subnet_id).cidr_block
+            for subnet_id in existing.private_subnet_ids])
 
     def _create_vpc(self, settings: NetworkSettings, cluster_name: str, region: str,
                     child: pulumi.ResourceOptions) -> None:
@@ -184,6 +189,7 @@ class Network(pulumi.ComponentResource):
         self.vpc_id = vpc.id
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s, _ in private_subnets])
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
+        self.private_subnet_cidrs = pulumi.Output.all(*[s.cidr_block for s, _ in private_subnets])
 
     def _flow_logs(self, vpc: aws.ec2.Vpc, settings: NetworkSettings, cluster_name: str,
                    region: str, opts: pulumi.ResourceOptions) -> None:

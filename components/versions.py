@@ -196,6 +196,18 @@ KARPENTER_NODE_AMIS = {
     "BOTTLEROCKET_x86_64_NVIDIA": "bottlerocket@1.68.1",
 }
 
+# KEDA (kedacore/charts v2.20.2 = kedacore/keda v2.20.2): the operator, its metrics API server
+# and admission webhooks, with the CRDs as templates of the same chart (so `helm upgrade` moves
+# them). Its ScaledObject and TriggerAuthentication CRDs are vendored (components/data/keda/,
+# kedacore/keda v2.20.2 config/crd/bases/) to validate what the stack declares.
+KEDA_VERSION = "2.20.2"
+KEDA = HelmChart(chart="keda", version=KEDA_VERSION, repository="https://kedacore.github.io/charts")
+# The Kubernetes minors KEDA 2.20 is tested on (keda-docs content/docs/2.20/operate/cluster.md,
+# "Kubernetes Compatibility": v1.33 - v1.35); the chart itself only requires >= 1.23.
+KEDA_KUBERNETES = ("1.33", "1.35")
+# The wake Job's container: it only has to exist (and sleep) while a model is woken by hand.
+BUSYBOX_IMAGE = "docker.io/library/busybox:1.37.0"
+
 # AnythingLLM's PostgreSQL build (Docker Hub only; the `pg` branch publishes `pg-<release>`).
 # The plain `<release>` image keeps SQLite on the shared volume and cannot be replicated.
 # `app.imageTag` (and `app.canary.imageTag`) select another `pg-<release>` of this repository;

@@ -5,7 +5,7 @@ schema preserves them. CEL rules (`x-kubernetes-validations`) are not evaluated 
 that depend on one state it and check it by hand.
 
 The CRDs are those of the pinned Karpenter (components/data/karpenter/, aws/karpenter-provider-aws
-v1.14.1 pkg/apis/crds/).
+v1.14.1 pkg/apis/crds/) and KEDA (components/data/keda/, kedacore/keda v2.20.2 config/crd/bases/).
 """
 
 from __future__ import annotations
@@ -19,9 +19,13 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-CRD_DIR = Path(__file__).resolve().parent.parent / "components" / "data" / "karpenter"
-CRD_FILES = ("karpenter.sh_nodepools.yaml", "karpenter.k8s.aws_ec2nodeclasses.yaml",
-             "karpenter.sh_nodeoverlays.yaml")
+DATA = Path(__file__).resolve().parent.parent / "components" / "data"
+CRD_FILES = (DATA / "karpenter" / "karpenter.sh_nodepools.yaml",
+             DATA / "karpenter" / "karpenter.k8s.aws_ec2nodeclasses.yaml",
+             DATA / "karpenter" / "karpenter.sh_nodeoverlays.yaml",
+             # kedacore/keda v2.20.2 config/crd/bases/ (components/versions.py KEDA)
+             DATA / "keda" / "keda.sh_scaledobjects.yaml",
+             DATA / "keda" / "keda.sh_triggerauthentications.yaml")
 
 
 def _strict(schema: Any) -> Any:
@@ -41,7 +45,7 @@ def schemas() -> dict[tuple[str, str], dict[str, Any]]:
     """(apiVersion, kind) -> the strict schema of every served version of the vendored CRDs."""
     found = {}
     for name in CRD_FILES:
-        crd = yaml.safe_load((CRD_DIR / name).read_text())
+        crd = yaml.safe_load(name.read_text())
         group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
         for version in crd["spec"]["versions"]:
             if version.get("served"):
@@ -53,7 +57,7 @@ def schemas() -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def validate(manifest: dict[str, Any], kubernetes_version: str) -> None:
-    """Raise when `manifest` is not a valid object: a Karpenter custom resource against its CRD,
+    """Raise when `manifest` is not a valid object: a Karpenter or KEDA custom resource against its CRD,
     anything else against the Kubernetes OpenAPI schema of `kubernetes_version`."""
     schema = schemas().get((manifest.get("apiVersion"), manifest.get("kind")))
     if schema is None:

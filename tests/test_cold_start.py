@@ -39,6 +39,10 @@ def _pod(deployment) -> dict:
 # ------------------------------------------------------------------------- the startup budget
 
 
+def _vllm(pod: dict) -> dict:
+    return next(c for c in pod["containers"] if c["name"] == "vllm")
+
+
 def test_the_startup_probe_is_sized_from_the_weights_by_hand(stack_plans):
     """Dev's models, by hand: download at 50 MiB/s, read back from EFS at 250 MiB/s, 300 s of
     compilation, times 1.5, in 10 s probe periods."""
@@ -47,7 +51,7 @@ def test_the_startup_probe_is_sized_from_the_weights_by_hand(stack_plans):
     expected = {"vllm-qwen2-5-7b-instruct": 98, "vllm-bge-m3": 54}
     assert (round(qwen), round(bge)) == (973, 531)
     for name, deployment in _deployments(stack_plans["dev"]).items():
-        (container,) = _pod(deployment)["containers"]
+        container = _vllm(_pod(deployment))
         probe = container["startupProbe"]
         assert (probe["failureThreshold"], probe["periodSeconds"]) == (expected[name], 10)
         # Small models keep the floors a rollout had: an hour's progress deadline, 40 minutes
@@ -62,12 +66,14 @@ def test_a_large_model_gets_a_longer_probe_deadline_and_wait():
     config = copy.deepcopy(read_stack_config(ROOT, "dev"))
     models = config["anythingllm:modelServing"]["models"]
     models[0].update(weightsGib=140, replicas=2)
+    for key in ("maxReplicas", "idleMinutes", "awakeHours"):  # a fixed pair of replicas
+        models[0].pop(key)
     models[1]["gpuMemoryUtilization"] = 0.85
     group = config["anythingllm:cluster"]["gpuNodeGroups"][0]
     group.pop("gpuSharing")  # two 0.8 replicas could not share a GPU
     group["maxSize"] = 4
     deployment = _deployments(run_stack(ROOT, "dev", config=config))["vllm-qwen2-5-7b-instruct"]
-    (container,) = _pod(deployment)["containers"]
+    container = _vllm(_pod(deployment))
     assert container["startupProbe"]["failureThreshold"] == 562
     # The progress deadline restarts with every ready pod: one pod's worth.
     assert deployment.inputs["spec"]["progressDeadlineSeconds"] == 600 + 5620
@@ -99,7 +105,7 @@ def test_model_pods_seed_and_publish_the_compile_cache(stack_plans):
     version = VLLM_IMAGE.rsplit(":", 1)[1]
     for name, deployment in _deployments(stack_plans["dev"]).items():
         pod = _pod(deployment)
-        (vllm,) = pod["containers"]
+        vllm = _vllm(pod)
         env = {e["name"]: e.get("value") for e in vllm["env"]}
         assert env["VLLM_CACHE_ROOT"] == VLLM_CACHE_ROOT
         seed, publish = pod["initContainers"]
@@ -125,7 +131,8 @@ def test_a_model_may_compile_for_itself():
     model = settings_from(config).model_serving.models[0]
     from components.model_serving import model_pod_spec
 
-    assert "init_containers" not in model_pod_spec(model, with_hf_token=False, selector={})
+    assert "init_containers" not in model_pod_spec(model, with_hf_token=False, selector={},
+                                                   stream_seconds=600)
 
 
 def _run(script: str, env: dict[str, str], **kwargs) -> subprocess.Popen:

@@ -15,7 +15,7 @@ HOURS = 730
 
 
 def _lines(plan, component: str) -> dict[str, tuple[float, float]]:
-    return {line.item: (line.at_min, line.at_desired) for line in estimate(plan, PRICES)
+    return {line.item: (line.idle, line.peak) for line in estimate(plan, PRICES)
             if line.component == component}
 
 
@@ -27,29 +27,46 @@ def test_price_table_names_its_region_date_and_source():
 def test_dev_is_visibly_cheaper_than_prod(stack_plans):
     dev, prod = totals(estimate(stack_plans["dev"], PRICES)), totals(estimate(stack_plans["prod"], PRICES))
     assert dev["total"][1] < prod["total"][0] / 2
+    assert dev["total"][0] < dev["total"][1]
 
 
-def test_a_node_pool_costs_the_nodes_its_models_keep_running(stack_plans):
-    """Dev's two models take one slice each of a time-sliced GPU (2 per GPU), so they keep one
-    1-GPU node up: a NodePool has no minimum of its own, but nodes run as long as model pods do.
-    gp3 beyond its baseline: $0.005 per IOPS above 3000 and $0.04 per MiB/s above 125 (EBS
-    pricing, us-east-1); 600 MiB/s for parallel image pull."""
+def _dev_disk() -> float:
+    """Dev's GPU volume: 200 GiB gp3 with 6000 IOPS and 600 MiB/s (parallel image pull): $0.005
+    per IOPS above 3000 and $0.04 per MiB/s above 125 (EBS pricing, us-east-1)."""
+    return 200 * PRICES["ebsGp3GbMonth"] + 3000 * 0.005 + 475 * 0.04
+
+
+def test_dev_gpus_cost_only_its_awake_hours(stack_plans):
+    """Dev's two models sleep outside weekdays 08:00-19:00 New York time (5 x 11 = 55 of 168
+    hours a week) and share one time-sliced GPU when awake: idle is one g6.2xlarge for 55/168 of
+    the month, peak one all month. The estimate before scaling (one replica each, always up,
+    from the Deployments' counts) said 763.65 a month for what now costs 250.00 at idle."""
+    node = PRICES["ec2"]["g6.2xlarge"] * HOURS + _dev_disk()
     (pool,) = [value for item, value in _lines(stack_plans["dev"], "cluster").items()
-               if item.startswith("node pool inference: 1 x g6.2xlarge (first listed type) for 2 "
-                                  "model GPU slices (2 per GPU)")]
-    disk = 200 * PRICES["ebsGp3GbMonth"] + 3000 * 0.005 + 475 * 0.04
-    node = PRICES["ec2"]["g6.2xlarge"] * HOURS + disk
-    assert pool == (pytest.approx(node), pytest.approx(node))
-    # Slices are not enough: on a g6.xlarge (4 vCPUs) the two pods' CPU requests (3 + 0.1
-    # each) do not fit together, so the models still need a node each, as the old estimate
-    # (GPUs only) would not have said.
+               if item.startswith("node pool inference: 0.33 / 1 x g6.2xlarge")]
+    assert pool == (pytest.approx(node * 55 / 168), pytest.approx(node))
+    assert (round(node * 55 / 168, 2), round(node, 2)) == (250.00, 763.65)
+
+
+def test_a_model_that_sleeps_all_week_costs_nothing_at_idle(stack_plans):
+    """Staging's models sleep until woken: no GPU node at idle, two g6.xlarge (one GPU each, no
+    sharing) at peak."""
+    (pool,) = [value for item, value in _lines(stack_plans["staging"], "cluster").items()
+               if item.startswith("node pool inference: 0.00 / 2 x g6.xlarge")]
+    node = PRICES["ec2"]["g6.xlarge"] * HOURS + _dev_disk()
+    assert pool == (0.0, pytest.approx(2 * node))
+
+
+def test_two_slices_still_need_two_nodes_when_their_pods_do_not_fit_one(stack_plans):
+    """Slices are not enough: on a g6.xlarge (4 vCPUs) the two pods' CPU requests (3 + 0.12
+    each, with their sidecars) do not fit together, so dev at peak needs a node per model, as
+    an estimate by GPUs alone would not have said."""
     config = copy.deepcopy(read_stack_config(ROOT, "dev"))
     config["anythingllm:cluster"]["gpuNodeGroups"][0]["instanceTypes"] = ["g6.xlarge"]
     (pool,) = [value for item, value in _lines(run_stack(ROOT, "dev", config=config), "cluster").items()
-               if item.startswith("node pool inference: 2 x g6.xlarge (first listed type) for 2 "
-                                  "model GPU slices")]
-    small = PRICES["ec2"]["g6.xlarge"] * HOURS + disk
-    assert pool == (pytest.approx(2 * small), pytest.approx(2 * small))
+               if item.startswith("node pool inference: 0.65 / 2 x g6.xlarge")]
+    small = PRICES["ec2"]["g6.xlarge"] * HOURS + _dev_disk()
+    assert pool == (pytest.approx(2 * small * 55 / 168), pytest.approx(2 * small))
 
 
 def test_prod_database_matches_a_hand_computation(stack_plans):
@@ -65,11 +82,31 @@ def test_prod_database_matches_a_hand_computation(stack_plans):
         instance + storage + PRICES["kmsKeyMonth"])
 
 
-def test_node_groups_are_priced_at_min_and_desired_with_their_disks(stack_plans):
+def test_prod_gpus_by_hand_at_the_floor_and_at_peak(stack_plans):
+    """Prod's chat model keeps 2 replicas (one g6e.xlarge each; the managed group's minSize is
+    1) and reaches 5; its embedder keeps 2 and reaches 3 on the embed-pool's g6.xlarge."""
     lines = _lines(stack_plans["prod"], "cluster")
-    chat = next(value for item, value in lines.items() if "gpu-chat" in item)
+    chat = next(value for item, value in lines.items() if item.startswith("node group gpu-chat: 2.00 / 5"))
     node = PRICES["ec2"]["g6e.xlarge"] * HOURS + 300 * PRICES["ebsGp3GbMonth"] + 3000 * 0.005 + 375 * 0.04
-    assert chat == (pytest.approx(1 * node), pytest.approx(2 * node))
+    assert chat == (pytest.approx(2 * node), pytest.approx(5 * node))
+    embed = next(value for item, value in lines.items() if item.startswith("node pool embed-pool: 2.00 / 3"))
+    # Bottlerocket: the 200 GiB data volume and its 4 GiB OS volume (baseline gp3).
+    small = (PRICES["ec2"]["g6.xlarge"] * HOURS + 204 * PRICES["ebsGp3GbMonth"] + 3000 * 0.005
+             + 475 * 0.04)
+    assert embed == (pytest.approx(2 * small), pytest.approx(3 * small))
+    system = next(value for item, value in lines.items() if item.startswith("node group system"))
+    assert system[0] == system[1]
+
+
+def test_spot_is_priced_on_demand_with_the_discount_range_beside_it(capsys):
+    assert main(["dev"]) == 0
+    out = capsys.readouterr().out
+    low, high = PRICES["spotDiscount"]["low"], PRICES["spotDiscount"]["high"]
+    assert (low, high) == (0.3, 0.7) and PRICES["spotDiscount"]["source"].startswith("estimate")
+    assert (f"they would cost {250.0 * (1 - high):,.2f}-{250.0 * (1 - low):,.2f} idle" in out)
+    assert "replicas (floor-peak): qwen2-5-7b-instruct 0 (1 for 55 h/week, America/New_York)-1" in out
+    # AMP's prices are not in the table: said, not guessed.
+    assert "the managed Prometheus collector and its samples" in out
 
 
 def test_valkey_is_priced_below_redis(stack_plans):

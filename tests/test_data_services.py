@@ -7,6 +7,7 @@ import json
 import pytest
 
 from components.database import LOG_EXPORTS
+from components.keda import NAMESPACE as KEDA_NAMESPACE
 from components.namespaces import WORKLOAD_NAMESPACES
 from components.naming import stack_physical_names
 from components.shared_storage import lifecycle_policies, tls_only_policy
@@ -46,9 +47,10 @@ def _private_subnets(plan: Plan) -> set[str]:
 def test_data_services_admit_only_the_cluster_on_their_port(stack_plans, stack):
     plan = stack_plans[stack]
     cluster = plan.one("aws:eks/cluster:Cluster")
-    # The ALB's own rules (the Ingress component's) are tests/test_alb_controller_policy.py's.
+    # The ALB's own rules (the Ingress component's) are tests/test_alb_controller_policy.py's,
+    # the managed scraper's tests/test_autoscaling.py's.
     rules = {rule.name: rule for rule in plan.of_type(INGRESS_RULE)
-             if not rule.name.startswith("ingress-")}
+             if not rule.name.startswith(("ingress-", "prometheus-"))}
     assert set(rules) == set(DATA_PORTS)
     for name, port in DATA_PORTS.items():
         rule = rules[name]
@@ -63,7 +65,7 @@ def test_data_services_admit_only_the_cluster_on_their_port(stack_plans, stack):
         assert "ingress" not in group.inputs and "egress" not in group.inputs
     egress = plan.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
     assert {rule.property_dependencies["securityGroupId"][0] for rule in egress} == {
-        plan.one(SECURITY_GROUP, "ingress-alb").urn}
+        plan.one(SECURITY_GROUP, "ingress-alb").urn, plan.one(SECURITY_GROUP, "prometheus-scraper").urn}
     for group in plan.of_type(SECURITY_GROUP):
         assert "0.0.0.0/0" not in json.dumps(group.inputs), group.name
 
@@ -360,8 +362,10 @@ def test_prod_protects_exactly_the_stateful_resources(stack_plans):
 def test_namespaces_enforce_pod_security(stack_plans, stack):
     plan = stack_plans[stack]
     namespaces = {n.inputs["metadata"]["name"]: n for n in plan.of_type("kubernetes:core/v1:Namespace")}
-    assert set(namespaces) == {spec.name for spec in WORKLOAD_NAMESPACES}
+    # KEDA's namespace exists where a model is autoscaled (every committed stack).
+    assert set(namespaces) == {spec.name for spec in WORKLOAD_NAMESPACES} | {KEDA_NAMESPACE.name}
     labels = {name: ns.inputs["metadata"]["labels"] for name, ns in namespaces.items()}
+    assert labels["keda"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert labels["anythingllm"]["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
     assert labels["anythingllm"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert labels["data-bootstrap"]["pod-security.kubernetes.io/enforce"] == "restricted"

@@ -141,3 +141,51 @@ def test_the_cache_stores_embeddings_and_answers_only_by_choice(chat, expected):
 
     types = cached_call_types(GatewaySettings(cacheChatCompletions=chat))
     assert types == expected and set(types) <= set(get_args(CachingSupportedCallTypes))
+
+
+def test_a_request_to_a_sleeping_model_fails_fast_and_names_it(stack_plans):
+    """A model asleep (0 replicas) has a Service without endpoints, which kube-proxy answers
+    with a refused connection at once. Through LiteLLM's own router, with the gateway's rendered
+    router settings (its retries and cooldown, without Redis), a chat request and an embedding
+    request to such a model come back as an error within seconds, naming the model group, not a
+    hang until the request timeout (600 s)."""
+    import asyncio
+    import concurrent.futures
+    import socket
+    import time
+
+    raw = yaml.safe_load(_config_of(stack_plans["dev"]))
+    settings = {key: value for key, value in raw["router_settings"].items()
+                if not key.startswith("redis_")}
+    with socket.socket() as closed:  # a port nothing listens on: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{closed.getsockname()[1]}/v1"
+    model_list = [{**entry, "litellm_params": {**entry["litellm_params"], "api_base": refused,
+                                               "api_key": "sleeping"}}
+                  for entry in raw["model_list"]]
+
+    async def ask() -> list[tuple[float, str, str]]:
+        router = Router(model_list=model_list, **settings)
+
+        async def timed(name: str, call) -> tuple[float, str, str]:
+            started = time.monotonic()
+            try:
+                await call
+            except Exception as error:  # what the gateway turns into its error response
+                return time.monotonic() - started, name, str(error)
+            raise AssertionError(f"{name}: a sleeping model answered")
+
+        # Both at once, as AnythingLLM embeds the question while a chat waits on it.
+        return list(await asyncio.gather(
+            timed("qwen2-5-7b-instruct", router.acompletion(
+                model="qwen2-5-7b-instruct", messages=[{"role": "user", "content": "hi"}])),
+            timed("bge-m3", router.aembedding(model="bge-m3", input=["hi"]))))
+
+    # In a thread of its own: asyncio.run would leave this thread without the event loop the
+    # Pulumi engine of later tests in this worker expects.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        results = pool.submit(asyncio.run, ask()).result()
+    for seconds, name, message in results:
+        assert seconds < 15, (name, seconds)
+        assert f"model group '{name}'" in message or name in message, message
+        assert "Cannot connect to host" in message or "Connection" in message, message

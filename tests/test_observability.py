@@ -48,7 +48,9 @@ def test_every_failure_mode_has_an_alarm_that_notifies_the_topic(stack_plans, st
           ["alb-unhealthy-targets-stable-public", "alb-no-healthy-target-stable-public"]),
         "rds-cpu", "rds-free-storage", "rds-connections",
         *[f"cache-{kind}-{member}" for member in members for kind in ("cpu", "memory", "evictions")],
-        *[f"gpu-capacity-{model.name}" for model in settings.model_serving.models],
+        # A model that sleeps (replicas: 0) has no floor to watch.
+        *[f"gpu-capacity-{model.name}" for model in settings.model_serving.models
+          if not model.sleeps],
     }
     assert set(alarms) == expected
     topic = plan.one(TOPIC)
@@ -102,6 +104,10 @@ def test_thresholds_come_from_config():
     config["anythingllm:observability"] = {"thresholds": {
         "alb5xxPercent": 2, "evaluationPeriods": 2, "databaseConnections": 50,
         "gpuPendingMinutes": 15, "cacheEvictions": 0}}
+    for model in config["anythingllm:modelServing"]["models"]:  # awake, one replica each
+        model["replicas"] = 1
+        for key in ("idleMinutes", "awakeHours"):
+            model.pop(key)
     alarms = {key: alarm.inputs for key, alarm in _alarms(run_stack(ROOT, "dev", config=config)).items()}
     assert alarms["alb-5xx-rate"]["threshold"] == 2
     assert alarms["alb-5xx-rate"]["evaluationPeriods"] == 2

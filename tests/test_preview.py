@@ -30,7 +30,8 @@ def test_dev_preview_writes_plan_and_manifests(tmp_path, capsys):
     assert plan["outputs"]["kubeconfig"] == "[secret]"
     helm = {p.name for p in (tmp_path / "dev" / "manifests" / "helm").iterdir()}
     assert helm == {"cluster-autoscaler.yaml", "nvidia-device-plugin.yaml",
-                    "aws-load-balancer-controller.yaml", "karpenter-crd.yaml", "karpenter.yaml"}
+                    "aws-load-balancer-controller.yaml", "karpenter-crd.yaml", "karpenter.yaml",
+                    "keda.yaml"}
     release = yaml.safe_load((tmp_path / "dev" / "manifests" / "helm" /
                               "cluster-autoscaler.yaml").read_text())
     assert release["values"]["autoDiscovery"]["clusterName"] == "anythingllm-dev"

@@ -49,8 +49,10 @@ def stack_configs(draw) -> dict[str, Any]:
     gpu_type = draw(st.sampled_from(GPU_TYPES))
     per_node = GPU_INSTANCE_TYPES[gpu_type].gpus
     chat_gpus = draw(st.sampled_from([g for g in (1, 2, 4) if g <= per_node]))
-    chat_replicas = draw(st.integers(1, 2))
-    needed = chat_gpus * chat_replicas + 1  # plus the embedder's one GPU
+    # The chat model's floor (0: it sleeps, not in prod) and its ceiling, which the group holds.
+    chat_replicas = draw(st.integers(1 if prod else 0, 2))
+    chat_peak = draw(st.integers(max(chat_replicas, 1), max(chat_replicas, 1) + 1))
+    needed = chat_gpus * chat_peak + 1  # plus the embedder's one GPU
     max_size = math.ceil(needed / per_node) + draw(st.integers(0, 2))
     engine = draw(st.sampled_from(["karpenter", "managed"]))
     # A managed group may keep a floor of nodes; a Karpenter group has none (its nodes follow
@@ -70,7 +72,9 @@ def stack_configs(draw) -> dict[str, Any]:
         "fastImagePull": fast_pull,
     }]
     chat, embed = config["modelServing"]["models"]
-    chat.update(gpus=chat_gpus, replicas=chat_replicas)
+    chat.update(gpus=chat_gpus, replicas=chat_replicas, maxReplicas=chat_peak)
+    if chat_replicas == 0 and draw(st.booleans()):
+        chat["awakeHours"] = {"timeZone": "Europe/Dublin", "start": "08:00", "end": "18:00"}
     embed["gpuMemoryUtilization"] = draw(st.sampled_from([0.5, 0.8, 0.9]))
 
     allocated = draw(st.integers(20, 500))

@@ -427,7 +427,10 @@ def test_model_servers_run_only_on_their_gpu_group(stack_plans, stack):
     for model in settings.model_serving.models:
         deployment = _k8s(plan, DEPLOYMENT, f"vllm-{model.name}", "model-serving")
         pod = _pod(deployment)
-        (container,) = pod["containers"]
+        containers = {c["name"]: c for c in pod["containers"]}
+        # An autoscaled model's metrics sidecar (tests/test_autoscaling.py) runs beside vLLM.
+        assert set(containers) == {"vllm"} | ({"metrics"} if model.autoscaled else set())
+        container = containers["vllm"]
         assert container["image"] == VLLM_IMAGE
         assert pod["nodeSelector"]["anythingllm.io/gpu-node-group"] == model.node_group
         assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
@@ -446,7 +449,9 @@ def test_model_servers_run_only_on_their_gpu_group(stack_plans, stack):
         volumes = {v["name"]: v for v in pod["volumes"]}
         assert volumes["shm"]["emptyDir"]["medium"] == "Memory"
         assert volumes["model-cache"]["persistentVolumeClaim"] == {"claimName": "model-cache"}
-        assert deployment.inputs["spec"]["replicas"] == model.replicas
+        # KEDA owns an autoscaled model's count; a fixed model's is declared.
+        assert deployment.inputs["spec"].get("replicas") == (
+            None if model.autoscaled else model.replicas)
     policy = _k8s(plan, POLICY, "allow-llm-gateway-only").inputs["spec"]
     # What the policy admits, by Kubernetes' NetworkPolicy rules (one `from` element: namespace
     # AND pod selector): LiteLLM's pods on 8000, nothing else. vLLM's key guards only /v1, /v2,

@@ -110,7 +110,7 @@ BAD_INPUTS = [
     (lambda c: c["modelServing"]["models"][0].update(nodeGroup="missing"),
      "modelServing.models[0].nodeGroup", "not a GPU node group; declared: ['inference']"),
     (lambda c: c["modelServing"]["models"][0].update(replicas=2),
-     "cluster.gpuNodeGroups[0].maxSize", "need 3 (gpus x replicas)"),
+     "cluster.gpuNodeGroups[0].maxSize", "need 3 at their peak (gpus x maxReplicas)"),
     (lambda c: c["modelServing"]["models"][1].pop("dimensions"),
      "modelServing.models[1].dimensions", "must declare its vector dimensions"),
     (lambda c: c["modelServing"]["models"][0].update(dimensions=1024),
@@ -189,15 +189,16 @@ def test_prod_previews_warn_about_builds_and_weights_that_can_change():
     """AnythingLLM re-pushes pg-<version> on every push to its pg branch
     (Mintplex-Labs/anything-llm .github/workflows/build-and-push-pg-image.yaml); an unpinned
     model follows its repository's main branch. Prod says so in every preview; a digest and a
-    commit silence it; dev and staging say nothing of it (they warn only that their one-replica
-    models are on Spot and Karpenter, tests/test_karpenter.py)."""
+    commit silence it; dev and staging say nothing of it (their models sleep, so they warn only
+    that KEDA is not tested on their Kubernetes minor, tests/test_autoscaling.py)."""
     from tests.conftest import stack_settings
 
     prod = stack_settings("prod")
     assert [w.split(":")[0] for w in prod.warnings] == [
-        "app.imageTag", "modelServing.models[0].revision", "modelServing.models[1].revision"]
+        "modelServing.models", "app.imageTag", "modelServing.models[0].revision",
+        "modelServing.models[1].revision"]
     for stack in ("dev", "staging"):
-        assert {w.split(":")[0].rsplit(".", 1)[-1] for w in stack_settings(stack).warnings} == {"replicas"}
+        assert [w.split(":")[0] for w in stack_settings(stack).warnings] == ["modelServing.models"]
     config = base_config("prod")
     config["app"] = {"imageTag": "pg-1.16.0@sha256:" + "a" * 64}
     for model in config["modelServing"]["models"]:
@@ -220,10 +221,11 @@ def test_a_revision_pins_weights_and_tokenizer():
     config = base_config()
     config["modelServing"]["models"][0]["revision"] = "0123456789abcdef0123456789abcdef01234567"
     chat = settings_from(config).model_serving.models[0]
-    args = vllm_args(chat)
+    args = vllm_args(chat, stream_seconds=600)
     assert args[args.index("--revision") + 1] == args[args.index("--tokenizer-revision") + 1] == (
         "0123456789abcdef0123456789abcdef01234567")
-    assert "--revision" not in vllm_args(settings_from(base_config()).model_serving.models[0])
+    assert "--revision" not in vllm_args(settings_from(base_config()).model_serving.models[0],
+                                         stream_seconds=600)
     config["modelServing"]["models"][0]["revision"] = "no spaces allowed"
     expect_settings_error(config, "modelServing.models[0].revision", "not a Hugging Face revision")
 

@@ -3,17 +3,26 @@
 Usage: python -m tools.cost [STACK] [--efs-gib N] [--alb-lcus N] [--prices FILE]
 
 Prices come from a table kept in the repo (`tools/data/aws-prices-<region>.json`, with its
-region, date and source). Two columns: node groups at their `minSize` and at their
-`desiredSize` (everything else is the same in both); a Karpenter NodePool in both at the nodes
-its model servers' replicas need. Usage-based charges the plan cannot know
-are either assumed and labelled (EFS GiB stored, ALB capacity units) or listed as not included.
+region, date and source). Two columns:
+- idle: every model at its floor (`replicas`; 0 for a model that sleeps), raised to its
+  `awakeHours.replicas` inside its awake hours, averaged over a week;
+- peak: every model at `maxReplicas` all month.
+GPU capacity is what the models force: their pods packed by GPUs (or time-sliced slices), CPU
+and memory onto the first listed instance type of their group (a managed group never below its
+`minSize`). The system node group is at its `desiredSize` in both columns, everything else is
+the same in both. Spot capacity is priced on-demand, with the table's Spot discount range shown
+beside it. Usage-based charges the plan cannot know are either assumed and labelled (EFS GiB
+stored, ALB capacity units) or listed as not included.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import functools
 import json
 import sys
+import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +39,17 @@ PRICES_DIR = Path(__file__).resolve().parent / "data"
 COMPONENT_PREFIX = "anythingllm:"
 NOT_INCLUDED = ("data transfer and NAT data processing", "CloudWatch Logs and Container Insights "
                 "ingestion", "backups and snapshots beyond the free allowance",
-                "spot discounts (spot capacity is priced on-demand)",
-                "a Karpenter pool's extra node during a model rollout and its emptied nodes' "
-                "10 idle minutes")
+                "a model rollout's extra node, an emptied Karpenter node's 10 idle minutes and "
+                "a woken model's hours outside its schedule")
+# AMP's collector-hours and samples: their prices could not be checked offline (README, "Scaling").
+NOT_PRICED_TYPES = {"aws:amp/scraper:Scraper": "the managed Prometheus collector and its samples "
+                                                "(collector-hours, ingestion, queries)"}
+# A week of 15-minute slots, from a Monday in January (no daylight-saving change in it): awake
+# hours are evaluated slot by slot in each model's own time zone.
+WEEK_START = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
+SLOT_MINUTES = 15
+SLOTS_PER_WEEK = 7 * 24 * 60 // SLOT_MINUTES
+HOURS_PER_WEEK = 168
 
 
 class PriceError(LookupError):
@@ -43,8 +60,10 @@ class PriceError(LookupError):
 class Line:
     component: str
     item: str
-    at_min: float  # USD per month, node groups at minSize
-    at_desired: float  # node groups at desiredSize
+    idle: float  # USD per month, models at their floor (and awake hours)
+    peak: float  # models at maxReplicas
+    spot: bool = False  # Spot first: the discount range applies
+    note: str = ""  # where a GPU line's figures come from
 
 
 @dataclass(frozen=True)
@@ -78,6 +97,8 @@ def _component(plan: Plan, resource: Registration) -> str:
 
 
 def _node_group(plan: Plan, group: Registration, prices: dict[str, Any], hours: float) -> list[Line]:
+    """A managed node group. A GPU group runs the nodes its models force (never fewer than its
+    `minSize`, never more than its `maxSize`); the system group runs its `desiredSize`."""
     inputs = group.inputs
     instance_type = inputs["instanceTypes"][0]  # the first type is the one priced
     hourly = _price(prices["ec2"], instance_type, "EC2")
@@ -88,11 +109,22 @@ def _node_group(plan: Plan, group: Registration, prices: dict[str, Any], hours: 
                for mapping in template.inputs.get("blockDeviceMappings") or []]
     disk_gib = sum(volume["volumeSize"] for volume in volumes)
     node_month = hourly * hours + sum(_gp3_month(volume, volume["volumeSize"], prices) for volume in volumes)
-    spot = " spot, on-demand ceiling" if inputs.get("capacityType") == "SPOT" else ""
-    label = (f"node group {group.name.removeprefix('cluster-')}: {scaling['minSize']} (min) / "
-             f"{scaling['desiredSize']} (desired) x {instance_type} + {disk_gib} GiB gp3{spot}")
+    spot = inputs.get("capacityType") == "SPOT"
     component = _component(plan, group)
-    return [Line(component, label, scaling["minSize"] * node_month, scaling["desiredSize"] * node_month)]
+    gpu_group = (inputs.get("labels") or {}).get(GPU_GROUP_LABEL)
+    if gpu_group is None:
+        label = (f"node group {group.name.removeprefix('cluster-')}: {scaling['desiredSize']} "
+                 f"(desired) x {instance_type} + {disk_gib} GiB gp3")
+        monthly = scaling["desiredSize"] * node_month
+        return [Line(component, label, monthly, monthly, spot)]
+    room = (GPU_INSTANCE_TYPES[instance_type].gpus, *karpenter_pod_room(instance_type))
+    loads = _model_loads(plan, gpu_group)
+    idle, peak = _node_hours(loads, room, floor=scaling["minSize"], ceiling=scaling["maxSize"])
+    label = (f"node group {group.name.removeprefix('cluster-')}: {_nodes_text(idle, peak)} x "
+             f"{instance_type} + {disk_gib} GiB gp3")
+    note = (f"min {scaling['minSize']}, max {scaling['maxSize']} nodes; one GPU per model pod; "
+            f"{_loads_text(loads)}")
+    return [Line(component, label, idle * node_month, peak * node_month, spot, note)]
 
 
 def _gp3_month(volume: dict[str, Any], gib: int, prices: dict[str, Any]) -> float:
@@ -131,15 +163,10 @@ def _node_pool(plan: Plan, pool: Registration, prices: dict[str, Any], hours: fl
     # A group that time-slices its GPUs advertises `replicas` nvidia.com/gpu per GPU.
     slices = slices_per_gpu(labels)
     gpus_per_node = GPU_INSTANCE_TYPES[instance_type].gpus * slices
-    pods = []
-    for deployment in plan.of_type("kubernetes:apps/v1:Deployment"):
-        template = deployment.inputs["spec"]["template"]["spec"]
-        if (template.get("nodeSelector") or {}).get(GPU_GROUP_LABEL) == group:
-            pods += [_pod_requests(template)] * (deployment.inputs["spec"].get("replicas") or 1)
-    gpus = sum(pod[0] for pod in pods)
+    loads = _model_loads(plan, group)
     # Packed by GPUs (or slices), CPU and memory together: two models that share a GPU still
     # need a node with room for both pods.
-    nodes = nodes_to_pack(pods, (gpus_per_node, *karpenter_pod_room(instance_type)))
+    idle, peak = _node_hours(loads, (gpus_per_node, *karpenter_pod_room(instance_type)))
     node_class = next(c for c in plan.of_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
                       if c.inputs["metadata"]["name"] == spec["template"]["spec"]["nodeClassRef"]["name"])
     volumes = [(m["ebs"], int(m["ebs"]["volumeSize"].removesuffix("Gi")))
@@ -147,12 +174,98 @@ def _node_pool(plan: Plan, pool: Registration, prices: dict[str, Any], hours: fl
     volume, _ = max(volumes, key=lambda pair: pair[1])  # the data volume
     disk_gib = sum(gib for _, gib in volumes)
     node_month = hourly * hours + sum(_gp3_month(v, gib, prices) for v, gib in volumes)
-    spot = ", spot first (priced on-demand)" if "spot" in requirements["karpenter.sh/capacity-type"] else ""
-    asked = (f"{gpus} model GPUs" if slices == 1
-             else f"{gpus} model GPU slices ({slices} per GPU)")
-    label = (f"node pool {group}: {nodes} x {instance_type} (first listed type) for {asked} "
-             f"+ {disk_gib} GiB gp3 ({volume['iops']} IOPS, {volume['throughput']} MiB/s){spot}")
-    return [Line(_component(plan, pool), label, nodes * node_month, nodes * node_month)]
+    spot = "spot" in requirements["karpenter.sh/capacity-type"]
+    unit = "a GPU" if slices == 1 else f"a GPU slice ({slices} per GPU)"
+    label = (f"node pool {group}: {_nodes_text(idle, peak)} x {instance_type} + {disk_gib} GiB gp3 "
+             f"({volume['iops']} IOPS, {volume['throughput']} MiB/s)")
+    note = (f"the first listed type; a model pod takes {unit}; {_loads_text(loads)}")
+    return [Line(_component(plan, pool), label, idle * node_month, peak * node_month, spot, note)]
+
+
+@dataclass(frozen=True)
+class ModelLoad:
+    """One model's pods on a GPU group, as the plan declares them: its Deployment's pod, and its
+    ScaledObject's bounds and cron trigger (or the Deployment's fixed count)."""
+
+    name: str
+    pod: tuple[int, int, int]
+    floor: int
+    peak: int
+    # (replicas, time zone, cron days, start minute of the day, end minute) of awake hours
+    awake: tuple[int, str, frozenset[int], int, int] | None = None
+
+    def replicas(self, when: dt.datetime) -> int:
+        if self.awake is None:
+            return self.floor
+        replicas, zone, days, start, end = self.awake
+        local = when.astimezone(zoneinfo.ZoneInfo(zone))
+        minute = local.hour * 60 + local.minute
+        cron_day = (local.weekday() + 1) % 7  # cron counts from Sunday = 0
+        return replicas if cron_day in days and start <= minute < end else self.floor
+
+
+def _cron_minute(expression: str) -> tuple[int, frozenset[int]]:
+    """`M H * * D,D` (what model_autoscaling.py writes) -> (minute of the day, days)."""
+    minute, hour, _, _, days = expression.split()
+    return int(hour) * 60 + int(minute), frozenset(int(day) for day in days.split(","))
+
+
+def _model_loads(plan: Plan, group: str) -> list[ModelLoad]:
+    scaled = {so.inputs["spec"]["scaleTargetRef"]["name"]: so.inputs["spec"]
+              for so in plan.of_type("kubernetes:keda.sh/v1alpha1:ScaledObject")}
+    loads = []
+    for deployment in plan.of_type("kubernetes:apps/v1:Deployment"):
+        template = deployment.inputs["spec"]["template"]["spec"]
+        if (template.get("nodeSelector") or {}).get(GPU_GROUP_LABEL) != group:
+            continue
+        name = deployment.inputs["metadata"]["name"]
+        pod = _pod_requests(template)
+        spec = scaled.get(name)
+        if spec is None:
+            count = deployment.inputs["spec"].get("replicas", 1)
+            loads.append(ModelLoad(name, pod, count, count))
+            continue
+        awake = None
+        for trigger in spec["triggers"]:
+            if trigger["type"] == "cron":
+                meta = trigger["metadata"]
+                start, days = _cron_minute(meta["start"])
+                end, _ = _cron_minute(meta["end"])
+                awake = (int(meta["desiredReplicas"]), meta["timezone"], days, start, end)
+        loads.append(ModelLoad(name, pod, spec["minReplicaCount"], spec["maxReplicaCount"], awake))
+    return loads
+
+
+def _node_hours(loads: list[ModelLoad], room: tuple[int, int, int], *, floor: int = 0,
+                ceiling: int | None = None) -> tuple[float, float]:
+    """(idle, peak) in nodes running all month: idle averaged over the week's slots, each
+    packed on its own; peak with every model at its ceiling."""
+    @functools.cache
+    def nodes(counts: tuple[int, ...]) -> int:
+        pods = [load.pod for load, count in zip(loads, counts, strict=True) for _ in range(count)]
+        needed = max(floor, nodes_to_pack(pods, room) if pods else 0)
+        return needed if ceiling is None else min(ceiling, needed)
+
+    week = [nodes(tuple(load.replicas(WEEK_START + dt.timedelta(minutes=SLOT_MINUTES * slot))
+                        for load in loads)) for slot in range(SLOTS_PER_WEEK)]
+    return sum(week) / SLOTS_PER_WEEK, float(nodes(tuple(load.peak for load in loads)))
+
+
+def _nodes_text(idle: float, peak: float) -> str:
+    return f"{idle:.2f} / {peak:g}"
+
+
+def _loads_text(loads: list[ModelLoad]) -> str:
+    """Where the columns come from: each model's floor, awake hours and ceiling."""
+    parts = []
+    for load in loads:
+        text = f"{load.name.removeprefix('vllm-')} {load.floor}"
+        if load.awake is not None:
+            replicas, zone, days, start, end = load.awake
+            hours = len(days) * (end - start) / 60
+            text += f" ({replicas} for {hours:g} h/week, {zone})"
+        parts.append(f"{text}-{load.peak}")
+    return "replicas (floor-peak): " + ", ".join(parts)
 
 
 def _cache_nodes(inputs: dict[str, Any]) -> int:
@@ -167,7 +280,8 @@ def _alarm_metrics(inputs: dict[str, Any]) -> int:
 
 
 def estimate(plan: Plan, prices: dict[str, Any], assumptions: Assumptions = Assumptions()) -> list[Line]:
-    """Monthly cost lines of every priced resource of the plan."""
+    """Monthly cost lines of every priced resource of the plan (a model that sleeps all week
+    forces no GPU node: its line is 0 at idle)."""
     hours = prices["hoursPerMonth"]
     lines: list[Line] = []
 
@@ -249,38 +363,59 @@ def _merge(lines: list[Line]) -> list[Line]:
         key = (line.component, item)
         previous = merged.get(key)
         counts[key] = counts.get(key, 0) + 1
-        merged[key] = Line(line.component, item, line.at_min + (previous.at_min if previous else 0),
-                           line.at_desired + (previous.at_desired if previous else 0))
+        merged[key] = Line(line.component, item, line.idle + (previous.idle if previous else 0),
+                           line.peak + (previous.peak if previous else 0), line.spot, line.note)
     return [Line(line.component, f"{line.item} x {counts[key]}" if counts[key] > 1 else line.item,
-                 line.at_min, line.at_desired) for key, line in merged.items()]
+                 line.idle, line.peak, line.spot, line.note) for key, line in merged.items()]
 
 
 def totals(lines: list[Line]) -> dict[str, tuple[float, float]]:
-    """Per component, (at min, at desired); and the stack under "total"."""
+    """Per component, (idle, peak); and the stack under "total"."""
     result: dict[str, tuple[float, float]] = {}
     for line in lines:
         low, high = result.get(line.component, (0.0, 0.0))
-        result[line.component] = (low + line.at_min, high + line.at_desired)
+        result[line.component] = (low + line.idle, high + line.peak)
     result["total"] = (sum(v[0] for v in result.values()), sum(v[1] for v in result.values()))
     return result
 
 
-def render(stack: str, lines: list[Line], prices: dict[str, Any], assumptions: Assumptions) -> str:
+def render(stack: str, lines: list[Line], prices: dict[str, Any], assumptions: Assumptions,
+           not_priced: list[str] | tuple[str, ...] = ()) -> str:
     width = max(len(line.item) for line in lines) + 2
     out = [f"Monthly cost estimate of stack {stack} ({prices['region']}, prices of {prices['date']}, "
            f"{prices['currency']}, {prices['hoursPerMonth']} h/month)", "",
-           f"  {'component / item':<{width}} {'at min':>11} {'at desired':>11}"]
+           f"  {'component / item':<{width}} {'idle':>11} {'peak':>11}"]
     sums = totals(lines)
     for component in sorted({line.component for line in lines}, key=lambda c: -sums[c][1]):
         low, high = sums[component]
         out.append(f"  {component:<{width}} {low:>11,.2f} {high:>11,.2f}")
-        for line in sorted((x for x in lines if x.component == component), key=lambda x: -x.at_desired):
-            out.append(f"    {line.item:<{width - 2}} {line.at_min:>11,.2f} {line.at_desired:>11,.2f}")
+        for line in sorted((x for x in lines if x.component == component), key=lambda x: -x.peak):
+            out.append(f"    {line.item:<{width - 2}} {line.idle:>11,.2f} {line.peak:>11,.2f}")
     low, high = sums["total"]
     out += ["", f"  {'total':<{width}} {low:>11,.2f} {high:>11,.2f}", "",
-            f"Assumed: {assumptions.efs_gib:g} GiB on EFS, {assumptions.alb_lcus:g} ALB LCU.",
-            "Not included: " + "; ".join(NOT_INCLUDED) + "."]
+            f"Assumed: {assumptions.efs_gib:g} GiB on EFS, {assumptions.alb_lcus:g} ALB LCU."]
+    notes = [line for line in lines if line.note]
+    if notes:
+        out.append("GPU nodes (idle: the week's average count of nodes the models' pods need, "
+                   "packed by GPU, CPU and memory; peak: every model at maxReplicas):")
+        out += [f"  {line.item.split(':')[0]}: {line.note}" for line in notes]
+    spot = [line for line in lines if line.spot]
+    if spot:
+        discount = prices["spotDiscount"]
+        low_rate, high_rate = 1 - discount["high"], 1 - discount["low"]
+        idle, peak = sum(x.idle for x in spot), sum(x.peak for x in spot)
+        out.append(f"Spot first ({', '.join(x.item.split(':')[0] for x in spot)}): priced "
+                   f"on-demand above; at {discount['low']:.0%}-{discount['high']:.0%} below "
+                   f"on-demand (an estimate, the price table's spotDiscount) they would cost "
+                   f"{idle * low_rate:,.2f}-{idle * high_rate:,.2f} idle and "
+                   f"{peak * low_rate:,.2f}-{peak * high_rate:,.2f} at peak.")
+    out.append("Not included: " + "; ".join([*NOT_INCLUDED, *not_priced]) + ".")
     return "\n".join(out)
+
+
+def not_priced(plan: Plan) -> list[str]:
+    """What the plan creates that the price table cannot price (NOT_PRICED_TYPES)."""
+    return [what for kind, what in NOT_PRICED_TYPES.items() if plan.of_type(kind)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, FileNotFoundError, PriceError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(render(args.stack, lines, prices, assumptions))
+    print(render(args.stack, lines, prices, assumptions, not_priced(plan)))
     return 0
 
 

@@ -58,6 +58,10 @@ class FakeCloud(Mocks):
         resource_id = f"{prefix}-{_digest(key, 17)}" if prefix else str(physical)
         if args.typ == "aws:cognito/userPool:UserPool":  # <region>_<9 characters>
             resource_id = f"{self.region}_{_digest(key, 9)}"
+        elif args.typ == "aws:amp/workspace:Workspace":  # ws-<uuid>, named by its alias
+            digest = _digest(key, 32)
+            resource_id = physical = (f"ws-{digest[:8]}-{digest[8:12]}-{digest[12:16]}-"
+                                      f"{digest[16:20]}-{digest[20:]}")
         elif args.typ == "aws:cognito/userPoolClient:UserPoolClient":  # 26 lowercase alphanumerics
             resource_id = _digest(key, 26)
         state: dict[str, Any] = {**inputs, **self._outputs(args.typ, args.name, inputs, physical)}
@@ -101,6 +105,11 @@ class FakeCloud(Mocks):
                     "zoneIds": [f"offline{index + 1}-az{index + 1}" for index in range(len(letters))],
                     "groupNames": [self.region] * len(letters), "id": self.region,
                     "state": args.args.get("state")}
+        if args.token == "aws:ec2/getSubnet:getSubnet":
+            # An existing network's subnet: a /20 of 10.250.0.0/16 picked by its id.
+            third = int(_digest(args.args["id"], 4), 16) % 16 * 16
+            return {"id": args.args["id"], "cidrBlock": f"10.250.{third}.0/20",
+                    "vpcId": "vpc-offline", "availabilityZone": f"{self.region}a"}
         if args.token == "aws:iam/getRoles:getRoles":
             # A fresh account: no role under the path asked for (e.g. no service-linked role yet).
             return {"arns": [], "names": [], "id": self.region,
@@ -120,6 +129,8 @@ class FakeCloud(Mocks):
             return f"arn:{PARTITION}:s3:::{physical}"
         if type_token == "aws:cognito/userPool:UserPool":  # ...:userpool/<pool id>
             return f"arn:{PARTITION}:cognito-idp:{region}:{ACCOUNT_ID}:userpool/{physical}"
+        if type_token == "aws:amp/workspace:Workspace":  # AMP's service prefix is `aps`
+            return f"arn:{PARTITION}:aps:{region}:{ACCOUNT_ID}:workspace/{physical}"
         if type_token == "aws:sns/topic:Topic":  # arn:aws:sns:<region>:<account>:<name>
             return f"arn:{PARTITION}:sns:{region}:{ACCOUNT_ID}:{physical}"
         return f"arn:{PARTITION}:{module}:{region}:{ACCOUNT_ID}:{resource}/{physical}"
@@ -141,6 +152,10 @@ class FakeCloud(Mocks):
         if typ == "aws:eks/nodeGroup:NodeGroup":
             return {"resources": [{"autoscalingGroups": [
                 {"name": f"eks-{physical}-{_digest(key, 8)}"}]}], "status": "ACTIVE"}
+        if typ == "aws:amp/workspace:Workspace":
+            # As AMP returns it: with a trailing slash.
+            return {"prometheusEndpoint": f"https://aps-workspaces.{self.region}.amazonaws.com/"
+                                          f"workspaces/{physical}/"}
         if typ == "aws:kms/key:Key":
             return {"keyId": _digest(key, 32)}
         if typ == "aws:ec2/launchTemplate:LaunchTemplate":

@@ -249,7 +249,7 @@ def _models_fit_their_node_groups(s: StackSettings) -> Iterator[ConfigProblem]:
                                 "(gpuSharing): a model there takes one slice; put a "
                                 "tensor-parallel model on a group without sharing")
             continue
-        gpus_wanted[group.name] = gpus_wanted.get(group.name, 0) + model.gpus * model.replicas
+        gpus_wanted[group.name] = gpus_wanted.get(group.name, 0) + model.gpus * model.peak_replicas
     for index, group in enumerate(s.cluster.gpu_node_groups):
         capacity = group.max_size * group.slices_per_node
         unit = "GPUs" if group.gpu_sharing is None else f"GPU slices ({group.slices_per_gpu} per GPU)"
@@ -257,7 +257,7 @@ def _models_fit_their_node_groups(s: StackSettings) -> Iterator[ConfigProblem]:
             yield ConfigProblem(f"cluster.gpuNodeGroups[{index}].maxSize",
                                 f"{group.max_size} nodes give {capacity} {unit}, but the models "
                                 f"placed on {group.name!r} need {gpus_wanted[group.name]} "
-                                "(gpus x replicas)")
+                                "at their peak (gpus x maxReplicas)")
 
 
 @rule("cluster.gpu_node_groups", "model_serving")
@@ -280,7 +280,7 @@ def _shared_gpus_fit_their_models_memory(s: StackSettings) -> Iterator[ConfigPro
             continue
         pods = sorted(((model.gpu_memory_utilization, model.name)
                        for model in s.model_serving.models if model.node_group == group.name
-                       for _ in range(model.replicas)), reverse=True)
+                       for _ in range(model.peak_replicas)), reverse=True)
         together = pods[:group.slices_per_gpu]
         total = round(sum(fraction for fraction, _ in together), 4)
         # Each process's CUDA context sits outside its share (vLLM takes its startup snapshot
@@ -297,7 +297,7 @@ def _shared_gpus_fit_their_models_memory(s: StackSettings) -> Iterator[ConfigPro
                 f"memory on it; at most {limit} fits a {gpu_gb} GB ({gpu_gib} GiB) GPU beside "
                 f"{len(together)} CUDA contexts of about {CUDA_CONTEXT_GIB} GiB (vLLM's "
                 "gpuMemoryUtilization is a share of the whole GPU, and it refuses to start when "
-                "less is free); lower the models' gpuMemoryUtilization or the replicas")
+                "less is free); lower the models' gpuMemoryUtilization or maxReplicas")
 
 
 @rule("app.chat_model", "app.chunk_size", "app.answer_tokens", "model_serving")
@@ -320,6 +320,18 @@ def _app_fits_its_models(s: StackSettings) -> Iterator[ConfigProblem]:
         yield ConfigProblem(
             "app.answerTokens", f"{s.answer_tokens} leaves too little of {chat.name!r}'s "
             f"{chat.max_model_len}-token window for the prompt: at most {chat.max_model_len // 2}")
+
+
+@rule("environment", "model_serving")
+def _prod_models_keep_a_floor(s: StackSettings) -> Iterator[ConfigProblem]:
+    """Prod's models never sleep: a user's first question would wait for a cold start."""
+    if not s.is_prod:
+        return
+    for index, model in enumerate(s.model_serving.models):
+        if model.sleeps:
+            yield ConfigProblem(f"modelServing.models[{index}].replicas",
+                                f"is 0 for {model.name}: a prod model keeps a floor of at least 1 "
+                                "(sleeping models are for dev and staging)")
 
 
 @rule("environment", "app.replicas")

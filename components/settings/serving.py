@@ -8,6 +8,7 @@ and `StackSettings` checks the result against the environment's rules.
 from __future__ import annotations
 
 import re
+import zoneinfo
 from decimal import Decimal
 from typing import Literal
 
@@ -272,6 +273,89 @@ class IngressSettings(_Model):
 
 # The compile cache's native sidecar: copies only (compile_cache.py).
 SHARED_COMPILE_CACHE_REQUESTS = (100, 128)
+# The metrics sidecar: forwards the scraper's GET /metrics to vLLM (model_metrics.py).
+METRICS_SIDECAR_REQUESTS = (20, 64)
+# Concurrent requests (running + waiting) per replica that scaling aims at, by kind: a 7B chat
+# model on one L4/A10G keeps its answers streaming at reading speed up to about this many;
+# embedding requests are short and batch well.
+DEFAULT_TARGET_REQUESTS = {"chat": 16, "embedding": 64}
+DEFAULT_IDLE_MINUTES = 30
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def cron_days(value: str) -> str:
+    """`Mon-Fri`, `Mon,Wed,Fri`, `Sat-Sun` as a cron day-of-week field (0 = Sunday); ranges run
+    Monday to Sunday and do not wrap."""
+    order = [*WEEKDAYS[1:], WEEKDAYS[0]]
+    fields = []
+    for item in value.lower().replace(" ", "").split(","):
+        first, _, last = item.partition("-")
+        if first not in order or (last and last not in order):
+            raise ConfigProblem("", f"{value!r} is not a list of days; use e.g. `Mon-Fri` or "
+                                    "`Mon,Wed,Fri` (Mon Tue Wed Thu Fri Sat Sun)")
+        last = last or first
+        if order.index(last) < order.index(first):
+            raise ConfigProblem("", f"{item!r} runs backwards; ranges run from Mon to Sun "
+                                    "(write Fri-Sun,Mon for a wrapping range)")
+        days = order[order.index(first):order.index(last) + 1]
+        fields += [str(WEEKDAYS.index(day)) for day in days]
+    numbers = sorted(set(fields), key=int)
+    return ",".join(numbers)
+
+
+class AwakeHoursSettings(_Model):
+    """Hours in which a model keeps at least `replicas` warm (a KEDA cron trigger), e.g. the
+    working day of its users; outside them it falls back to its floor (`replicas`, 0 for a
+    model that sleeps)."""
+
+    time_zone: str
+    days: str = "Mon-Fri"
+    start: str
+    end: str
+    replicas: int = Field(default=1, ge=1, le=32)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        # KEDA's cron scaler loads the zone with Go's time.LoadLocation: an IANA name.
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigProblem("", f"{value!r} is not an IANA time zone, e.g. `Europe/Berlin` or "
+                                    "`America/New_York`") from None
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: str) -> str:
+        cron_days(value)
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if not CLOCK_TIME.match(value):
+            raise ConfigProblem("", f"{value!r} is not a time of day; use 24-hour `HH:MM`, e.g. `08:00`")
+        return value
+
+    @model_validator(mode="after")
+    def _window(self) -> AwakeHoursSettings:
+        if self.end <= self.start:
+            raise ConfigProblem("end", f"{self.end} is not after start ({self.start}); a window "
+                                       "runs within one day")
+        return self
+
+    def cron(self, clock: str) -> str:
+        hour, minute = clock.split(":")
+        return f"{int(minute)} {int(hour)} * * {cron_days(self.days)}"
+
+    @property
+    def hours_per_week(self) -> float:
+        start_h, start_m = map(int, self.start.split(":"))
+        end_h, end_m = map(int, self.end.split(":"))
+        return len(cron_days(self.days).split(",")) * ((end_h * 60 + end_m) - (start_h * 60 + start_m)) / 60
+
 
 
 class ModelSettings(_Model):
@@ -282,7 +366,18 @@ class ModelSettings(_Model):
     kind: Literal["chat", "embedding"]
     node_group: str
     gpus: Literal[1, 2, 4, 8] = 1
-    replicas: int = Field(default=1, ge=1, le=32)
+    # The floor: replicas kept however quiet it is. 0: the model sleeps when idle (not in prod).
+    replicas: int = Field(default=1, ge=0, le=32)
+    # The ceiling KEDA scales up to on vLLM's load (model_autoscaling.py); unset: the floor,
+    # or 1 for a model that sleeps.
+    max_replicas: int | None = Field(default=None, ge=1, le=32)
+    # What one replica should carry: concurrent requests (running + waiting), and for chat
+    # models the share of its KV cache in use. Unset: DEFAULT_TARGET_REQUESTS by kind; 0.8.
+    target_requests_per_replica: int | None = Field(default=None, ge=1, le=1024)
+    target_kv_cache_usage: float | None = Field(default=None, ge=0.1, le=1.0)
+    # A model with replicas 0 sleeps this long after its last request (unset: 30).
+    idle_minutes: int | None = Field(default=None, ge=5, le=1440)
+    awake_hours: AwakeHoursSettings | None = None
     max_model_len: int = Field(ge=512, le=1048576)
     # Below 0.5 only on a group that shares its GPUs (rules.py): elsewhere the rest would idle.
     gpu_memory_utilization: float = Field(default=0.9, ge=0.05, le=0.95)
@@ -327,8 +422,43 @@ class ModelSettings(_Model):
     @property
     def sidecar_requests(self) -> tuple[int, int]:
         """(CPU millicores, memory MiB) the pod requests beside vLLM: the compile cache's
-        publishing sidecar runs as long as the pod (compile_cache.py)."""
-        return SHARED_COMPILE_CACHE_REQUESTS if self.compile_cache == "shared" else (0, 0)
+        publishing sidecar runs as long as the pod (compile_cache.py), and so does the metrics
+        sidecar of an autoscaled model (model_metrics.py)."""
+        cache = SHARED_COMPILE_CACHE_REQUESTS if self.compile_cache == "shared" else (0, 0)
+        metrics = METRICS_SIDECAR_REQUESTS if self.autoscaled else (0, 0)
+        return cache[0] + metrics[0], cache[1] + metrics[1]
+
+    @property
+    def peak_replicas(self) -> int:
+        """The most replicas the model can run: what its node group must hold."""
+        return self.max_replicas if self.max_replicas is not None else max(self.replicas, 1)
+
+    @property
+    def sleeps(self) -> bool:
+        return self.replicas == 0
+
+    @property
+    def autoscaled(self) -> bool:
+        """KEDA owns the replica count: the model scales with load, sleeps, or keeps awake
+        hours."""
+        return self.peak_replicas > self.replicas or self.awake_hours is not None
+
+    @property
+    def requests_per_replica(self) -> int:
+        return self.target_requests_per_replica or DEFAULT_TARGET_REQUESTS[self.kind]
+
+    @property
+    def kv_cache_usage(self) -> float | None:
+        """The KV-cache target of a chat model (an encoder keeps no KV cache)."""
+        if self.kind != "chat":
+            return None
+        return self.target_kv_cache_usage if self.target_kv_cache_usage is not None else 0.8
+
+    @property
+    def idle_period_minutes(self) -> int | None:
+        if not self.sleeps:
+            return None
+        return self.idle_minutes if self.idle_minutes is not None else DEFAULT_IDLE_MINUTES
 
     @property
     def pinned(self) -> bool:
@@ -348,6 +478,22 @@ class ModelSettings(_Model):
                                               "(the pgvector column is created with them)")
         if self.kind == "chat" and self.dimensions is not None:
             raise ConfigProblem("dimensions", "only embedding models have dimensions")
+        if self.max_replicas is not None and self.max_replicas < self.replicas:
+            raise ConfigProblem("maxReplicas", f"{self.max_replicas} is below replicas ({self.replicas})")
+        if self.idle_minutes is not None and not self.sleeps:
+            raise ConfigProblem("idleMinutes", "only a model that sleeps (replicas: 0) has an idle "
+                                               f"period; {self.name} keeps {self.replicas}")
+        if self.target_kv_cache_usage is not None and self.kind != "chat":
+            raise ConfigProblem("targetKvCacheUsage", "only chat models keep a KV cache to scale on")
+        if self.awake_hours is not None:
+            if self.awake_hours.replicas <= self.replicas:
+                raise ConfigProblem("awakeHours.replicas",
+                                    f"{self.awake_hours.replicas} is not above the floor (replicas: "
+                                    f"{self.replicas}), so the awake hours would change nothing")
+            if self.awake_hours.replicas > self.peak_replicas:
+                raise ConfigProblem("awakeHours.replicas",
+                                    f"{self.awake_hours.replicas} is above maxReplicas "
+                                    f"({self.peak_replicas})")
         if memory_mib(self.shm_size) >= memory_mib(self.resources.memory_limit):
             raise ConfigProblem("shmSize", f"{self.shm_size} must stay below resources.memoryLimit "
                                            f"({self.resources.memory_limit}): /dev/shm counts against it")

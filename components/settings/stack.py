@@ -10,6 +10,7 @@ from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_valid
 from ..alb_controller_policy import TRACKING_TAG_KEYS
 from ..instance_types import INSTANCE_FACTS, karpenter_pod_room, nodes_to_pack
 from ..rds_ca import RDS_CA_IDENTIFIER, vendored_regions
+from ..versions import KEDA_KUBERNETES, KEDA_VERSION
 from .base import REGION_NAME, TAG_KEY, TAG_VALUE, ConfigProblem, _Model, raise_all, with_environment_defaults
 from .cluster import FAST_PULL_MIN_THROUGHPUT_MIBPS, ClusterSettings
 from .data import (
@@ -182,7 +183,7 @@ class StackFields(_Model):
             pods = [(model.gpus, cpu_millicores(model.resources.cpu) + model.sidecar_requests[0],
                      memory_mib(model.resources.memory) + model.sidecar_requests[1])
                     for model in self.model_serving.models if model.node_group == group.name
-                    for _ in range(model.replicas)]
+                    for _ in range(model.peak_replicas)]
             needed = nodes_to_pack(pods, (group.slices_per_node, *karpenter_pod_room(instance_type)))
             by_slices = -(-sum(pod[0] for pod in pods) // group.slices_per_node)
             if needed > by_slices:
@@ -192,6 +193,23 @@ class StackFields(_Model):
                     "requests do not fit together on one, so they cannot share its GPU; use a "
                     "larger type or smaller requests (modelServing.models[].resources)")
         return found
+
+    def _keda_version_warnings(self) -> list[str]:
+        """KEDA runs when a model is autoscaled; a Kubernetes minor outside the window its
+        release was tested on works as far as anyone knows, but nobody upstream has tried it."""
+        if not any(model.autoscaled for model in self.model_serving.models):
+            return []
+        minor = tuple(int(part) for part in self.cluster.kubernetes_version.split("."))
+        low, high = (tuple(int(part) for part in bound.split(".")) for bound in KEDA_KUBERNETES)
+        if low <= minor <= high:
+            return []
+        return [f"modelServing.models: KEDA {KEDA_VERSION}, which scales the autoscaled models, "
+                f"is tested on Kubernetes {KEDA_KUBERNETES[0]}-{KEDA_KUBERNETES[1]} "
+                f"(keda-docs operate/cluster.md), not cluster.kubernetesVersion "
+                f"{self.cluster.kubernetes_version}; the "
+                "HPA API it drives (autoscaling/v2) is GA and it serves the external metrics API "
+                "itself, so it is expected to work: watch the first scale-up and scale-down "
+                "after an upgrade (README, \"Scaling\")"]
 
     @property
     def warnings(self) -> list[str]:
@@ -218,10 +236,11 @@ class StackFields(_Model):
                   if group.fast_image_pull
                   and group.disk_throughput_mibps < FAST_PULL_MIN_THROUGHPUT_MIBPS]
         found += self._unshared_gpu_warnings()
+        found += self._keda_version_warnings()
         groups = self.cluster.gpu_node_group_by_name
         for index, model in enumerate(self.model_serving.models):
             group = groups.get(model.node_group)
-            if group is None or model.replicas >= 2:
+            if group is None or model.replicas >= 2 or model.sleeps:
                 continue
             # EC2 gives two minutes' notice; Karpenter drains at once and starts a replacement
             # in parallel (disruption.md, "Interruption"). A node whose AMI pin or node class
