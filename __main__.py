@@ -114,15 +114,10 @@ ingress = Ingress(
 )
 hugging_face_token = (pulumi.Output.secret(settings.hugging_face_token.get_secret_value())
                       if settings.hugging_face_token is not None else None)
-models = ModelServing(
-    "models", settings.model_serving, gpu_node_groups=settings.cluster.gpu_node_group_by_name,
-    namespaces=namespaces, model_cache_claim=storage.claims[MODEL_CACHE.name],
-    hugging_face_token=hugging_face_token, provider=cluster.provider,
-    gpu_ready=cluster.gpu_ready, stream_seconds=settings.gateway.request_timeout_seconds,
-    private_subnet_cidrs=network.private_subnet_cidrs,
-)
 # Models that follow their load, or sleep: KEDA on vLLM's metrics, which AWS's managed collector
-# scrapes into a managed Prometheus workspace (README, "Scaling").
+# scrapes into a managed Prometheus workspace (README, "Scaling"). Their ScaledObjects come
+# before the model Deployments, which then leave their replica counts to KEDA's HPAs.
+scaled_objects = {}
 if any(model.autoscaled for model in settings.model_serving.models):
     prometheus = ManagedPrometheus(
         "prometheus", cluster_name=name, cluster_arn=cluster.eks_cluster.arn,
@@ -132,10 +127,17 @@ if any(model.autoscaled for model in settings.model_serving.models):
                 workspace_arn=prometheus.workspace.arn, account_id=cluster.account_id,
                 partition=cluster.partition, provider=cluster.provider,
                 system_ready=cluster.system_ready, tags=tags)
-    ModelAutoscaling(
+    scaled_objects = ModelAutoscaling(
         "autoscaling", settings.model_serving.models, query_url=prometheus.query_url,
-        region=settings.region, deployments=models.deployments,
-        ready=[keda.release, prometheus.scraper], provider=cluster.provider)
+        region=settings.region, ready=[keda.release], gpu_ready=cluster.gpu_ready,
+        provider=cluster.provider).scaled_objects
+models = ModelServing(
+    "models", settings.model_serving, gpu_node_groups=settings.cluster.gpu_node_group_by_name,
+    namespaces=namespaces, model_cache_claim=storage.claims[MODEL_CACHE.name],
+    hugging_face_token=hugging_face_token, provider=cluster.provider,
+    gpu_ready=cluster.gpu_ready, stream_seconds=settings.gateway.request_timeout_seconds,
+    private_subnet_cidrs=network.private_subnet_cidrs, scaled_by=scaled_objects,
+)
 gateway = LlmGateway(
     "gateway", settings.gateway, models=settings.model_serving.models, api_bases=models.api_bases,
     namespaces=namespaces, database_secret=database.connection_secrets["litellm"],

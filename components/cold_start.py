@@ -71,9 +71,13 @@ def progress_deadline_seconds(model: ModelSettings) -> int:
     return max(MIN_PROGRESS_DEADLINE_SECONDS, pod_seconds(model))
 
 
-def pulumi_wait_minutes(model: ModelSettings, *, one_pod_at_a_time: bool) -> int:
+def pulumi_wait_minutes(model: ModelSettings, *, one_pod_at_a_time: bool,
+                        drain_seconds: int = 0) -> int:
     """How long Pulumi waits for the whole rollout: a rolling update (one surge pod, none
-    unavailable) replaces the replicas one after another, each possibly on a new node; Recreate
-    starts them together."""
-    pods = model.replicas if one_pod_at_a_time else 1
-    return math.ceil(max(MIN_PULUMI_WAIT_SECONDS, pods * pod_seconds(model)) / 60)
+    unavailable) replaces the replicas one after another, as many as the model may run then
+    (`maxReplicas`), each possibly on a new node and each after its predecessor's drain (whose
+    GPU the next surge pod may need); Recreate drains them together, then starts them
+    together."""
+    pods = model.peak_replicas if one_pod_at_a_time else 1
+    per_pod = pod_seconds(model) + drain_seconds
+    return math.ceil(max(MIN_PULUMI_WAIT_SECONDS, pods * per_pod) / 60)

@@ -144,6 +144,8 @@ def _container(name: str, script: str, *, image: str, local: str, shared: str,
             {"name": "SHARED_CACHE", "value": shared},
             {"name": "HEALTH_URL", "value": health_url},
             {"name": "POD_NAME", "value_from": {"field_ref": {"field_path": "metadata.name"}}},
+            # vLLM's image is CUDA's: a container that asks for no GPU sees none.
+            {"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"},
         ],
         # Copies only: a core's share and page cache for files of a few hundred MB.
         "resources": {"requests": {"cpu": f"{SHARED_COMPILE_CACHE_REQUESTS[0]}m",

@@ -64,7 +64,8 @@ NOT_GRANTED_POLICIES = {"ZonalShiftPolicy": "settings.enableZonalShift is off (c
 # so a one-replica model would go offline on a timer. New AMIs come only from versions.py (the
 # aliases are pinned), and that change reaches the nodes gracefully, as drift: a replacement
 # node first, within the budget and the models' PodDisruptionBudgets. A drain still ends after
-# two hours (a model's pods get their 120 s), so no pod can hold a drifted node forever.
+# two hours (a model's pods get their drain: the gateway's request timeout and a little more),
+# so no pod can hold a drifted node forever.
 EXPIRE_AFTER = "Never"
 TERMINATION_GRACE_PERIOD = "2h"
 # An empty GPU node waits ten minutes before it goes: a model scaled down and up again within

@@ -34,15 +34,17 @@ def query_policy(workspace_arn: str) -> dict:
 
 
 def keda_values() -> dict:
-    """Two replicas of each part (one leads, the other takes over within a lease), a budget so a
-    node drain keeps one, on the system nodes. The images are the chart's, at its appVersion."""
-    budget = {"maxUnavailable": 1}
+    """Two operators (one leads, the other takes over within a lease; a budget keeps one
+    through a node drain), one metrics API server (keda-docs operate/cluster.md: "Support
+    Replicas: 1"; it only relays the leader's values) and one admission webhook (failure policy
+    Ignore: while it is away, objects are admitted unchecked), on the system nodes. The images
+    are the chart's, at its appVersion."""
     return {
         "image": {"pullPolicy": "IfNotPresent"},
         "operator": {"replicaCount": 2},
-        "metricsServer": {"replicaCount": 2},
-        "webhooks": {"replicaCount": 2},
-        "podDisruptionBudget": {"operator": budget, "metricServer": budget, "webhooks": budget},
+        "metricsServer": {"replicaCount": 1},
+        "webhooks": {"replicaCount": 1},
+        "podDisruptionBudget": {"operator": {"maxUnavailable": 1}},
         "nodeSelector": system_labels(),
     }
 

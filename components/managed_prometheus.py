@@ -30,13 +30,18 @@ SCRAPE_INTERVAL_SECONDS = 30  # AMP's minimum
 MODEL_SERVER_COMPONENT = "model-server"
 SCRAPER_WORKSPACE_TAG = "AMPAgentlessScraper"
 # Creation takes about 20 minutes (AMP user guide); the provider's own default is 30.
-SCRAPER_TIMEOUTS = pulumi.CustomTimeouts(create="45m", delete="30m")
+SCRAPER_TIMEOUTS = {"create": "45m", "delete": "30m"}
+# The series KEDA's queries read (model_autoscaling.py); vLLM exports dozens more (histograms
+# among them, vllm 0.32.0 v1/metrics/loggers.py), which would only add ingestion cost.
+KEPT_METRICS = ("vllm:num_requests_running", "vllm:num_requests_waiting",
+                "vllm:kv_cache_usage_perc", "vllm:request_success_total")
 
 
 def scrape_configuration() -> dict:
     """The collector's Prometheus configuration: the `metrics` port of the model server pods in
-    `model-serving`, labelled with their namespace, pod and model (KEDA's queries select by
-    namespace and vLLM's own `model_name`)."""
+    `model-serving`, labelled with their namespace and pod (KEDA's queries select by namespace
+    and vLLM's own `model_name`), keeping only the series KEDA reads (and `up`, which Prometheus
+    adds after relabelling)."""
     return {
         "global": {"scrape_interval": f"{SCRAPE_INTERVAL_SECONDS}s",
                    "scrape_timeout": "10s"},
@@ -49,6 +54,9 @@ def scrape_configuration() -> dict:
                  "regex": f"{MODEL_SERVER_COMPONENT};metrics", "action": "keep"},
                 {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
                 {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+            ],
+            "metric_relabel_configs": [
+                {"source_labels": ["__name__"], "regex": "|".join(KEPT_METRICS), "action": "keep"},
             ],
         }],
     }
@@ -106,6 +114,9 @@ class ManagedPrometheus(pulumi.ComponentResource):
             destination={"amp": {"workspace_arn": self.workspace.arn}},
             scrape_configuration=yaml.safe_dump(scrape_configuration(), sort_keys=False),
             tags=tags,
+            # The provider's own timeouts (a Plugin Framework resource reads these, not
+            # Pulumi's customTimeouts), and Pulumi's, for good measure.
+            timeouts=SCRAPER_TIMEOUTS,
             opts=pulumi.ResourceOptions(parent=self, depends_on=rules,
-                                        custom_timeouts=SCRAPER_TIMEOUTS))
+                                        custom_timeouts=pulumi.CustomTimeouts(**SCRAPER_TIMEOUTS)))
         self.register_outputs({"workspace": self.workspace.id})

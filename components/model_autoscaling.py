@@ -77,13 +77,16 @@ def _number(value: float) -> str:
 
 
 def _prometheus(name: str, query: str, *, threshold: float, activation: float, query_url: str,
-                region: str) -> dict:
+                region: str, model: ModelSettings) -> dict:
     return {
         "type": "prometheus", "name": name,
         "metadata": {"serverAddress": query_url, "query": query, "threshold": _number(threshold),
                      "activationThreshold": _number(activation), "awsRegion": region,
-                     # No pod, no series: that is zero load, not an error.
-                     "ignoreNullValues": "true"},
+                     # A model asleep has no pod and so no series: zero load. A model with a
+                     # floor always has pods, so no series means the metrics path is broken:
+                     # an error, on which the HPA keeps the replicas it has (and KEDA reports
+                     # it), instead of reading zero load and scaling down.
+                     "ignoreNullValues": "true" if model.sleeps else "false"},
         "authenticationRef": {"name": TRIGGER_AUTHENTICATION},
     }
 
@@ -91,11 +94,11 @@ def _prometheus(name: str, query: str, *, threshold: float, activation: float, q
 def triggers(model: ModelSettings, *, query_url: str, region: str) -> list[dict]:
     found = queries(model)
     result = [_prometheus("load", found["load"], threshold=model.requests_per_replica,
-                          activation=0, query_url=query_url, region=region)]
+                          activation=0, query_url=query_url, region=region, model=model)]
     if "kv-cache" in found:
         result.append(_prometheus("kv-cache", found["kv-cache"], threshold=model.kv_cache_usage,
                                   activation=model.kv_cache_usage, query_url=query_url,
-                                  region=region))
+                                  region=region, model=model))
     if model.awake_hours is not None:
         hours = model.awake_hours
         result.append({"type": "cron", "name": "awake-hours", "metadata": {
@@ -104,7 +107,7 @@ def triggers(model: ModelSettings, *, query_url: str, region: str) -> list[dict]
     if model.sleeps:
         result.append(_prometheus("recent-requests", found["recent-requests"],
                                   threshold=ONE_REPLICA, activation=0, query_url=query_url,
-                                  region=region))
+                                  region=region, model=model))
         result.append({"type": "kubernetes-workload", "name": "wake", "metadata": {
             "podSelector": f"{WAKE_LABEL}={model.name}", "value": "1"}})
     return result
@@ -115,12 +118,14 @@ def scaled_object_spec(model: ModelSettings, *, query_url: str, region: str) -> 
         "scaleTargetRef": {"name": service_name(model)},
         "minReplicaCount": model.replicas,
         "maxReplicaCount": model.peak_replicas,
-        "pollingInterval": POLLING_SECONDS,
         "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
             "scaleUp": SCALE_UP, "scaleDown": SCALE_DOWN}}},
         "triggers": triggers(model, query_url=query_url, region=region),
     }
     if model.sleeps:
+        # How often KEDA checks between 0 and 1 (the webhook warns about it on a model with a
+        # floor, where the HPA polls instead).
+        spec["pollingInterval"] = POLLING_SECONDS
         idle = model.idle_period_minutes * 60
         # From the last active poll to zero; and a model just deployed counts as just used
         # (otherwise KEDA scales it to zero at its first poll).
@@ -169,16 +174,17 @@ class ModelAutoscaling(pulumi.ComponentResource):
     """KEDA's view of the autoscaled models, in `model-serving`.
 
     Creates: the TriggerAuthentication `amazon-managed-prometheus` (the operator's own AWS
-    credentials, EKS Pod Identity), per autoscaled model a ScaledObject `vllm-<model>` on its
-    Deployment, and per model that sleeps the suspended CronJob `wake-<model>`.
+    credentials, EKS Pod Identity), per autoscaled model a ScaledObject `vllm-<model>` naming
+    its Deployment (created before it: ModelServing's `scaled_by`), and per model that sleeps
+    the suspended CronJob `wake-<model>`.
 
     Attributes:
         scaled_objects: model name -> its ScaledObject.
     """
 
     def __init__(self, name: str, models: list[ModelSettings], *, query_url: pulumi.Input[str],
-                 region: str, deployments: dict[str, k8s.apps.v1.Deployment],
-                 ready: list[pulumi.Resource], provider: k8s.Provider,
+                 region: str, ready: list[pulumi.Resource],
+                 gpu_ready: dict[str, list[pulumi.Resource]], provider: k8s.Provider,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:serving:ModelAutoscaling", name, None, opts)
         in_cluster = pulumi.ResourceOptions(parent=self, provider=provider)
@@ -201,6 +207,11 @@ class ModelAutoscaling(pulumi.ComponentResource):
                 metadata={"name": service_name(model), "namespace": MODELS.name},
                 spec=pulumi.Output.from_input(query_url).apply(
                     lambda url, model=model: scaled_object_spec(model, query_url=url, region=region)),
+                # Before its Deployment (which waits for it): the HPA owns the replica count
+                # before the Deployment stops declaring it. It waits for what the Deployment
+                # waits for, so KEDA finds the Deployment at once (it retries a missing target
+                # with a growing backoff); until the collector delivers, a query answers nothing (zero load,
+                # or an error on which the HPA keeps what it has).
                 opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(
-                    depends_on=[authentication, deployments[model.name], *wake, *ready])))
+                    depends_on=[authentication, *wake, *ready, *gpu_ready[model.node_group]])))
         self.register_outputs({})

@@ -9,7 +9,10 @@ the whole cluster. Instead this sidecar answers `GET /metrics` (and nothing else
 `METRICS_PORT` with what vLLM's /metrics returns on localhost, and the NetworkPolicy admits the
 private subnets on that port only.
 
-It runs vLLM's image (which the node pulls for vLLM anyway) with Python's standard library.
+It runs vLLM's image (which the node pulls for vLLM anyway) with Python's standard library. It
+renders vLLM's /metrics at most once per CACHE_SECONDS, one render at a time, whatever asks: the
+port is open to the private subnets, and a render runs on vLLM's own event loop. It outlives
+vLLM's drain (its preStop), so a leaving pod's load stays visible to KEDA while it finishes.
 """
 
 from __future__ import annotations
@@ -20,17 +23,37 @@ from .workloads import container_security_context
 METRICS_PORT = 8090
 METRICS_PATH = "/metrics"
 SCRAPE_TIMEOUT_SECONDS = 10
+CACHE_SECONDS = 5
 
 # Only GET /metrics is forwarded, with the headers that choose the exposition format; any other
 # path is 404 and any other method 501 (BaseHTTPRequestHandler has no handler for it). vLLM
 # unreachable (starting, stopping) is 503, which the scraper records as a failed scrape.
 PROXY_SCRIPT = """\
-import http.server, os, urllib.error, urllib.request
+import http.server, os, threading, time, urllib.error, urllib.request
 
 UPSTREAM = os.environ["UPSTREAM"]
 TIMEOUT = float(os.environ["TIMEOUT_SECONDS"])
+CACHE = float(os.environ["CACHE_SECONDS"])
 FORWARDED_REQUEST = ("Accept", "Accept-Encoding")
 FORWARDED_RESPONSE = ("Content-Type", "Content-Encoding")
+lock, cache = threading.Lock(), {}
+
+
+def fetch(headers):
+    # One render at a time, reused for CACHE seconds per set of format headers.
+    key = tuple(sorted(headers.items()))
+    with lock:
+        hit = cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < CACHE:
+            return hit[1]
+        with urllib.request.urlopen(urllib.request.Request(UPSTREAM, headers=headers),
+                                    timeout=TIMEOUT) as response:
+            result = (response.status, response.read(),
+                      {name: response.headers[name] for name in FORWARDED_RESPONSE
+                       if response.headers[name]})
+        cache.clear()
+        cache[key] = (time.monotonic(), result)
+        return result
 
 
 class Metrics(http.server.BaseHTTPRequestHandler):
@@ -40,10 +63,7 @@ class Metrics(http.server.BaseHTTPRequestHandler):
             return
         headers = {name: self.headers[name] for name in FORWARDED_REQUEST if self.headers[name]}
         try:
-            with urllib.request.urlopen(urllib.request.Request(UPSTREAM, headers=headers),
-                                        timeout=TIMEOUT) as response:
-                body = response.read()
-                status, upstream = response.status, response.headers
+            status, body, upstream = fetch(headers)
         except urllib.error.HTTPError as error:
             self.send_error(error.code)
             return
@@ -51,9 +71,8 @@ class Metrics(http.server.BaseHTTPRequestHandler):
             self.send_error(503, "model server not reachable")
             return
         self.send_response(status)
-        for name in FORWARDED_RESPONSE:
-            if upstream[name]:
-                self.send_header(name, upstream[name])
+        for name, value in upstream.items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -66,9 +85,10 @@ http.server.ThreadingHTTPServer(("", int(os.environ["PORT"])), Metrics).serve_fo
 """
 
 
-def metrics_container(*, image: str, image_pull_policy: str, upstream_port: int) -> dict:
-    """The sidecar container (a plain container: it has nothing to do before vLLM starts or
-    after it stops)."""
+def metrics_container(*, image: str, image_pull_policy: str, upstream_port: int,
+                      stays_seconds: int) -> dict:
+    """The sidecar container (a plain container: it has nothing to do before vLLM starts). Its
+    preStop keeps it up `stays_seconds` after termination starts, as long as vLLM may drain."""
     return {
         "name": "metrics",
         "image": image,
@@ -78,8 +98,13 @@ def metrics_container(*, image: str, image_pull_policy: str, upstream_port: int)
             {"name": "UPSTREAM", "value": f"http://127.0.0.1:{upstream_port}{METRICS_PATH}"},
             {"name": "PORT", "value": str(METRICS_PORT)},
             {"name": "TIMEOUT_SECONDS", "value": str(SCRAPE_TIMEOUT_SECONDS)},
+            {"name": "CACHE_SECONDS", "value": str(CACHE_SECONDS)},
             {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+            # The image is CUDA's: without this a container that asks for no GPU would still
+            # see the node's GPUs through the NVIDIA runtime.
+            {"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"},
         ],
+        "lifecycle": {"pre_stop": {"sleep": {"seconds": stays_seconds}}},
         "ports": [{"name": "metrics", "container_port": METRICS_PORT, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": f"{METRICS_SIDECAR_REQUESTS[0]}m",
                                    "memory": f"{METRICS_SIDECAR_REQUESTS[1]}Mi"},

@@ -198,7 +198,9 @@ def model_pod_spec(model: ModelSettings, *, with_hf_token: bool, selector: dict[
             model_container(model, with_hf_token=with_hf_token, stream_seconds=stream_seconds),
             # KEDA's load signal, scraped on a port of its own (model_metrics.py).
             *([metrics_container(image=VLLM_IMAGE, image_pull_policy=IMAGE_PULL_POLICY,
-                                 upstream_port=VLLM_PORT)] if model.autoscaled else []),
+                                 upstream_port=VLLM_PORT,
+                                 stays_seconds=PRE_STOP_SECONDS + stream_seconds)]
+              if model.autoscaled else []),
         ],
         "volumes": [
             # NCCL and PyTorch workers exchange tensors through shared memory.
@@ -250,6 +252,8 @@ class ModelServing(pulumi.ComponentResource):
             a leaving pod drains.
         private_subnet_cidrs: where the managed scraper's interfaces are (the metrics port's
             NetworkPolicy, created when a model is autoscaled).
+        scaled_by: model name -> its ScaledObject, which its Deployment waits for: the HPA
+            then exists before a Deployment stops declaring its replica count.
 
     Attributes:
         api_bases: model name -> base URL for LiteLLM.
@@ -262,6 +266,7 @@ class ModelServing(pulumi.ComponentResource):
                  model_cache_claim: pulumi.Resource, hugging_face_token: pulumi.Output[str] | None,
                  provider: k8s.Provider, gpu_ready: dict[str, list[pulumi.Resource]],
                  stream_seconds: int, private_subnet_cidrs: pulumi.Input[list[str]],
+                 scaled_by: dict[str, pulumi.Resource] | None = None,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:serving:ModelServing", name, None, opts)
         namespace = namespaces.by_name[MODELS.name].metadata.name
@@ -313,7 +318,10 @@ class ModelServing(pulumi.ComponentResource):
             group = gpu_node_groups[model.node_group]
             strategy = rollout_strategy(model, group, settings.models)
             rolling = strategy["type"] == "RollingUpdate"
-            wait = f"{cold_start.pulumi_wait_minutes(model, one_pod_at_a_time=rolling)}m"
+            minutes = cold_start.pulumi_wait_minutes(
+                model, one_pod_at_a_time=rolling,
+                drain_seconds=termination_grace_seconds(stream_seconds))
+            wait = f"{minutes}m"
             labels = workload_labels(service_name(model), "model-server", image_version(VLLM_IMAGE))
             selector = selector_labels(service_name(model), "model-server")
             metadata = {"name": service_name(model), "namespace": namespace, "labels": labels,
@@ -339,7 +347,9 @@ class ModelServing(pulumi.ComponentResource):
                 },
                 opts=pulumi.ResourceOptions(
                     parent=self, provider=provider,
-                    depends_on=[*gpu_ready[model.node_group], *prerequisites],
+                    depends_on=[*gpu_ready[model.node_group], *prerequisites,
+                                *([scaled_by[model.name]] if scaled_by and model.name in scaled_by
+                                  else [])],
                     # The first rollout may wait for a GPU node to join and a model download.
                     custom_timeouts=pulumi.CustomTimeouts(create=wait, update=wait),
                 ),

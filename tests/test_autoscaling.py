@@ -19,6 +19,7 @@ import copy
 import http.server
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -106,7 +107,10 @@ def test_every_autoscaled_model_has_a_scaled_object_on_its_bounds(stack_plans, s
         triggers = _triggers(so)
         load = triggers["load"]["metadata"]
         assert load["serverAddress"] == endpoint  # no trailing slash: KEDA appends /api/v1/query
-        assert load["awsRegion"] == "us-east-1" and load["ignoreNullValues"] == "true"
+        # No series is zero load for a model asleep, an error (hold) for one with a floor.
+        assert load["awsRegion"] == "us-east-1"
+        assert load["ignoreNullValues"] == ("true" if model.sleeps else "false")
+        assert ("pollingInterval" in spec) == model.sleeps
         assert load["threshold"] == str(model.requests_per_replica)
         assert load["activationThreshold"] == "0"
         for trigger in triggers.values():
@@ -171,17 +175,23 @@ def test_prod_scales_between_its_floor_and_ceiling_and_never_sleeps(stack_plans)
     assert not stack_plans["prod"].of_type("kubernetes:batch/v1:CronJob")
 
 
-def test_an_autoscaled_deployment_leaves_its_count_to_keda_and_waits_for_nothing_of_it(stack_plans):
-    plan = stack_plans["dev"]
-    for name in ("qwen2-5-7b-instruct", "bge-m3"):
-        deployment = plan.one(DEPLOYMENT, f"models-{name}")
-        assert "replicas" not in deployment.inputs["spec"]
-        so = plan.one(SCALED_OBJECT, f"autoscaling-{name}")
-        # After its Deployment, KEDA (CRDs, webhook) and the scraper; gone before them.
-        for target in (deployment, helm_release(plan, "keda"), plan.one(SCRAPER),
-                       plan.one("kubernetes:keda.sh/v1alpha1:TriggerAuthentication")):
-            assert plan.waits_for(so, target), target.name
-            assert plan.deleted_before(so, target), target.name
+def test_an_autoscaled_deployment_leaves_its_count_to_an_hpa_that_exists_first(stack_plans):
+    """The Kubernetes docs (Server-Side Apply, "Transferring ownership"): a Deployment whose
+    applier drops `replicas` before the HPA owns it is reset to 1. So the ScaledObject (and the
+    HPA KEDA makes of it) comes first, and the Deployment waits for it; the ScaledObject waits
+    for KEDA and for what the Deployment waits for, not for the collector (20 minutes)."""
+    for stack in ("dev", "prod"):
+        plan = stack_plans[stack]
+        for name in ("qwen2-5-7b-instruct", "bge-m3"):
+            deployment = plan.one(DEPLOYMENT, f"models-{name}")
+            assert "replicas" not in deployment.inputs["spec"]
+            so = plan.one(SCALED_OBJECT, f"autoscaling-{name}")
+            assert plan.waits_for(deployment, so) and plan.deleted_before(deployment, so)
+            for target in (helm_release(plan, "keda"),
+                           plan.one("kubernetes:keda.sh/v1alpha1:TriggerAuthentication")):
+                assert plan.waits_for(so, target), target.name
+                assert plan.deleted_before(so, target), target.name
+            assert not plan.waits_for(so, plan.one(SCRAPER))
 
 
 def test_a_fixed_model_keeps_its_declared_count_and_no_keda():
@@ -301,6 +311,19 @@ def test_the_scraper_reaches_only_the_model_pods_metrics_port(stack_plans):
     assert SCRAPE_INTERVAL_SECONDS >= 30  # AMP's minimum
     (job,) = config["scrape_configs"]
     assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["model-serving"]}}]
+    # Only the series the queries read are stored (and `up`, added after relabelling).
+    assert job["metric_relabel_configs"] == [{
+        "source_labels": ["__name__"], "action": "keep",
+        "regex": "vllm:num_requests_running|vllm:num_requests_waiting|vllm:kv_cache_usage_perc|"
+                 "vllm:request_success_total"}]
+    kept = job["metric_relabel_configs"][0]["regex"].split("|")
+    for query in queries(stack_settings("dev").model_serving.models[0]).values():
+        # The series a query selects: a name regex, or a metric name before its labels.
+        pattern = re.search(r'__name__=~"([^"]+)"', query)
+        selected = ([name for name in kept if re.fullmatch(pattern.group(1), name)] if pattern
+                    else [name for name in kept if f"{name}{{" in query])
+        assert selected, query
+    assert scraper.inputs["timeouts"] == {"create": "45m", "delete": "30m"}
     assert job["relabel_configs"][0] == {
         "source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component",
                           "__meta_kubernetes_pod_container_port_name"],
@@ -363,8 +386,11 @@ class _FakeVllm(http.server.BaseHTTPRequestHandler):
     body = (b'# TYPE vllm:num_requests_running gauge\n'
             b'vllm:num_requests_running{engine="0",model_name="m"} 3.0\n')
 
+    renders = 0
+
     def do_GET(self):
         if self.path == "/metrics":
+            type(self).renders += 1
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             self.send_header("Content-Length", str(len(self.body)))
@@ -394,7 +420,8 @@ def sidecar():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", upstream_port), _FakeVllm)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     env = {**os.environ, "UPSTREAM": f"http://127.0.0.1:{upstream_port}/metrics",
-           "PORT": str(port), "TIMEOUT_SECONDS": "5", "PYTHONDONTWRITEBYTECODE": "1"}
+           "PORT": str(port), "TIMEOUT_SECONDS": "5", "PYTHONDONTWRITEBYTECODE": "1",
+           "CACHE_SECONDS": "1"}
     process = subprocess.Popen([sys.executable, "-c", PROXY_SCRIPT], env=env)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -402,6 +429,7 @@ def sidecar():
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 break
         time.sleep(0.05)
+    _FakeVllm.renders = 0
     yield f"http://127.0.0.1:{port}", server
     process.terminate()
     process.wait(5)
@@ -417,9 +445,13 @@ def test_the_metrics_sidecar_answers_metrics_and_nothing_else(sidecar):
     assert _get(f"{base}/invocations")[0] == 404
     assert _get(f"{base}/v1/models")[0] == 404
     assert _get(f"{base}/metrics", method="POST")[0] == 501
+    # Renders are reused for CACHE_SECONDS: a burst of scrapes is one render of vLLM's.
+    assert all(_get(f"{base}/metrics")[1] == _FakeVllm.body for _ in range(5))
+    assert _FakeVllm.renders == 1
     # vLLM not answering (starting, stopping): a failed scrape, not a hang.
     upstream.shutdown()
     upstream.server_close()
+    time.sleep(1.1)  # past the cache
     started = time.monotonic()
     assert _get(f"{base}/metrics")[0] == 503
     assert time.monotonic() - started < 5
@@ -435,6 +467,11 @@ def test_autoscaled_model_pods_run_the_sidecar_on_its_own_port(stack_plans):
     assert env["UPSTREAM"] == "http://127.0.0.1:8000/metrics"
     assert metrics["securityContext"]["readOnlyRootFilesystem"] is True
     assert [p["containerPort"] for p in containers["vllm"]["ports"]] == [8000]
+    # It sees no GPU (the CUDA image's NVIDIA_VISIBLE_DEVICES=all otherwise applies), and it
+    # outlives vLLM's drain, so KEDA still sees a leaving pod's load.
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "void"
+    stream = stack_settings("dev").gateway.request_timeout_seconds
+    assert metrics["lifecycle"] == {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS + stream}}}
 
 
 # ----------------------------------------------------------------------- scaling down gently

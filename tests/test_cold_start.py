@@ -77,9 +77,11 @@ def test_a_large_model_gets_a_longer_probe_deadline_and_wait():
     assert container["startupProbe"]["failureThreshold"] == 562
     # The progress deadline restarts with every ready pod: one pod's worth.
     assert deployment.inputs["spec"]["progressDeadlineSeconds"] == 600 + 5620
-    # Two replicas rolling one at a time, each perhaps on a new node: Pulumi waits for both.
+    # Two replicas rolling one at a time, each perhaps on a new node and after its
+    # predecessor's drain (10 s preStop + 600 s of answers + 30 s): Pulumi waits for both,
+    # 2 x (6220 + 640) s = 229 min.
     assert deployment.inputs["spec"]["strategy"]["type"] == "RollingUpdate"
-    assert deployment.custom_timeouts == {"create": "208m", "update": "208m"}
+    assert deployment.custom_timeouts == {"create": "229m", "update": "229m"}
     # Recreate (no room for a surge pod) starts them together: one pod's worth.
     model = ModelSettings(name="big", model="org/big", kind="chat", nodeGroup="inference",
                           maxModelLen=4096, weightsGib=140, replicas=2)

@@ -96,8 +96,10 @@ ATTRIBUTE_RENAMES = {
 NEWER_ATTRIBUTES = {
     ("aws_eks_cluster", "deletion_protection"),
 }
-# Inputs with no Terraform attribute: Pulumi's copy of the provider's default tags.
-PULUMI_ONLY_INPUTS = {"tagsAll"}
+# Inputs with nothing for a check to read: Pulumi's copy of the provider's default tags, and the
+# provider's own operation timeouts (a Plugin Framework resource, such as aws_prometheus_scraper,
+# takes them as an input; the schema file leaves `timeouts` blocks out, see compact_block).
+PULUMI_ONLY_INPUTS = {"tagsAll", "timeouts"}
 # Types only tests/test_aws_scan.py's deliberately bad resources use: the schema file keeps them.
 TEST_ONLY_TYPES = ("aws_default_security_group", "aws_flow_log", "aws_iam_policy")
 # What `terraform show -json` names itself; checkov only asks that the key exists.

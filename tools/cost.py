@@ -231,6 +231,10 @@ def _model_loads(plan: Plan, group: str) -> list[ModelLoad]:
                 meta = trigger["metadata"]
                 start, days = _cron_minute(meta["start"])
                 end, _ = _cron_minute(meta["end"])
+                # A model that sleeps stays up its idle period after the window closes (KEDA
+                # counts the cooldown from the last active poll); not past midnight, here.
+                if spec["minReplicaCount"] == 0:
+                    end = min(24 * 60, end + spec.get("cooldownPeriod", 300) // 60)
                 awake = (int(meta["desiredReplicas"]), meta["timezone"], days, start, end)
         loads.append(ModelLoad(name, pod, spec["minReplicaCount"], spec["maxReplicaCount"], awake))
     return loads
