@@ -37,6 +37,7 @@ from components.observability import (
     WatchedDeployment,
     cache_member_ids,
 )
+from components.scaling_alerts import ScalingAlerts
 from components.settings import load_settings
 from components.shared_storage import MODEL_CACHE, SharedStorage
 
@@ -131,6 +132,13 @@ if any(model.autoscaled for model in settings.model_serving.models):
         "autoscaling", settings.model_serving.models, query_url=prometheus.query_url,
         region=settings.region, ready=[keda.release], gpu_ready=cluster.gpu_ready,
         provider=cluster.provider).scaled_objects
+    # When scaling is blind or cannot keep up: rules in the workspace, to the alarm addresses.
+    ScalingAlerts(
+        "scaling-alerts", settings.model_serving.models, cluster_name=name,
+        region=settings.region, workspace_id=prometheus.workspace.id,
+        workspace_arn=prometheus.workspace.arn, account_id=cluster.account_id,
+        partition=cluster.partition, emails=settings.observability.alarm_emails, retain=retain,
+        tags=tags)
 models = ModelServing(
     "models", settings.model_serving, gpu_node_groups=settings.cluster.gpu_node_group_by_name,
     namespaces=namespaces, model_cache_claim=storage.claims[MODEL_CACHE.name],

@@ -39,9 +39,9 @@ KEPT_METRICS = ("vllm:num_requests_running", "vllm:num_requests_waiting",
 
 def scrape_configuration() -> dict:
     """The collector's Prometheus configuration: the `metrics` port of the model server pods in
-    `model-serving`, labelled with their namespace and pod (KEDA's queries select by namespace
-    and vLLM's own `model_name`), keeping only the series KEDA reads (and `up`, which Prometheus
-    adds after relabelling)."""
+    `model-serving`, labelled with their namespace, pod and Service (KEDA's queries select by
+    namespace and vLLM's own `model_name`; the alerts' `up` by Service), keeping only the series
+    KEDA reads (and `up`, which Prometheus adds after relabelling)."""
     return {
         "global": {"scrape_interval": f"{SCRAPE_INTERVAL_SECONDS}s",
                    "scrape_timeout": "10s"},
@@ -54,6 +54,9 @@ def scrape_configuration() -> dict:
                  "regex": f"{MODEL_SERVER_COMPONENT};metrics", "action": "keep"},
                 {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
                 {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+                # The model's Service name (vllm-<model>): `up` of a model (scaling_alerts.py).
+                {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
+                 "target_label": "service"},
             ],
             "metric_relabel_configs": [
                 {"source_labels": ["__name__"], "regex": "|".join(KEPT_METRICS), "action": "keep"},

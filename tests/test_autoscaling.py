@@ -561,3 +561,65 @@ def test_every_committed_sleeping_model_is_outside_prod():
         sleeping = [m.name for m in settings.model_serving.models if m.sleeps]
         assert not (settings.is_prod and sleeping), stack
     assert Path(ROOT / "Pulumi.prod.yaml").exists()
+
+
+# ----------------------------------------------------------------------- when scaling is blind
+
+
+def test_the_workspace_alerts_when_scaling_is_blind_or_cannot_keep_up(stack_plans):
+    from components.scaling_alerts import (
+        alert_manager_definition,
+        alert_rules,
+        key_policy,
+        topic_policy,
+    )
+
+    plan, settings = stack_plans["prod"], stack_settings("prod")
+    rules = yaml.safe_load(plan.one("aws:amp/ruleGroupNamespace:RuleGroupNamespace").inputs["data"])
+    assert rules == alert_rules(settings.model_serving.models)
+    found = {(r["alert"], r["labels"].get("model")): r for r in rules["groups"][0]["rules"]}
+    # Every model with a floor has its own "no pod scraped" alert, by the Service label the
+    # collector adds (and only series the collector keeps are read: `up` and the queue gauge).
+    assert set(found) == {("ModelMetricsNotScraped", None), ("ModelRequestsQueued", None),
+                          ("ModelMetricsMissing", "qwen2-5-7b-instruct"), ("ModelMetricsMissing", "bge-m3")}
+    assert found[("ModelMetricsMissing", "bge-m3")]["expr"] == (
+        'absent(up{job="vllm",service="vllm-bge-m3"} == 1)')
+    relabels = scrape_configuration()["scrape_configs"][0]["relabel_configs"]
+    assert {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
+            "target_label": "service"} in relabels
+    assert "vllm:num_requests_waiting" in found[("ModelRequestsQueued", None)]["expr"]
+    # Dev's models sleep: no pod is normal there, so no "missing" alert.
+    dev_rules = alert_rules(stack_settings("dev").model_serving.models)["groups"][0]["rules"]
+    assert {r["alert"] for r in dev_rules} == {"ModelMetricsNotScraped", "ModelRequestsQueued"}
+
+    # The alert manager sends to the alerts topic, the only receiver AMP supports (SNS).
+    topic = plan.one("aws:sns/topic:Topic", "scaling-alerts-topic")
+    definition = yaml.safe_load(plan.one("aws:amp/alertManagerDefinition:AlertManagerDefinition")
+                                .inputs["definition"])
+    config = yaml.safe_load(definition["alertmanager_config"])
+    ((receiver,),) = [r["sns_configs"] for r in config["receivers"]]
+    assert receiver["sigv4"] == {"region": "us-east-1"}
+    assert receiver["topic_arn"].endswith(":anythingllm-prod-scaling-alerts")
+    assert definition == alert_manager_definition(topic_arn=receiver["topic_arn"], region="us-east-1")
+    # Prod's alarm addresses get these too.
+    subscriptions = [s.inputs["endpoint"] for s in plan.of_type("aws:sns/topicSubscription:TopicSubscription")
+                     if s.name.startswith("scaling-alerts-topic-")]
+    assert subscriptions == settings.observability.alarm_emails
+    assert topic.inputs["kmsMasterKeyId"]
+
+    # AMP may publish (and use the topic's key) for this workspace in this account, nobody else.
+    workspace = _workspace_arn(plan)
+    account = workspace.split(":")[4]
+    policy = json.loads(plan.one("aws:sns/topicPolicy:TopicPolicy").inputs["policy"])
+    topic_arn = receiver["topic_arn"]
+    assert policy == topic_policy(topic_arn=topic_arn, workspace_arn=workspace, account_id=account)
+    own = {"aws:SourceArn": workspace, "aws:SourceAccount": account}
+    for document, action, resource in ((policy, "sns:Publish", topic_arn),
+                                       (key_policy(workspace_arn=workspace, account_id=account,
+                                                   partition="aws"), "kms:GenerateDataKey", "*")):
+        assert evaluate(document, Request(action, resource, own, principal="aps.amazonaws.com")) == ALLOWED
+        other = {**own, "aws:SourceArn": workspace + "-other"}
+        assert evaluate(document, Request(action, resource, other,
+                                          principal="aps.amazonaws.com")) == IMPLICIT_DENY
+        assert evaluate(document, Request(action, resource, own,
+                                          principal="cloudwatch.amazonaws.com")) == IMPLICIT_DENY

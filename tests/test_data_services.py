@@ -352,7 +352,7 @@ def test_prod_protects_exactly_the_stateful_resources(stack_plans):
     # ALB access-log bucket (its settings stay changeable: they are not its children). The
     # Cognito user pool: its users and their second factors exist nowhere else.
     assert protected == sorted([
-        EFS, *[PVC, PV, ACCESS_POINT] * 2, RDS, REDIS, *["aws:kms/key:Key", "aws:kms/alias:Alias"] * 6,
+        EFS, *[PVC, PV, ACCESS_POINT] * 2, RDS, REDIS, *["aws:kms/key:Key", "aws:kms/alias:Alias"] * 7,
         "aws:s3/bucket:Bucket", "aws:cognito/userPool:UserPool",
         *["random:index/randomPassword:RandomPassword"] * 6,
     ])

@@ -53,7 +53,7 @@ def test_every_failure_mode_has_an_alarm_that_notifies_the_topic(stack_plans, st
           if not model.sleeps],
     }
     assert set(alarms) == expected
-    topic = plan.one(TOPIC)
+    topic = plan.one(TOPIC, "observability-alarms")
     topic_arn = plan.outputs["alarmTopicArn"]
     for key, alarm in alarms.items():
         assert alarm.inputs["alarmActions"] == [topic_arn], key
@@ -118,14 +118,16 @@ def test_thresholds_come_from_config():
 
 def test_topic_is_encrypted_with_a_key_cloudwatch_may_use(stack_plans):
     plan = stack_plans["prod"]
-    topic = plan.one(TOPIC)
+    topic = plan.one(TOPIC, "observability-alarms")
     key = plan.one("aws:kms/key:Key", "observability-alarms")
     assert topic.property_dependencies["kmsMasterKeyId"] == [key.urn]
     statements = json.loads(key.inputs["policy"])["Statement"]
     publishers = next(s for s in statements if s["Sid"] == "AlarmsAndDatabaseEventsPublishToTheTopic")
     assert publishers["Principal"] == {"Service": ["cloudwatch.amazonaws.com", "events.rds.amazonaws.com"]}
     assert set(publishers["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
-    subscriptions = plan.of_type("aws:sns/topicSubscription:TopicSubscription")
+    # (The scaling alerts' topic has its own subscriptions: tests/test_autoscaling.py.)
+    subscriptions = [s for s in plan.of_type("aws:sns/topicSubscription:TopicSubscription")
+                     if s.property_dependencies["topic"] == [topic.urn]]
     assert [(s.inputs["protocol"], s.inputs["endpoint"]) for s in subscriptions] == [
         ("email", "platform-oncall@example.com")]
     assert stack_plans["dev"].of_type("aws:sns/topicSubscription:TopicSubscription") == []
@@ -324,7 +326,7 @@ def test_database_storage_events_reach_the_topic(stack_plans):
     assert subscription.inputs["sourceType"] == "db-instance"
     assert subscription.inputs["sourceIds"] == ["anythingllm-prod-postgres"]
     assert set(subscription.inputs["eventCategories"]) == {"low storage", "failure", "notification"}
-    assert subscription.property_dependencies["snsTopic"] == [plan.one(TOPIC).urn]
+    assert subscription.property_dependencies["snsTopic"] == [plan.one(TOPIC, "observability-alarms").urn]
 
 
 # ------------------------------------------------- target groups the controller creates

@@ -105,7 +105,8 @@ def test_prod_is_multi_az_with_nat_per_az_and_protected(stack_plans):
     assert len(nats) == len(zones)
     assert plan.one(CLUSTER).inputs["deletionProtection"] is True
     keys = plan.of_type("aws:kms/key:Key")
-    assert len(keys) == 6  # EKS secrets, EFS, RDS, ElastiCache, alarm topic, log groups
+    # EKS secrets, EFS, RDS, ElastiCache, alarm topic, log groups, scaling-alerts topic
+    assert len(keys) == 7
     for key in keys:
         assert key.inputs["deletionWindowInDays"] == 30, key.name
         assert key.inputs["enableKeyRotation"] is True, key.name

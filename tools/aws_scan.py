@@ -65,6 +65,8 @@ PROVIDER = "registry.terraform.io/hashicorp/aws"
 # Only tokens the stacks or the tests use, so that the schema file proves each; a token missing
 # here whose rule gives no type of the schema file fails the scan.
 TYPE_RENAMES = {
+    "aws:amp/alertManagerDefinition:AlertManagerDefinition": "aws_prometheus_alert_manager_definition",
+    "aws:amp/ruleGroupNamespace:RuleGroupNamespace": "aws_prometheus_rule_group_namespace",
     "aws:amp/scraper:Scraper": "aws_prometheus_scraper",
     "aws:amp/workspace:Workspace": "aws_prometheus_workspace",
     "aws:autoscaling/tag:Tag": "aws_autoscaling_group_tag",
