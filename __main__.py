@@ -138,7 +138,7 @@ if any(model.autoscaled for model in settings.model_serving.models):
         region=settings.region, workspace_id=prometheus.workspace.id,
         workspace_arn=prometheus.workspace.arn, account_id=cluster.account_id,
         partition=cluster.partition, emails=settings.observability.alarm_emails, retain=retain,
-        tags=tags)
+        tags=tags, scraper=prometheus.scraper)
 models = ModelServing(
     "models", settings.model_serving, gpu_node_groups=settings.cluster.gpu_node_group_by_name,
     namespaces=namespaces, model_cache_claim=storage.claims[MODEL_CACHE.name],

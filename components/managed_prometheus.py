@@ -30,7 +30,7 @@ SCRAPE_INTERVAL_SECONDS = 30  # AMP's minimum
 MODEL_SERVER_COMPONENT = "model-server"
 SCRAPER_WORKSPACE_TAG = "AMPAgentlessScraper"
 # Creation takes about 20 minutes (AMP user guide); the provider's own default is 30.
-SCRAPER_TIMEOUTS = {"create": "45m", "delete": "30m"}
+SCRAPER_TIMEOUTS = {"create": "45m", "update": "30m", "delete": "30m"}
 # The series KEDA's queries read (model_autoscaling.py); vLLM exports dozens more (histograms
 # among them, vllm 0.32.0 v1/metrics/loggers.py), which would only add ingestion cost.
 KEPT_METRICS = ("vllm:num_requests_running", "vllm:num_requests_waiting",
@@ -54,9 +54,12 @@ def scrape_configuration() -> dict:
                  "regex": f"{MODEL_SERVER_COMPONENT};metrics", "action": "keep"},
                 {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
                 {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
-                # The model's Service name (vllm-<model>): `up` of a model (scaling_alerts.py).
+                # The model's Service name (vllm-<model>) and whether the pod is ready: the
+                # alerts watch `up` of ready pods by model (scaling_alerts.py); a pod still
+                # loading its model answers 503 on purpose.
                 {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
                  "target_label": "service"},
+                {"source_labels": ["__meta_kubernetes_pod_ready"], "target_label": "ready"},
             ],
             "metric_relabel_configs": [
                 {"source_labels": ["__name__"], "regex": "|".join(KEPT_METRICS), "action": "keep"},

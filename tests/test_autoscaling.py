@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components import cold_start
 from components.keda import NAMESPACE as KEDA_NAMESPACE
 from components.keda import SERVICE_ACCOUNT, keda_values, query_policy
 from components.managed_prometheus import SCRAPE_INTERVAL_SECONDS, scrape_configuration
@@ -323,7 +324,7 @@ def test_the_scraper_reaches_only_the_model_pods_metrics_port(stack_plans):
         selected = ([name for name in kept if re.fullmatch(pattern.group(1), name)] if pattern
                     else [name for name in kept if f"{name}{{" in query])
         assert selected, query
-    assert scraper.inputs["timeouts"] == {"create": "45m", "delete": "30m"}
+    assert scraper.inputs["timeouts"] == {"create": "45m", "update": "30m", "delete": "30m"}
     assert job["relabel_configs"][0] == {
         "source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component",
                           "__meta_kubernetes_pod_container_port_name"],
@@ -571,6 +572,7 @@ def test_the_workspace_alerts_when_scaling_is_blind_or_cannot_keep_up(stack_plan
         alert_manager_definition,
         alert_rules,
         key_policy,
+        missing_minutes,
         topic_policy,
     )
 
@@ -584,13 +586,30 @@ def test_the_workspace_alerts_when_scaling_is_blind_or_cannot_keep_up(stack_plan
                           ("ModelMetricsMissing", "qwen2-5-7b-instruct"), ("ModelMetricsMissing", "bge-m3")}
     assert found[("ModelMetricsMissing", "bge-m3")]["expr"] == (
         'absent(up{job="vllm",service="vllm-bge-m3"} == 1)')
+    # Longer than a cold start of the model (a Recreate rollout restarts every pod at once):
+    # bge-m3's pod budget is 600 s of node and image plus 54 probe periods of 10 s.
+    assert cold_start.pod_seconds(settings.model_serving.by_name("bge-m3")) == 1140
+    bge = settings.model_serving.by_name("bge-m3")
+    assert found[("ModelMetricsMissing", "bge-m3")]["for"] == "24m" == f"{missing_minutes(bge)}m"
+    # Only ready pods count as "not scraped": a pod loading its model answers 503 by design.
+    assert found[("ModelMetricsNotScraped", None)]["expr"] == 'up{job="vllm",ready="true"} == 0'
     relabels = scrape_configuration()["scrape_configs"][0]["relabel_configs"]
     assert {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
             "target_label": "service"} in relabels
-    assert "vllm:num_requests_waiting" in found[("ModelRequestsQueued", None)]["expr"]
-    # Dev's models sleep: no pod is normal there, so no "missing" alert.
-    dev_rules = alert_rules(stack_settings("dev").model_serving.models)["groups"][0]["rules"]
-    assert {r["alert"] for r in dev_rules} == {"ModelMetricsNotScraped", "ModelRequestsQueued"}
+    assert {"source_labels": ["__meta_kubernetes_pod_ready"], "target_label": "ready"} in relabels
+    assert found[("ModelRequestsQueued", None)]["expr"] == (
+        'sum by (model_name) (avg_over_time(vllm:num_requests_waiting{namespace="model-serving"}'
+        '[15m])) >= 1')
+    # Dev's models sleep: no pod is normal there, so no "missing" alert; and dev has no alarm
+    # addresses, so its alerts stay in the workspace (no topic, key or alert manager).
+    dev = stack_plans["dev"]
+    dev_rules = yaml.safe_load(dev.one("aws:amp/ruleGroupNamespace:RuleGroupNamespace").inputs["data"])
+    assert {r["alert"] for r in dev_rules["groups"][0]["rules"]} == {
+        "ModelMetricsNotScraped", "ModelRequestsQueued"}
+    assert not dev.of_type("aws:amp/alertManagerDefinition:AlertManagerDefinition")
+    assert [t.name for t in dev.of_type("aws:sns/topic:Topic")] == ["observability-alarms"]
+    # The rules come after the collector whose labels they read.
+    assert plan.waits_for(plan.one("aws:amp/ruleGroupNamespace:RuleGroupNamespace"), plan.one(SCRAPER))
 
     # The alert manager sends to the alerts topic, the only receiver AMP supports (SNS).
     topic = plan.one("aws:sns/topic:Topic", "scaling-alerts-topic")
@@ -600,26 +619,30 @@ def test_the_workspace_alerts_when_scaling_is_blind_or_cannot_keep_up(stack_plan
     ((receiver,),) = [r["sns_configs"] for r in config["receivers"]]
     assert receiver["sigv4"] == {"region": "us-east-1"}
     assert receiver["topic_arn"].endswith(":anythingllm-prod-scaling-alerts")
-    assert definition == alert_manager_definition(topic_arn=receiver["topic_arn"], region="us-east-1")
+    assert definition == alert_manager_definition(topic_arn=receiver["topic_arn"], region="us-east-1",
+                                                  cluster_name="anythingllm-prod")
+    assert receiver["subject"] == "anythingllm-prod: {{ .CommonLabels.alertname }}"
     # Prod's alarm addresses get these too.
     subscriptions = [s.inputs["endpoint"] for s in plan.of_type("aws:sns/topicSubscription:TopicSubscription")
                      if s.name.startswith("scaling-alerts-topic-")]
     assert subscriptions == settings.observability.alarm_emails
     assert topic.inputs["kmsMasterKeyId"]
 
-    # AMP may publish (and use the topic's key) for this workspace in this account, nobody else.
+    # AMP may publish for this workspace in this account, nobody else; the topic's key lets AMP
+    # encrypt without conditions, as the AMP user guide's key statement does (SNS calls KMS).
     workspace = _workspace_arn(plan)
     account = workspace.split(":")[4]
     policy = json.loads(plan.one("aws:sns/topicPolicy:TopicPolicy").inputs["policy"])
     topic_arn = receiver["topic_arn"]
     assert policy == topic_policy(topic_arn=topic_arn, workspace_arn=workspace, account_id=account)
     own = {"aws:SourceArn": workspace, "aws:SourceAccount": account}
-    for document, action, resource in ((policy, "sns:Publish", topic_arn),
-                                       (key_policy(workspace_arn=workspace, account_id=account,
-                                                   partition="aws"), "kms:GenerateDataKey", "*")):
-        assert evaluate(document, Request(action, resource, own, principal="aps.amazonaws.com")) == ALLOWED
-        other = {**own, "aws:SourceArn": workspace + "-other"}
-        assert evaluate(document, Request(action, resource, other,
-                                          principal="aps.amazonaws.com")) == IMPLICIT_DENY
-        assert evaluate(document, Request(action, resource, own,
-                                          principal="cloudwatch.amazonaws.com")) == IMPLICIT_DENY
+    assert evaluate(policy, Request("sns:Publish", topic_arn, own,
+                                    principal="aps.amazonaws.com")) == ALLOWED
+    assert evaluate(policy, Request("sns:Publish", topic_arn, {**own, "aws:SourceArn": workspace + "x"},
+                                    principal="aps.amazonaws.com")) == IMPLICIT_DENY
+    assert evaluate(policy, Request("sns:Publish", topic_arn, own,
+                                    principal="cloudwatch.amazonaws.com")) == IMPLICIT_DENY
+    key = json.loads(plan.one("aws:kms/key:Key", "scaling-alerts-topic").inputs["policy"])
+    assert key == key_policy(account_id=account, partition="aws")
+    assert evaluate(key, Request("kms:GenerateDataKey", "*", principal="aps.amazonaws.com")) == ALLOWED
+    assert evaluate(key, Request("kms:Decrypt", "*", principal="sns.amazonaws.com")) == IMPLICIT_DENY
