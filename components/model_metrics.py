@@ -12,7 +12,9 @@ private subnets on that port only.
 It runs vLLM's image (which the node pulls for vLLM anyway) with Python's standard library. It
 renders vLLM's /metrics at most once per CACHE_SECONDS, one render at a time, whatever asks: the
 port is open to the private subnets, and a render runs on vLLM's own event loop. It outlives
-vLLM's drain (its preStop), so a leaving pod's load stays visible to KEDA while it finishes.
+vLLM's drain (its preStop waits until vLLM's port closes, at most as long as vLLM may drain),
+so a leaving pod's load stays visible to KEDA while it finishes, and the pod still goes as soon
+as vLLM is done.
 """
 
 from __future__ import annotations
@@ -85,10 +87,26 @@ http.server.ThreadingHTTPServer(("", int(os.environ["PORT"])), Metrics).serve_fo
 """
 
 
+# The sidecar's preStop: wait while vLLM's port still accepts connections (it closes when vLLM's
+# drain ends), for at most STAYS_SECONDS.
+WAIT_FOR_UPSTREAM_SCRIPT = """\
+import os, socket, time
+
+end = time.monotonic() + float(os.environ["STAYS_SECONDS"])
+while time.monotonic() < end:
+    try:
+        socket.create_connection(("127.0.0.1", int(os.environ["UPSTREAM_PORT"])), 1).close()
+    except OSError:
+        break
+    time.sleep(2)
+"""
+
+
 def metrics_container(*, image: str, image_pull_policy: str, upstream_port: int,
                       stays_seconds: int) -> dict:
     """The sidecar container (a plain container: it has nothing to do before vLLM starts). Its
-    preStop keeps it up `stays_seconds` after termination starts, as long as vLLM may drain."""
+    preStop keeps it up while vLLM still listens, at most `stays_seconds` (vLLM's preStop and
+    drain)."""
     return {
         "name": "metrics",
         "image": image,
@@ -103,8 +121,10 @@ def metrics_container(*, image: str, image_pull_policy: str, upstream_port: int,
             # The image is CUDA's: without this a container that asks for no GPU would still
             # see the node's GPUs through the NVIDIA runtime.
             {"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"},
+            {"name": "UPSTREAM_PORT", "value": str(upstream_port)},
+            {"name": "STAYS_SECONDS", "value": str(stays_seconds)},
         ],
-        "lifecycle": {"pre_stop": {"sleep": {"seconds": stays_seconds}}},
+        "lifecycle": {"pre_stop": {"exec": {"command": ["python3", "-c", WAIT_FOR_UPSTREAM_SCRIPT]}}},
         "ports": [{"name": "metrics", "container_port": METRICS_PORT, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": f"{METRICS_SIDECAR_REQUESTS[0]}m",
                                    "memory": f"{METRICS_SIDECAR_REQUESTS[1]}Mi"},

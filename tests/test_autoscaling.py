@@ -45,7 +45,7 @@ from components.model_autoscaling import (
     WAKE_SECONDS,
     queries,
 )
-from components.model_metrics import METRICS_PORT, PROXY_SCRIPT
+from components.model_metrics import METRICS_PORT, PROXY_SCRIPT, WAIT_FOR_UPSTREAM_SCRIPT
 from components.model_serving import PRE_STOP_SECONDS, termination_grace_seconds
 from components.settings.serving import AwakeHoursSettings, cron_days
 from components.versions import KEDA, KEDA_KUBERNETES, KEDA_VERSION
@@ -472,7 +472,30 @@ def test_autoscaled_model_pods_run_the_sidecar_on_its_own_port(stack_plans):
     # outlives vLLM's drain, so KEDA still sees a leaving pod's load.
     assert env["NVIDIA_VISIBLE_DEVICES"] == "void"
     stream = stack_settings("dev").gateway.request_timeout_seconds
-    assert metrics["lifecycle"] == {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS + stream}}}
+    assert metrics["lifecycle"] == {"preStop": {"exec": {
+        "command": ["python3", "-c", WAIT_FOR_UPSTREAM_SCRIPT]}}}
+    assert (env["UPSTREAM_PORT"], env["STAYS_SECONDS"]) == ("8000", str(PRE_STOP_SECONDS + stream))
+
+
+def _wait_for_upstream(port: int, stays: float) -> float:
+    """Run the sidecar's preStop for real; its duration."""
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", WAIT_FOR_UPSTREAM_SCRIPT], check=True, timeout=30,
+                   env={**os.environ, "UPSTREAM_PORT": str(port), "STAYS_SECONDS": str(stays)})
+    return time.monotonic() - started
+
+
+def test_the_sidecar_stays_while_vllm_drains_and_goes_with_it():
+    """The preStop returns once vLLM's port closes (the end of its drain), and at the latest
+    after its limit; with vLLM already gone, at once. A fixed sleep would hold every leaving pod,
+    and its GPU, for the whole drain allowance even when vLLM had nothing to finish."""
+    port = _free_port()
+    assert _wait_for_upstream(port, 20) < 3  # nothing listens: vLLM is gone
+    listener = socket.create_server(("127.0.0.1", port))
+    threading.Timer(3, listener.close).start()  # vLLM's drain ends after 3 s
+    assert 2.5 < _wait_for_upstream(port, 20) < 8
+    with socket.create_server(("127.0.0.1", port)):  # a drain that outlasts the limit
+        assert 3.5 < _wait_for_upstream(port, 4) < 8
 
 
 # ----------------------------------------------------------------------- scaling down gently
