@@ -100,7 +100,7 @@ def stack_configs(draw) -> dict[str, Any]:
     return config
 
 
-@settings(max_examples=5, deadline=None, derandomize=True,
+@settings(max_examples=4, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(config=stack_configs())
 def test_any_valid_config_records_and_passes_the_policy_pack(config):
