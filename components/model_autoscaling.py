@@ -16,7 +16,8 @@ largest replica count any trigger asks for, and KEDA itself moves between 0 and 
     the model's suspended CronJob `wake-<model>` makes on demand:
     `kubectl -n model-serving create job --from=cronjob/wake-<model> wake-<model>`.
   KEDA scales it to 0 once no trigger has been active for `idleMinutes`
-  (`cooldownPeriod`, counted from the last poll that found one active: scale_handler.go).
+  (`cooldownPeriod`, counted from the last poll that found one active, and before any activity
+  `initialCooldownPeriod` from creation: pkg/scaling/executor/scale_scaledobjects.go).
 
 Scaling up waits for a minute of load (a burst does not start a GPU node) and adds at most two
 pods a minute; scaling down waits ten minutes and removes one pod per five minutes. A pod that
