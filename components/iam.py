@@ -143,6 +143,22 @@ def alarm_topic_key_policy(*, account_id: str, partition: str) -> dict[str, Any]
     )
 
 
+def amp_alert_topic_key_policy(*, account_id: str, partition: str) -> dict[str, Any]:
+    """Key policy of the scaling alerts' topic (scaling_alerts.py): the account administers the
+    key through IAM; Amazon Managed Service for Prometheus may use it to publish to the encrypted
+    topic. No conditions, as in the AMP user guide's key statement ("Giving Amazon Managed
+    Service for Prometheus permission to send alert messages to your Amazon SNS topic"): the key
+    serves only that topic, whose policy admits AMP for this workspace alone, and whether AMP's
+    calls through SNS carry aws:SourceArn is documented nowhere (a condition they did not meet
+    would drop every alert without a trace)."""
+    return _document(
+        _account_administers_through_iam(account_id=account_id, partition=partition),
+        {"Sid": "ManagedPrometheusAlertsPublish", "Effect": "Allow",
+         "Principal": {"Service": "aps.amazonaws.com"},
+         "Action": ["kms:GenerateDataKey*", "kms:Decrypt"], "Resource": "*"},
+    )
+
+
 # What the account may do with a data key outside the service that uses it: administer it, never
 # use it (no kms:Create*, whose CreateGrant would let a grant bypass the service condition; with
 # kms:PutKeyPolicy, so the key stays administrable: KMS's lockout check).

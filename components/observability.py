@@ -47,6 +47,14 @@ def container_insights_log_group(cluster_name: str, kind: str) -> str:
     return f"/aws/containerinsights/{cluster_name}/{kind}"
 
 
+def subscribe_emails(name: str, topic: aws.sns.Topic, addresses: list[str]) -> None:
+    """An e-mail subscription of `topic` per address (`<name>-<address>`, children of the
+    topic); each address confirms its own."""
+    for address in addresses:
+        aws.sns.TopicSubscription(f"{name}-{address}", topic=topic.arn, protocol="email",
+                                  endpoint=address, opts=pulumi.ResourceOptions(parent=topic))
+
+
 def cache_member_ids(replication_group_id: str, settings: CacheSettings) -> list[str]:
     """The cache clusters (nodes) ElastiCache names inside a replication group: `<id>-001`.. per
     node, or `<id>-0001-001`.. per shard and node in cluster mode."""
@@ -396,9 +404,7 @@ class Observability(pulumi.ComponentResource):
             f"{name}-database-events", name=f"{cluster_name}-database", sns_topic=topic.arn,
             source_type="db-instance", source_ids=[services.database_identifier],
             event_categories=list(DATABASE_EVENT_CATEGORIES), enabled=True, tags=tags, opts=child)
-        for address in settings.alarm_emails:
-            aws.sns.TopicSubscription(f"{name}-alarms-{address}", topic=topic.arn, protocol="email",
-                                      endpoint=address, opts=pulumi.ResourceOptions(parent=topic))
+        subscribe_emails(f"{name}-alarms", topic, settings.alarm_emails)
 
         load_balancer = aws.lb.get_load_balancer_output(
             name=pulumi.Output.from_input(services.ingress_ready).apply(

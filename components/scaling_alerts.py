@@ -30,6 +30,7 @@ import yaml
 from . import cold_start, iam
 from .kms import encryption_key
 from .namespaces import MODELS
+from .observability import subscribe_emails
 from .settings import ModelSettings
 
 SCRAPE_JOB = "vllm"
@@ -116,22 +117,6 @@ def topic_policy(*, topic_arn: str, workspace_arn: str, account_id: str) -> dict
     ]}
 
 
-def key_policy(*, account_id: str, partition: str) -> dict:
-    """The topic's key: the account administers it through IAM; AMP may use it for the
-    encrypted topic. No conditions, as in the AMP user guide's statement: the key serves only
-    this topic, whose policy admits AMP for this workspace alone, and whether AMP's calls through
-    SNS carry aws:SourceArn is documented nowhere (a condition it does not meet would drop every
-    alert without a trace)."""
-    return {"Version": "2012-10-17", "Statement": [
-        {"Sid": "AccountAdministersTheKeyThroughIam", "Effect": "Allow",
-         "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
-         "Action": "kms:*", "Resource": "*"},
-        {"Sid": "ManagedPrometheusAlertsPublish", "Effect": "Allow",
-         "Principal": {"Service": "aps.amazonaws.com"},
-         "Action": ["kms:GenerateDataKey*", "kms:Decrypt"], "Resource": "*"},
-    ]}
-
-
 class ScalingAlerts(pulumi.ComponentResource):
     """The workspace's rules; with alarm addresses, also its alert manager and the topic (with
     its key, policy and the addresses' e-mail subscriptions) it notifies. Without addresses
@@ -161,7 +146,8 @@ class ScalingAlerts(pulumi.ComponentResource):
             f"{name}-topic", description=f"Model scaling alerts of {cluster_name}",
             alias=f"{cluster_name}-scaling-alerts", retain=retain, tags=tags, parent=self,
             policy=pulumi.Output.all(account_id, partition).apply(
-                lambda v: iam.to_json(key_policy(account_id=v[0], partition=v[1]))))
+                lambda v: iam.to_json(iam.amp_alert_topic_key_policy(account_id=v[0],
+                                                                     partition=v[1]))))
         topic = aws.sns.Topic(f"{name}-topic", name=f"{cluster_name}-scaling-alerts",
                               kms_master_key_id=key.arn, tags=tags, opts=child)
         self.topic_arn = topic.arn
@@ -171,9 +157,7 @@ class ScalingAlerts(pulumi.ComponentResource):
                 lambda v: iam.to_json(topic_policy(topic_arn=v[0], workspace_arn=v[1],
                                                    account_id=v[2]))),
             opts=pulumi.ResourceOptions(parent=topic))
-        for address in emails:
-            aws.sns.TopicSubscription(f"{name}-topic-{address}", topic=topic.arn, protocol="email",
-                                      endpoint=address, opts=pulumi.ResourceOptions(parent=topic))
+        subscribe_emails(f"{name}-topic", topic, emails)
         aws.amp.AlertManagerDefinition(
             f"{name}-alert-manager", workspace_id=workspace_id,
             definition=topic.arn.apply(lambda arn: render(alert_manager_definition(

@@ -31,7 +31,7 @@ import urllib.request
 import pytest
 import yaml
 
-from components import cold_start
+from components import cold_start, iam
 from components.keda import NAMESPACE as KEDA_NAMESPACE
 from components.keda import SERVICE_ACCOUNT, keda_values, query_policy
 from components.managed_prometheus import SCRAPE_INTERVAL_SECONDS, scrape_configuration
@@ -586,7 +586,7 @@ def test_awake_days_become_a_cron_day_of_week_field():
     assert cron_days("Fri-Sun,Mon") == "0,1,5,6"
     hours = AwakeHoursSettings.model_validate(
         {"timeZone": "Europe/Berlin", "start": "07:30", "end": "18:00"})
-    assert hours.cron("07:30") == "30 7 * * 1,2,3,4,5" and hours.hours_per_week == 52.5
+    assert hours.cron("07:30") == "30 7 * * 1,2,3,4,5"
 
 
 def test_every_committed_sleeping_model_is_outside_prod():
@@ -605,7 +605,6 @@ def test_the_workspace_alerts_when_scaling_is_blind_or_cannot_keep_up(stack_plan
     from components.scaling_alerts import (
         alert_manager_definition,
         alert_rules,
-        key_policy,
         missing_minutes,
         topic_policy,
     )
@@ -677,6 +676,6 @@ def test_the_workspace_alerts_when_scaling_is_blind_or_cannot_keep_up(stack_plan
     assert evaluate(policy, Request("sns:Publish", topic_arn, own,
                                     principal="cloudwatch.amazonaws.com")) == IMPLICIT_DENY
     key = json.loads(plan.one("aws:kms/key:Key", "scaling-alerts-topic").inputs["policy"])
-    assert key == key_policy(account_id=account, partition="aws")
+    assert key == iam.amp_alert_topic_key_policy(account_id=account, partition="aws")
     assert evaluate(key, Request("kms:GenerateDataKey", "*", principal="aps.amazonaws.com")) == ALLOWED
     assert evaluate(key, Request("kms:Decrypt", "*", principal="sns.amazonaws.com")) == IMPLICIT_DENY

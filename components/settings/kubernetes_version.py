@@ -32,15 +32,16 @@ KUBERNETES_MINOR = re.compile(r"^1\.\d{1,2}$")
 
 def supported_versions() -> list[str]:
     """The minors this code deploys: EKS has them and their pins are here."""
-    return sorted((v for v in CLUSTER_AUTOSCALER_RELEASES if v in EKS_VERSIONS), key=_minor)
+    return sorted((v for v in CLUSTER_AUTOSCALER_RELEASES if v in EKS_VERSIONS), key=minor)
 
 
-def _minor(version: str) -> int:
+def minor(version: str) -> int:
+    """`1.36` -> 36 (every version this code knows is 1.x)."""
     return int(version.split(".")[1])
 
 
 def _next(version: str) -> str:
-    return f"1.{_minor(version) + 1}"
+    return f"1.{minor(version) + 1}"
 
 
 def version_problem(version: str) -> str | None:
@@ -51,8 +52,8 @@ def version_problem(version: str) -> str | None:
         return f"{version!r} is not a Kubernetes minor version such as \"{supported[-1]}\"; {allowed}"
     life = EKS_VERSIONS.get(version)
     if life is None:
-        known = sorted(EKS_VERSIONS, key=_minor)
-        if _minor(version) < _minor(known[0]):
+        known = sorted(EKS_VERSIONS, key=minor)
+        if minor(version) < minor(known[0]):
             return (f"{version!r} is older than every version on EKS's calendar (the oldest listed, "
                     f"{known[0]}, left extended support on "
                     f"{EKS_VERSIONS[known[0]].extended_support_ends}); {allowed}")

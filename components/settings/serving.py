@@ -350,13 +350,6 @@ class AwakeHoursSettings(_Model):
         hour, minute = clock.split(":")
         return f"{int(minute)} {int(hour)} * * {cron_days(self.days)}"
 
-    @property
-    def hours_per_week(self) -> float:
-        start_h, start_m = map(int, self.start.split(":"))
-        end_h, end_m = map(int, self.end.split(":"))
-        return len(cron_days(self.days).split(",")) * ((end_h * 60 + end_m) - (start_h * 60 + start_m)) / 60
-
-
 
 class ModelSettings(_Model):
     """One vLLM model server: a Deployment and a Service on one GPU node group."""

@@ -19,7 +19,7 @@ from .data import (
     DatabaseSettings,
     StorageSettings,
 )
-from .kubernetes_version import version_warnings
+from .kubernetes_version import minor, version_warnings
 from .network import NetworkSettings
 from .observability import OBSERVABILITY_ENVIRONMENT_DEFAULTS, ObservabilitySettings
 from .rules import run_rules
@@ -199,9 +199,8 @@ class StackFields(_Model):
         release was tested on works as far as anyone knows, but nobody upstream has tried it."""
         if not any(model.autoscaled for model in self.model_serving.models):
             return []
-        minor = tuple(int(part) for part in self.cluster.kubernetes_version.split("."))
-        low, high = (tuple(int(part) for part in bound.split(".")) for bound in KEDA_KUBERNETES)
-        if low <= minor <= high:
+        low, high = KEDA_KUBERNETES
+        if minor(low) <= minor(self.cluster.kubernetes_version) <= minor(high):
             return []
         return [f"modelServing.models: KEDA {KEDA_VERSION}, which scales the autoscaled models, "
                 f"is tested on Kubernetes {KEDA_KUBERNETES[0]}-{KEDA_KUBERNETES[1]} "
