@@ -144,7 +144,8 @@ def _container(name: str, script: str, *, image: str, local: str, shared: str,
             {"name": "SHARED_CACHE", "value": shared},
             {"name": "HEALTH_URL", "value": health_url},
             {"name": "POD_NAME", "value_from": {"field_ref": {"field_path": "metadata.name"}}},
-            # vLLM's image is CUDA's: a container that asks for no GPU sees none.
+            # vLLM's image is CUDA's: a container that asks for no GPU sees none (the NVIDIA
+            # runtime leaves `void` unmodified: NVIDIA/nvidia-container-toolkit internal/modifier).
             {"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"},
         ],
         # Copies only: a core's share and page cache for files of a few hundred MB.

@@ -118,8 +118,10 @@ def metrics_container(*, image: str, image_pull_policy: str, upstream_port: int,
             {"name": "TIMEOUT_SECONDS", "value": str(SCRAPE_TIMEOUT_SECONDS)},
             {"name": "CACHE_SECONDS", "value": str(CACHE_SECONDS)},
             {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
-            # The image is CUDA's: without this a container that asks for no GPU would still
-            # see the node's GPUs through the NVIDIA runtime.
+            # The image is CUDA's (NVIDIA_VISIBLE_DEVICES=all): without this a container that asks
+            # for no GPU would still see the node's GPUs through the NVIDIA runtime, which leaves a
+            # container with `void` unmodified (NVIDIA/nvidia-container-toolkit
+            # internal/modifier, visibleDevicesVoid).
             {"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"},
             {"name": "UPSTREAM_PORT", "value": str(upstream_port)},
             {"name": "STAYS_SECONDS", "value": str(stays_seconds)},
