@@ -34,7 +34,7 @@ from components.observability import (
     ADDON,
     MonitoredServices,
     Observability,
-    WatchedDeployment,
+    WatchedWorkload,
     cache_member_ids,
 )
 from components.scaling_alerts import ScalingAlerts
@@ -180,7 +180,7 @@ observability = Observability(
             settings.database.instance_class),
         cache_member_ids=cache_member_ids(replication_group_id(name), settings.cache),
         # A model that sleeps has no floor to fall below.
-        model_deployments={model.name: WatchedDeployment(service_name(model), model.replicas)
+        model_workloads={model.name: WatchedWorkload(service_name(model), model.replicas)
                            for model in settings.model_serving.models if not model.sleeps},
         model_namespace=MODELS.name,
         ingress_revision=app.ingress_revision,

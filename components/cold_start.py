@@ -38,9 +38,7 @@ PROBE_PERIOD_SECONDS = 10
 # Before the container starts: a Karpenter node (launch, boot, join, device plugin) and the
 # image pull; README "Cold starts" (~2.5 min for the node, ~1.5 min for the image at 600 MiB/s).
 NODE_AND_IMAGE_SECONDS = 600
-# The floors a Deployment's rollout already had: an hour of progress deadline, 40 minutes for
-# Pulumi to wait.
-MIN_PROGRESS_DEADLINE_SECONDS = 3600
+# The floor Pulumi's wait for a model rollout already had: 40 minutes.
 MIN_PULUMI_WAIT_SECONDS = 2400
 
 
@@ -62,22 +60,16 @@ def startup_probe_failures(model: ModelSettings) -> int:
 
 
 def pod_seconds(model: ModelSettings) -> int:
-    """From a new pod to a ready one, worst case: the Deployment's progress deadline, which
-    restarts with every pod that becomes ready."""
+    """From a new pod to a ready one, worst case: a node and the image, then the startup probe's
+    whole allowance."""
     return NODE_AND_IMAGE_SECONDS + startup_probe_failures(model) * PROBE_PERIOD_SECONDS
 
 
-def progress_deadline_seconds(model: ModelSettings) -> int:
-    return max(MIN_PROGRESS_DEADLINE_SECONDS, pod_seconds(model))
-
-
-def pulumi_wait_minutes(model: ModelSettings, *, one_pod_at_a_time: bool,
-                        drain_seconds: int = 0) -> int:
-    """How long Pulumi waits for the whole rollout: a rolling update (one surge pod, none
-    unavailable) replaces the replicas one after another, as many as the model may run then
-    (`maxReplicas`), each possibly on a new node and each after its predecessor's drain (whose
-    GPU the next surge pod may need); Recreate drains them together, then starts them
-    together."""
-    pods = model.peak_replicas if one_pod_at_a_time else 1
+def pulumi_wait_minutes(model: ModelSettings, *, drain_seconds: int = 0) -> int:
+    """How long Pulumi waits for a model's rollout: its StatefulSet replaces the replicas one
+    after another (model_serving.update_strategy), as many as the model may run then
+    (`maxReplicas`), each possibly on a new node and each after its predecessor's drain. A
+    StatefulSet has no progress deadline of its own, so this wait is what bounds a stuck
+    rollout: `pulumi up` fails when it ends."""
     per_pod = pod_seconds(model) + drain_seconds
-    return math.ceil(max(MIN_PULUMI_WAIT_SECONDS, pods * per_pod) / 60)
+    return math.ceil(max(MIN_PULUMI_WAIT_SECONDS, model.peak_replicas * per_pod) / 60)

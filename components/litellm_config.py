@@ -7,6 +7,8 @@ LiteLLM resolves at start from the pod's environment (Secrets `litellm-secrets`,
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import yaml
 
 from .settings import GatewaySettings, ModelSettings
@@ -23,9 +25,23 @@ def env(variable: str) -> str:
     return f"os.environ/{variable}"
 
 
+# How long a replica that failed is left out of the rotation (LiteLLM's cooldown). A replica
+# above the model's current count refuses connections: it costs one refused connection and a
+# retry per cooldown; short, so a woken or added replica takes requests within 10 s.
+COOLDOWN_SECONDS = 10
+
+
+def replica_id(api_base: str) -> str:
+    """A replica's stable LiteLLM deployment id: its Service's name (`vllm-<model>-<i>`), the key
+    of its in-flight count and cooldown, shared by every gateway pod through Redis."""
+    return urlsplit(api_base).hostname.split(".", 1)[0]
+
+
 def model_entry(model: ModelSettings, api_base: str, *, timeout_seconds: int) -> dict:
-    """One `model_list` entry: the vLLM server as `hosted_vllm/<served name>`."""
-    info: dict = {"mode": model.kind, "max_input_tokens": model.max_model_len}
+    """One `model_list` entry: one replica of a vLLM server, as `hosted_vllm/<served name>`;
+    every replica of a model shares its `model_name` (LiteLLM's model group)."""
+    info: dict = {"id": replica_id(api_base), "mode": model.kind,
+                  "max_input_tokens": model.max_model_len}
     if model.dimensions is not None:
         info["output_vector_size"] = model.dimensions
     return {
@@ -48,26 +64,50 @@ def cached_call_types(settings: GatewaySettings) -> list[str]:
     return types
 
 
-def litellm_config(models: list[ModelSettings], api_bases: dict[str, str],
-                   settings: GatewaySettings) -> dict:
-    """The proxy config: every model, the router and the response cache on ElastiCache (TLS
-    from `REDIS_SSL=True` in the environment for the router, `ssl: true` for the cache), the
-    master key and the gateway's own database.
+def retry_policy(model: ModelSettings) -> dict:
+    """Retries of one request to a model (LiteLLM routes every retry afresh).
 
-    Both Redis users are configured on purpose: without the router's Redis every replica
-    counts rate limits, budgets and cooldowns alone.
+    A refused connection (a replica above the current count) comes back as an
+    InternalServerError; each one cools its replica down, so a request may meet every absent
+    replica once before it reaches a live one: as many retries as the model has replicas at its
+    peak. A timeout is not retried: it has already waited the whole request timeout.
+    """
+    return {"InternalServerErrorRetries": model.peak_replicas, "TimeoutErrorRetries": 0}
+
+
+def litellm_config(models: list[ModelSettings], api_bases: dict[str, list[str]],
+                   settings: GatewaySettings) -> dict:
+    """The proxy config: every replica of every model, the router and the response cache on
+    ElastiCache (TLS from `REDIS_SSL=True` in the environment for the router, `ssl: true` for
+    the cache), the master key and the gateway's own database.
+
+    Both Redis users are configured on purpose: without the router's Redis every gateway pod
+    counts rate limits, cooldowns and the replicas' requests in flight alone.
+
+    Routing (LiteLLM 1.106.2, litellm/router_strategy/least_busy.py): `least-busy` sends each
+    request to the replica of its model with the fewest requests in flight, counted from just
+    before the call to vLLM until the answer's last streamed chunk, and shared through Redis.
+    Long answers therefore no longer pile up on the replicas that kube-proxy's per-connection
+    choice happened to favour (tests/test_routing.py measures both).
     """
     redis = {key: env(variable) for key, variable in REDIS_VARIABLES.items()}
     return {
-        "model_list": [model_entry(m, api_bases[m.name], timeout_seconds=settings.request_timeout_seconds)
-                       for m in models],
+        "model_list": [model_entry(m, base, timeout_seconds=settings.request_timeout_seconds)
+                       for m in models for base in api_bases[m.name]],
         "router_settings": {
             **{f"redis_{key}": value for key, value in redis.items()},
-            "routing_strategy": "simple-shuffle",
+            "routing_strategy": "least-busy",
             "num_retries": 2,
             "timeout": settings.request_timeout_seconds,
-            "allowed_fails": 3,
-            "cooldown_time": 30,
+            # A replica is cooled down at its first failure. LiteLLM ignores an allowed_fails
+            # equal to its default (3): it then cools a replica down only once more than half of
+            # a minute's requests to it have failed, at least 5 (router_utils/
+            # cooldown_handlers.py _is_allowed_fails_set_on_router, _should_cooldown_deployment),
+            # and least-busy would keep choosing an absent replica, which has nothing in flight.
+            # Client errors (400, context too long) never cool a replica (_is_cooldown_required).
+            "allowed_fails": 0,
+            "cooldown_time": COOLDOWN_SECONDS,
+            "model_group_retry_policy": {m.name: retry_policy(m) for m in models},
         },
         "litellm_settings": {
             "cache": settings.cache_ttl_seconds > 0,

@@ -202,7 +202,7 @@ class LlmGateway(pulumi.ComponentResource):
     Args:
         name: logical name prefix.
         settings: the stack's `gateway` settings.
-        models: the model servers and their base URLs (ModelServing.api_bases).
+        models: the model servers and their replicas' base URLs (ModelServing.api_bases).
         namespaces: the workload namespaces.
         database_secret: the `litellm-database` connection Secret (Database component).
         redis_secret: the `llm-gateway-redis` Secret (Cache component).
@@ -218,7 +218,7 @@ class LlmGateway(pulumi.ComponentResource):
     """
 
     def __init__(self, name: str, settings: GatewaySettings, *, models: list[ModelSettings],
-                 api_bases: dict[str, str], namespaces: WorkloadNamespaces,
+                 api_bases: dict[str, list[str]], namespaces: WorkloadNamespaces,
                  database_secret: k8s.core.v1.Secret, redis_secret: k8s.core.v1.Secret,
                  model_key_secret: k8s.core.v1.Secret, provider: k8s.Provider,
                  system_ready: list[pulumi.Resource], retain: bool, client_models: list[str],

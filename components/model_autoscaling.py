@@ -116,7 +116,11 @@ def triggers(model: ModelSettings, *, query_url: str, region: str) -> list[dict]
 
 def scaled_object_spec(model: ModelSettings, *, query_url: str, region: str) -> dict:
     spec = {
-        "scaleTargetRef": {"name": service_name(model)},
+        # KEDA's default kind is Deployment; a StatefulSet is named with its group and kind
+        # (apis/keda/v1alpha1/scaledobject_types.go ScaleTarget; pkg/scaling/resolver/
+        # scale_resolvers.go reads its replicas from the object).
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet",
+                           "name": service_name(model)},
         "minReplicaCount": model.replicas,
         "maxReplicaCount": model.peak_replicas,
         "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
@@ -176,7 +180,7 @@ class ModelAutoscaling(pulumi.ComponentResource):
 
     Creates: the TriggerAuthentication `amazon-managed-prometheus` (the operator's own AWS
     credentials, EKS Pod Identity), per autoscaled model a ScaledObject `vllm-<model>` naming
-    its Deployment (created before it: ModelServing's `scaled_by`), and per model that sleeps
+    its StatefulSet (created before it: ModelServing's `scaled_by`), and per model that sleeps
     the suspended CronJob `wake-<model>`.
 
     Attributes:
@@ -208,9 +212,9 @@ class ModelAutoscaling(pulumi.ComponentResource):
                 metadata={"name": service_name(model), "namespace": MODELS.name},
                 spec=pulumi.Output.from_input(query_url).apply(
                     lambda url, model=model: scaled_object_spec(model, query_url=url, region=region)),
-                # Before its Deployment (which waits for it): the HPA owns the replica count
-                # before the Deployment stops declaring it. It waits for what the Deployment
-                # waits for, so KEDA finds the Deployment at once (it retries a missing target
+                # Before its StatefulSet (which waits for it): the HPA owns the replica count
+                # before the workload stops declaring it. It waits for what the StatefulSet
+                # waits for, so KEDA finds the StatefulSet at once (it retries a missing target
                 # with a growing backoff); until the collector delivers, a query answers nothing (zero load,
                 # or an error on which the HPA keeps what it has).
                 opts=pulumi.ResourceOptions.merge(in_cluster, pulumi.ResourceOptions(

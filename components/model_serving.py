@@ -24,7 +24,6 @@ from .workloads import (
     ingress_only_from,
     pod_security_context,
     remember,
-    rolling_update,
     scan_exceptions,
     secret_env,
     selector_labels,
@@ -53,14 +52,31 @@ MODEL_SCAN_EXCEPTIONS = {
 }
 
 
+# The StatefulSet controller labels each pod with its own name, "so that you can attach a
+# Service to a specific Pod" (kubernetes/website content/en/docs/concepts/workloads/controllers/
+# statefulset.md, "Pod Name Label").
+POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
+REPLICA_LABEL = "anythingllm.io/replica"
+
+
 def service_name(model: ModelSettings) -> str:
+    """The model's workload name (StatefulSet, ScaledObject, PodDisruptionBudget), its pods'
+    `app.kubernetes.io/name`, and the prefix of its pods' and replica Services' names."""
     return f"vllm-{model.name}"
 
 
-def api_base(model: ModelSettings) -> str:
-    """The OpenAI-compatible base URL of a model server (LiteLLM appends /chat/completions or
-    /embeddings to it)."""
-    return f"http://{service_name(model)}.{MODELS.name}.svc.cluster.local:{VLLM_PORT}/v1"
+def replica_name(model: ModelSettings, ordinal: int) -> str:
+    """Replica `ordinal`'s pod and its Service: `vllm-<model>-<ordinal>`. No model's names can
+    meet another's: every other object of a model is named `vllm-<model>` and is not a Service,
+    and an ordinal has no '-' in it."""
+    return f"{service_name(model)}-{ordinal}"
+
+
+def api_bases(model: ModelSettings) -> list[str]:
+    """The OpenAI-compatible base URL of each replica the model may run (ordinal 0 up to
+    `maxReplicas` - 1), in ordinal order (LiteLLM appends /chat/completions or /embeddings)."""
+    return [f"http://{replica_name(model, ordinal)}.{MODELS.name}.svc.cluster.local:{VLLM_PORT}/v1"
+            for ordinal in range(model.peak_replicas)]
 
 
 # Between the pod leaving its Service's endpoints and SIGTERM: the gateway's kube-proxy has
@@ -103,18 +119,13 @@ def vllm_args(model: ModelSettings, *, stream_seconds: int) -> list[str]:
     return args
 
 
-def rollout_strategy(model: ModelSettings, group: GpuNodeGroupSettings,
-                     models: list[ModelSettings]) -> dict:
-    """RollingUpdate (one extra pod, none unavailable) when the group has room for one more pod
-    of this model at its maximum size; otherwise Recreate, since a surge pod could never be
-    scheduled and the rollout would hang. Always Recreate on a group that shares its GPUs."""
-    if group.gpu_sharing is not None:
-        # A surge pod could take a slice of the GPU its predecessor still fills (the memory
-        # rule counts the pods that run, not a surge), and vLLM would refuse to start there.
-        return {"type": "Recreate"}
-    used = sum(m.gpus * m.peak_replicas for m in models if m.node_group == group.name)
-    spare = group.max_size * group.gpus_per_node - used
-    return rolling_update() if spare >= model.gpus else {"type": "Recreate"}
+def update_strategy() -> dict:
+    """One replica at a time, the old pod gone before its successor starts: a StatefulSet has no
+    surge (RollingUpdateStatefulSetStrategy has only `maxUnavailable` and `partition`), so
+    neither a GPU group at its maximum nor a GPU shared with another model can hold a rollout.
+    `maxUnavailable` counts under the Parallel policy (beta, on by default since 1.35:
+    kubernetes/enhancements#961, gate MaxUnavailableStatefulSet)."""
+    return {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 1}}
 
 
 def model_container(model: ModelSettings, *, with_hf_token: bool, stream_seconds: int) -> dict:
@@ -188,7 +199,9 @@ def model_pod_spec(model: ModelSettings, *, with_hf_token: bool, selector: dict[
         "topology_spread_constraints": [{
             "max_skew": 1, "topology_key": "topology.kubernetes.io/zone",
             "when_unsatisfiable": "ScheduleAnyway", "label_selector": {"match_labels": selector},
-            "match_label_keys": ["pod-template-hash"]}],
+            # A StatefulSet's pods carry their revision here (no pod-template-hash): the spread
+            # counts the pods of one revision, as the scheduler docs intend.
+            "match_label_keys": ["controller-revision-hash"]}],
         **({"init_containers": compile_cache.init_containers(
             image=VLLM_IMAGE, image_pull_policy=IMAGE_PULL_POLICY,
             vllm_version=image_version(VLLM_IMAGE), model_name=model.name,
@@ -224,24 +237,33 @@ def gateway_only_policy_spec() -> dict:
     return ingress_only_from(namespace=GATEWAY.name, app=GATEWAY_APP, port=VLLM_PORT)
 
 class ModelServing(pulumi.ComponentResource):
-    """vLLM OpenAI-compatible servers, one Deployment and Service per configured model.
+    """vLLM OpenAI-compatible servers: per configured model a StatefulSet, and a Service per
+    replica it may run, which the gateway balances by load (litellm_config.py).
 
     Creates in `model-serving`: a ServiceAccount without token, the generated API key (a
     secret) as Secret `vllm-api-key` (also in `llm-gateway`, for the gateway), the optional
-    Hugging Face token Secret, and per model a Deployment (GPU node group's selector and
-    toleration, `nvidia.com/gpu` = tensor-parallel size, /dev/shm in memory, weights on the
-    shared `model-cache` claim, compiled kernels shared through it (compile_cache.py), a
-    startup probe sized from the weights (cold_start.py), readiness
-    and liveness on /health, a drain of the answers in flight before it stops, and for an
-    autoscaled model the metrics sidecar and no replica count of its own), a Service
-    `vllm-<name>`, and a PodDisruptionBudget when it can have more than one replica; plus a
-    NetworkPolicy admitting only the gateway's pods on the API port, and one admitting the
-    private subnets (the managed scraper) on the metrics port when a model is autoscaled.
+    Hugging Face token Secret, and per model a StatefulSet `vllm-<name>` (GPU node group's
+    selector and toleration, `nvidia.com/gpu` = tensor-parallel size, /dev/shm in memory,
+    weights on the shared `model-cache` claim, compiled kernels shared through it
+    (compile_cache.py), a startup probe sized from the weights (cold_start.py), readiness and
+    liveness on /health, a drain of the answers in flight before it stops, and for an
+    autoscaled model the metrics sidecar and no replica count of its own), a ClusterIP Service
+    `vllm-<name>-<i>` for each replica up to `maxReplicas` selecting that one pod, and a
+    PodDisruptionBudget when it can have more than one replica; plus a NetworkPolicy admitting
+    only the gateway's pods on the API port, and one admitting the private subnets (the managed
+    scraper) on the metrics port when a model is autoscaled.
+
+    Why a StatefulSet: its pods have stable names (`vllm-<name>-0`, `-1`, ...), so each replica
+    can have a Service of its own and LiteLLM can count requests per replica; a Deployment's
+    pods cannot be addressed one by one. Why a ClusterIP Service per replica rather than the
+    pods' DNS names: its address never changes (LiteLLM's HTTP client caches DNS answers for
+    300 s, litellm/constants.py AIOHTTP_TTL_DNS_CACHE), and while its replica is absent it
+    refuses connections at once, which the gateway's router turns into a 10-second cooldown.
 
     Args:
         name: logical name prefix.
         settings: the stack's `modelServing` settings.
-        gpu_node_groups: the GPU node groups by name (placement, rollout room).
+        gpu_node_groups: the GPU node groups by name (placement).
         namespaces: the workload namespaces.
         model_cache_claim: the shared EFS claim of the weights (waited for).
         hugging_face_token: optional secret Output of the token for gated models.
@@ -252,13 +274,13 @@ class ModelServing(pulumi.ComponentResource):
             a leaving pod drains.
         private_subnet_cidrs: where the managed scraper's interfaces are (the metrics port's
             NetworkPolicy, created when a model is autoscaled).
-        scaled_by: model name -> its ScaledObject, which its Deployment waits for: the HPA
-            then exists before a Deployment stops declaring its replica count.
+        scaled_by: model name -> its ScaledObject, which its StatefulSet waits for: the HPA
+            then exists before a workload stops declaring its replica count.
 
     Attributes:
-        api_bases: model name -> base URL for LiteLLM.
+        api_bases: model name -> base URL of each of its replicas, in ordinal order.
         api_key_secret: the Secret in `llm-gateway` that holds VLLM_API_KEY.
-        deployments: model name -> Deployment.
+        workloads: model name -> StatefulSet.
     """
 
     def __init__(self, name: str, settings: ModelServingSettings, *,
@@ -312,32 +334,34 @@ class ModelServing(pulumi.ComponentResource):
                 opts=in_cluster,
             )
 
-        self.api_bases: dict[str, str] = {}
-        self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
+        self.api_bases: dict[str, list[str]] = {}
+        self.workloads: dict[str, k8s.apps.v1.StatefulSet] = {}
         for model in settings.models:
             group = gpu_node_groups[model.node_group]
-            strategy = rollout_strategy(model, group, settings.models)
-            rolling = strategy["type"] == "RollingUpdate"
+            # One pod at a time, each possibly on a new node, each after its predecessor's drain.
             minutes = cold_start.pulumi_wait_minutes(
-                model, one_pod_at_a_time=rolling,
-                drain_seconds=termination_grace_seconds(stream_seconds))
+                model, drain_seconds=termination_grace_seconds(stream_seconds))
             wait = f"{minutes}m"
             labels = workload_labels(service_name(model), "model-server", image_version(VLLM_IMAGE))
             selector = selector_labels(service_name(model), "model-server")
             metadata = {"name": service_name(model), "namespace": namespace, "labels": labels,
                         "annotations": {"anythingllm.io/model": model.model,
                                         **scan_exceptions(MODEL_SCAN_EXCEPTIONS, images=(VLLM_IMAGE,))}}
-            self.deployments[model.name] = k8s.apps.v1.Deployment(
+            self.workloads[model.name] = k8s.apps.v1.StatefulSet(
                 f"{name}-{model.name}",
                 metadata=metadata,
                 spec={
                     # An autoscaled model's count is KEDA's (its HPA, and KEDA between 0 and
                     # 1): declaring it would undo every scaling on the next `up`.
                     **({} if model.autoscaled else {"replicas": model.replicas}),
-                    "strategy": strategy,
+                    # Replicas start and stop together, as a Deployment's do; the default
+                    # (OrderedReady) would start replica 2 only once replica 1 is ready, each on
+                    # a GPU node of its own. Scale-in still removes the highest ordinals first.
+                    "pod_management_policy": "Parallel",
+                    "update_strategy": update_strategy(),
                     "selector": {"match_labels": selector},
-                    # A GPU node, the image and a first start (cold_start.py).
-                    "progress_deadline_seconds": cold_start.progress_deadline_seconds(model),
+                    # No governing Service: nothing uses the pods' DNS names (see the class
+                    # docstring); `serviceName` is optional in apps/v1.
                     "template": {
                         "metadata": {"labels": {**labels, GPU_NODE_GROUP_LABEL: model.node_group}},
                         "spec": model_pod_spec(model, with_hf_token=hugging_face_token is not None,
@@ -354,11 +378,15 @@ class ModelServing(pulumi.ComponentResource):
                     custom_timeouts=pulumi.CustomTimeouts(create=wait, update=wait),
                 ),
             )
-            http_service(f"{name}-{model.name}", namespace=namespace, labels=labels, selector=selector,
-                         port=VLLM_PORT, opts=in_cluster)
+            for ordinal in range(model.peak_replicas):
+                replica = replica_name(model, ordinal)
+                http_service(f"{name}-{replica}", namespace=namespace,
+                             labels={**labels, REPLICA_LABEL: str(ordinal)},
+                             selector={**selector, POD_NAME_LABEL: replica}, port=VLLM_PORT,
+                             object_name=replica, opts=in_cluster)
             if model.peak_replicas > 1:
                 disruption_budget(f"{name}-{model.name}", namespace=namespace, labels=labels,
                                   selector=selector, opts=in_cluster)
-            self.api_bases[model.name] = api_base(model)
+            self.api_bases[model.name] = api_bases(model)
         self.register_outputs({})
 

@@ -66,8 +66,9 @@ def cache_member_ids(replication_group_id: str, settings: CacheSettings) -> list
 
 
 @dataclass(frozen=True)
-class WatchedDeployment:
-    """A Deployment by name and the number of available replicas below which it is failing."""
+class WatchedWorkload:
+    """A Deployment or StatefulSet by name and the number of available replicas below which it
+    is failing."""
 
     name: str
     floor: int
@@ -233,7 +234,7 @@ def cache_alarms(thresholds: AlarmThresholds, *, member_ids: list[str]) -> list[
 
 
 def gpu_alarms(thresholds: AlarmThresholds, *, cluster_name: str, namespace: str,
-               deployments: Mapping[str, WatchedDeployment]) -> list[Alarm]:
+               workloads: Mapping[str, WatchedWorkload]) -> list[Alarm]:
     """Per model: fewer available replicas than its floor for `gpuPendingMinutes` (its GPU group
     cannot grow: at maxSize, no capacity for its instance types, or no working autoscaler).
 
@@ -241,11 +242,14 @@ def gpu_alarms(thresholds: AlarmThresholds, *, cluster_name: str, namespace: str
     (amazon-contributing/opentelemetry-collector-contrib, receiver/awscontainerinsightreceiver/
     internal/stores/podstore.go), and the `Service` dimension from ready endpoints only
     (internal/aws/k8s/k8sclient/endpoint.go): a pod that no node can take never appears under
-    its Service. `status_replicas_available` comes from the API server for every Deployment,
-    0 included (internal/k8sapiserver/k8sapiserver.go getDeploymentMetrics; the CloudWatch
-    agent publishes it with ClusterName, Namespace and PodName = the Deployment's name in
-    enhanced mode, aws/amazon-cloudwatch-agent translator/translate/otel/exporter/awsemf/
-    kubernetes.go). Missing data means the agent or its pipeline is broken: that breaches too.
+    its Service. `status_replicas_available` comes from the API server for every Deployment and
+    StatefulSet, 0 included (internal/k8sapiserver/k8sapiserver.go getDeploymentMetrics,
+    getStatefulSetMetrics: the same metric name, PodName = the workload's name); the CloudWatch
+    agent publishes it with ClusterName, Namespace and PodName in enhanced mode through its
+    Deployment declaration, which selects by metric name only (aws/amazon-cloudwatch-agent
+    v1.300071.0 translator/translate/otel/exporter/awsemf/kubernetes.go
+    getDeploymentMetricDeclarations). Missing data means the agent or its pipeline is broken:
+    that breaches too.
     """
     minutes = thresholds.gpu_pending_minutes
     return [
@@ -260,7 +264,7 @@ def gpu_alarms(thresholds: AlarmThresholds, *, cluster_name: str, namespace: str
                               "PodName": watched.name},
                              statistic="Maximum", period=GPU_PERIOD_SECONDS),
               treat_missing_data="breaching")
-        for model, watched in deployments.items()
+        for model, watched in workloads.items()
     ]
 
 
@@ -314,7 +318,7 @@ class MonitoredServices:
     database_allocated_gib: int
     database_connections: int
     cache_member_ids: list[str]
-    model_deployments: dict[str, WatchedDeployment]  # model -> its Deployment and floor
+    model_workloads: dict[str, WatchedWorkload]  # model -> its StatefulSet and floor
     model_namespace: str
     # Changes whenever the Ingress does (target groups are looked up again then).
     ingress_revision: pulumi.Input[str] = ""
@@ -434,7 +438,7 @@ class Observability(pulumi.ComponentResource):
                                  connections=services.database_connections),
                 *cache_alarms(thresholds, member_ids=services.cache_member_ids),
                 *gpu_alarms(thresholds, cluster_name=cluster_name, namespace=services.model_namespace,
-                            deployments=services.model_deployments),
+                            workloads=services.model_workloads),
             ]
 
         alarms = all_alarms(load_balancer.arn_suffix, target_groups)

@@ -63,7 +63,7 @@ from tests.iam_policy_model import ALLOWED, IMPLICIT_DENY, Request, evaluate
 from tools.engine import Plan, read_stack_config, run_stack
 
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+WORKLOAD = "kubernetes:apps/v1:StatefulSet"
 WORKSPACE = "aws:amp/workspace:Workspace"
 SCRAPER = "aws:amp/scraper:Scraper"
 
@@ -98,7 +98,12 @@ def test_every_autoscaled_model_has_a_scaled_object_on_its_bounds(stack_plans, s
         crd_schema.validate(copy.deepcopy(so.raw_inputs), "1.36.0")
         spec = so.inputs["spec"]
         assert so.inputs["metadata"]["namespace"] == "model-serving"
-        assert spec["scaleTargetRef"] == {"name": f"vllm-{model.name}"}
+        # KEDA's default kind is Deployment: the StatefulSet is named with its group and kind
+        # (kedacore/keda v2.20.2 apis/keda/v1alpha1/scaledobject_types.go ScaleTarget).
+        assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                          "name": f"vllm-{model.name}"}
+        assert plan.one(WORKLOAD, f"models-{model.name}").inputs["metadata"]["name"] == \
+            f"vllm-{model.name}"
         assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (model.replicas,
                                                                       model.peak_replicas)
         # The webhook refuses a name, or its HPA's (keda-hpa-<name>), over 63 characters.
@@ -176,15 +181,15 @@ def test_prod_scales_between_its_floor_and_ceiling_and_never_sleeps(stack_plans)
     assert not stack_plans["prod"].of_type("kubernetes:batch/v1:CronJob")
 
 
-def test_an_autoscaled_deployment_leaves_its_count_to_an_hpa_that_exists_first(stack_plans):
-    """The Kubernetes docs (Server-Side Apply, "Transferring ownership"): a Deployment whose
+def test_an_autoscaled_model_leaves_its_count_to_an_hpa_that_exists_first(stack_plans):
+    """The Kubernetes docs (Server-Side Apply, "Transferring ownership"): a workload whose
     applier drops `replicas` before the HPA owns it is reset to 1. So the ScaledObject (and the
-    HPA KEDA makes of it) comes first, and the Deployment waits for it; the ScaledObject waits
-    for KEDA and for what the Deployment waits for, not for the collector (20 minutes)."""
+    HPA KEDA makes of it) comes first, and the StatefulSet waits for it; the ScaledObject waits
+    for KEDA and for what the StatefulSet waits for, not for the collector (20 minutes)."""
     for stack in ("dev", "prod"):
         plan = stack_plans[stack]
         for name in ("qwen2-5-7b-instruct", "bge-m3"):
-            deployment = plan.one(DEPLOYMENT, f"models-{name}")
+            deployment = plan.one(WORKLOAD, f"models-{name}")
             assert "replicas" not in deployment.inputs["spec"]
             so = plan.one(SCALED_OBJECT, f"autoscaling-{name}")
             assert plan.waits_for(deployment, so) and plan.deleted_before(deployment, so)
@@ -204,11 +209,12 @@ def test_a_fixed_model_keeps_its_declared_count_and_no_keda():
     plan = run_stack(ROOT, "dev", config=config)
     assert not plan.of_type(SCALED_OBJECT) and not plan.of_type(WORKSPACE)
     assert not [r for r in plan.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == "keda"]
-    for deployment in plan.of_type(DEPLOYMENT):
-        if deployment.name.startswith("models-"):
-            assert deployment.inputs["spec"]["replicas"] == 1
-            containers = deployment.inputs["spec"]["template"]["spec"]["containers"]
-            assert [c["name"] for c in containers] == ["vllm"]
+    workloads = plan.of_type(WORKLOAD)
+    assert len(workloads) == 2
+    for workload in workloads:
+        assert workload.inputs["spec"]["replicas"] == 1
+        containers = workload.inputs["spec"]["template"]["spec"]["containers"]
+        assert [c["name"] for c in containers] == ["vllm"]
     assert not [w for w in settings_from_stack(config).warnings if "KEDA" in w]
 
 
@@ -469,7 +475,7 @@ def test_the_metrics_sidecar_answers_metrics_and_nothing_else(sidecar):
 
 
 def test_autoscaled_model_pods_run_the_sidecar_on_its_own_port(stack_plans):
-    deployment = stack_plans["dev"].one(DEPLOYMENT, "models-qwen2-5-7b-instruct")
+    deployment = stack_plans["dev"].one(WORKLOAD, "models-qwen2-5-7b-instruct")
     containers = {c["name"]: c for c in deployment.inputs["spec"]["template"]["spec"]["containers"]}
     metrics = containers["metrics"]
     assert metrics["command"] == ["python3", "-c", PROXY_SCRIPT]
@@ -518,10 +524,10 @@ def test_a_leaving_model_pod_finishes_its_answers(stack_plans, stack):
     longest answer anyone waits for, after a preStop that lets the endpoints update."""
     settings = stack_settings(stack)
     stream = settings.gateway.request_timeout_seconds
-    for deployment in stack_plans[stack].of_type(DEPLOYMENT):
-        if not deployment.name.startswith("models-"):
-            continue
-        pod = deployment.inputs["spec"]["template"]["spec"]
+    workloads = stack_plans[stack].of_type(WORKLOAD)
+    assert len(workloads) == len(settings.model_serving.models)
+    for workload in workloads:
+        pod = workload.inputs["spec"]["template"]["spec"]
         vllm = next(c for c in pod["containers"] if c["name"] == "vllm")
         args = vllm["args"]
         assert int(args[args.index("--shutdown-timeout") + 1]) == stream > 0

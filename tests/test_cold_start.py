@@ -24,11 +24,11 @@ from components.versions import VLLM_IMAGE
 from tests.conftest import ROOT, base_config, settings_from, stack_settings
 from tools.engine import read_stack_config, run_stack
 
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+WORKLOAD = "kubernetes:apps/v1:StatefulSet"
 
 
 def _deployments(plan) -> dict[str, object]:
-    return {d.inputs["metadata"]["name"]: d for d in plan.of_type(DEPLOYMENT)
+    return {d.inputs["metadata"]["name"]: d for d in plan.of_type(WORKLOAD)
             if d.inputs["metadata"]["name"].startswith("vllm-")}
 
 
@@ -54,9 +54,7 @@ def test_the_startup_probe_is_sized_from_the_weights_by_hand(stack_plans):
         container = _vllm(_pod(deployment))
         probe = container["startupProbe"]
         assert (probe["failureThreshold"], probe["periodSeconds"]) == (expected[name], 10)
-        # Small models keep the floors a rollout had: an hour's progress deadline, 40 minutes
-        # for Pulumi.
-        assert deployment.inputs["spec"]["progressDeadlineSeconds"] == 3600
+        # Small models keep the floor a rollout had: 40 minutes for Pulumi.
         assert deployment.custom_timeouts == {"create": "40m", "update": "40m"}
 
 
@@ -75,17 +73,15 @@ def test_a_large_model_gets_a_longer_probe_deadline_and_wait():
     deployment = _deployments(run_stack(ROOT, "dev", config=config))["vllm-qwen2-5-7b-instruct"]
     container = _vllm(_pod(deployment))
     assert container["startupProbe"]["failureThreshold"] == 562
-    # The progress deadline restarts with every ready pod: one pod's worth.
-    assert deployment.inputs["spec"]["progressDeadlineSeconds"] == 600 + 5620
     # Two replicas rolling one at a time, each perhaps on a new node and after its
     # predecessor's drain (10 s preStop + 600 s of answers + 30 s): Pulumi waits for both,
-    # 2 x (6220 + 640) s = 229 min.
-    assert deployment.inputs["spec"]["strategy"]["type"] == "RollingUpdate"
+    # 2 x (6220 + 640) s = 229 min. A StatefulSet has no progress deadline: this wait bounds it.
+    assert "progressDeadlineSeconds" not in deployment.inputs["spec"]
     assert deployment.custom_timeouts == {"create": "229m", "update": "229m"}
-    # Recreate (no room for a surge pod) starts them together: one pod's worth.
+    # One replica: one pod's worth, (6220 + 640) s = 115 min.
     model = ModelSettings(name="big", model="org/big", kind="chat", nodeGroup="inference",
-                          maxModelLen=4096, weightsGib=140, replicas=2)
-    assert cold_start.pulumi_wait_minutes(model, one_pod_at_a_time=False) == 104
+                          maxModelLen=4096, weightsGib=140, replicas=1)
+    assert cold_start.pulumi_wait_minutes(model, drain_seconds=640) == 115
 
 
 def test_a_model_without_its_weights_size_keeps_twenty_minutes_and_is_warned_about():

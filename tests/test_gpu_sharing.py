@@ -163,19 +163,6 @@ def test_a_small_share_is_only_for_a_shared_gpu():
                           "leaves most of a whole GPU idle")
 
 
-def test_a_shared_group_rolls_by_recreate():
-    """A surge pod could take the free slice beside its predecessor, which still holds its
-    share of the GPU; vLLM would refuse to start there and the rollout would hang."""
-    from components.model_serving import rollout_strategy
-
-    config = _sharing_config()
-    config["cluster"]["gpuNodeGroups"][0]["maxSize"] = 4  # room for a surge pod
-    settings = settings_from(config)
-    group = settings.cluster.gpu_node_groups[0]
-    for model in settings.model_serving.models:
-        assert rollout_strategy(model, group, settings.model_serving.models) == {"type": "Recreate"}
-
-
 def test_models_whose_pods_cannot_share_a_node_are_warned_about():
     """g5.xlarge: 4 vCPUs; the default requests (3 CPUs each, and the compile-cache sidecar's
     100m) leave room for one model pod per node, so sharing its GPU saves nothing."""

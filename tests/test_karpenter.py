@@ -47,7 +47,7 @@ from tools.fake_cloud import ACCOUNT_ID
 
 NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+MODEL_WORKLOAD = "kubernetes:apps/v1:StatefulSet"
 GROUP_LABEL = "anythingllm.io/gpu-node-group"
 EC2 = f"arn:aws:ec2:us-east-1:{ACCOUNT_ID}"
 
@@ -316,14 +316,14 @@ def test_an_image_cache_snapshot_seeds_the_data_volume():
 def test_model_replicas_prefer_different_zones(stack_plans, stack):
     """A zonal Spot reclaim should not take every replica: a soft zone spread (GPUs are often
     short in some zones, so never a hard one that would leave a pod pending)."""
-    for deployment in stack_plans[stack].of_type(DEPLOYMENT):
-        if not deployment.name.startswith("models-"):
-            continue
-        pod = deployment.inputs["spec"]["template"]["spec"]
+    workloads = stack_plans[stack].of_type(MODEL_WORKLOAD)
+    assert len(workloads) == len(stack_settings(stack).model_serving.models)
+    for workload in workloads:
+        pod = workload.inputs["spec"]["template"]["spec"]
         (spread,) = pod["topologySpreadConstraints"]
         assert (spread["topologyKey"], spread["whenUnsatisfiable"], spread["maxSkew"]) == (
             "topology.kubernetes.io/zone", "ScheduleAnyway", 1)
-        assert spread["labelSelector"]["matchLabels"] == deployment.inputs["spec"]["selector"]["matchLabels"]
+        assert spread["labelSelector"]["matchLabels"] == workload.inputs["spec"]["selector"]["matchLabels"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -335,7 +335,7 @@ def test_every_model_lands_only_on_its_pool(stack_plans, stack):
         for p in plan.of_type(NODE_POOL)
     }
     for model in settings.model_serving.models:
-        pod = plan.one(DEPLOYMENT, f"models-{model.name}").inputs["spec"]["template"]["spec"]
+        pod = plan.one(MODEL_WORKLOAD, f"models-{model.name}").inputs["spec"]["template"]["spec"]
         group = settings.cluster.gpu_node_group_by_name[model.node_group]
         sharing = ({"nvidia.com/device-plugin.config": f"time-slicing-{group.gpu_sharing.replicas}"}
                    if group.gpu_sharing is not None else {})
@@ -508,7 +508,7 @@ def test_destroy_leaves_no_instance_behind(stack_plans, stack):
     pools = {p.inputs["metadata"]["name"]: p for p in plan.of_type(NODE_POOL)}
     for model in settings.model_serving.models:
         if model.node_group in pools:
-            deployment = plan.one(DEPLOYMENT, f"models-{model.name}")
+            deployment = plan.one(MODEL_WORKLOAD, f"models-{model.name}")
             assert plan.deleted_before(deployment, pools[model.node_group]), model.name
     must_outlive = [
         controller,

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from components.litellm_config import CACHE_NAMESPACE, litellm_config, render
-from components.model_serving import api_base
+from components.model_serving import api_bases
 from components.versions import LITELLM_IMAGE, LITELLM_VERSION
 from tests.conftest import STACKS
 
@@ -58,8 +58,13 @@ def test_rendered_config_loads_with_litellm_models(stack_plans, stack):
         assert key == "cache_params" or hasattr(litellm, key), key
     inspect.signature(Cache.__init__).bind(None, **raw["litellm_settings"]["cache_params"])
     for entry in raw["model_list"]:
-        # The keys LiteLLM's model-info lookup (litellm.types.utils.ModelInfoBase) knows.
-        assert set(entry["model_info"]) <= set(ModelInfoBase.__annotations__), entry["model_info"]
+        # The keys LiteLLM's model-info lookup (litellm.types.utils.ModelInfoBase) knows, and
+        # the deployment id, which the router keeps as declared (router.py set_model_list;
+        # types/router.py ModelInfo.id).
+        assert set(entry["model_info"]) - {"id"} <= set(ModelInfoBase.__annotations__), entry["model_info"]
+    router = Router(model_list=[{**e, "litellm_params": {**e["litellm_params"], "api_key": "k"}}
+                                for e in raw["model_list"]])
+    assert router.get_model_ids() == [e["model_info"]["id"] for e in raw["model_list"]]
 
     # No credential in the ConfigMap: every one is an environment reference.
     general = raw["general_settings"]
@@ -76,14 +81,38 @@ def test_rendered_config_loads_with_litellm_models(stack_plans, stack):
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_models_point_at_their_vllm_service(stack_plans, stack):
-    raw = yaml.safe_load(_config_of(stack_plans[stack]))
-    services = {r.inputs["metadata"]["name"] for r in stack_plans[stack].of_type("kubernetes:core/v1:Service")
+def test_every_replica_a_model_may_run_is_an_entry_with_a_service_of_its_own(stack_plans, stack):
+    """One entry per replica up to the model's ceiling, in ordinal order, each with a stable id
+    (the key of its in-flight count and cooldown) and a base URL whose Service selects that one
+    pod of the model's StatefulSet: the StatefulSet controller names pods `<set>-<ordinal>` and
+    labels each with `statefulset.kubernetes.io/pod-name` (kubernetes/website statefulset.md,
+    "Pod Name Label")."""
+    plan = stack_plans[stack]
+    raw = yaml.safe_load(_config_of(plan))
+    services = {r.inputs["metadata"]["name"]: r for r in plan.of_type("kubernetes:core/v1:Service")
                 if r.inputs["metadata"]["namespace"] == "model-serving"}
-    for entry in raw["model_list"]:
-        base = entry["litellm_params"]["api_base"]
-        assert base == f"http://vllm-{entry['model_name']}.model-serving.svc.cluster.local:8000/v1"
-        assert f"vllm-{entry['model_name']}" in services
+    scaled = {so.inputs["spec"]["scaleTargetRef"]["name"]: so.inputs["spec"]
+              for so in plan.of_type("kubernetes:keda.sh/v1alpha1:ScaledObject")}
+    ids = [entry["model_info"]["id"] for entry in raw["model_list"]]
+    assert len(ids) == len(set(ids))
+    for workload in plan.of_type("kubernetes:apps/v1:StatefulSet"):
+        name = workload.inputs["metadata"]["name"]
+        model = name.removeprefix("vllm-")
+        ceiling = (scaled[name]["maxReplicaCount"] if name in scaled
+                   else workload.inputs["spec"]["replicas"])
+        entries = [e for e in raw["model_list"] if e["model_name"] == model]
+        assert [e["model_info"]["id"] for e in entries] == [f"{name}-{i}" for i in range(ceiling)]
+        pod_selector = workload.inputs["spec"]["selector"]["matchLabels"]
+        port = next(p for p in workload.inputs["spec"]["template"]["spec"]["containers"][0]["ports"]
+                    if p["name"] == "http")
+        for ordinal, entry in enumerate(entries):
+            replica = f"{name}-{ordinal}"
+            assert entry["litellm_params"]["api_base"] == \
+                f"http://{replica}.model-serving.svc.cluster.local:8000/v1"
+            spec = services[replica].inputs["spec"]
+            assert spec["selector"] == {**pod_selector, "statefulset.kubernetes.io/pod-name": replica}
+            assert spec["ports"] == [{"name": "http", "port": port["containerPort"],
+                                      "targetPort": "http", "protocol": "TCP"}]
     embedding = next(e for e in raw["model_list"] if e["model_info"]["mode"] == "embedding")
     # LiteLLM's hosted_vllm provider appends /embeddings: the URL must end in /v1.
     url = HostedVLLMEmbeddingConfig().get_complete_url(
@@ -98,7 +127,7 @@ def test_cache_off_when_ttl_is_zero():
 
     settings = settings_from(base_config())
     models = settings.model_serving.models
-    config = litellm_config(models, {m.name: api_base(m) for m in models},
+    config = litellm_config(models, {m.name: api_bases(m) for m in models},
                             GatewaySettings(cache_ttl_seconds=0))
     assert config["litellm_settings"]["cache"] is False
     assert yaml.safe_load(render(config)) == config
@@ -144,11 +173,13 @@ def test_the_cache_stores_embeddings_and_answers_only_by_choice(chat, expected):
 
 
 def test_a_request_to_a_sleeping_model_fails_fast_and_names_it(stack_plans):
-    """A model asleep (0 replicas) has a Service without endpoints, which kube-proxy answers
-    with a refused connection at once. Through LiteLLM's own router, with the gateway's rendered
-    router settings (its retries and cooldown, without Redis), a chat request and an embedding
-    request to such a model come back as an error within seconds, naming the model group, not a
-    hang until the request timeout (600 s)."""
+    """A model asleep (0 replicas) has replica Services without endpoints, which kube-proxy
+    answers with a refused connection at once. Through LiteLLM's own router, with the gateway's
+    rendered router settings (least-busy, its retries and cooldown, without Redis), a chat
+    request and an embedding request to such a model come back as an error within seconds,
+    naming the model, not a hang until the request timeout (600 s): the refused connection
+    itself, or, once every replica of the model is cooled down after its refusal, LiteLLM's
+    "All deployments for selected model are in cooldown" (a 429 from the proxy)."""
     import asyncio
     import concurrent.futures
     import socket
@@ -163,6 +194,7 @@ def test_a_request_to_a_sleeping_model_fails_fast_and_names_it(stack_plans):
     model_list = [{**entry, "litellm_params": {**entry["litellm_params"], "api_base": refused,
                                                "api_key": "sleeping"}}
                   for entry in raw["model_list"]]
+    assert {entry["model_name"] for entry in model_list} == {"qwen2-5-7b-instruct", "bge-m3"}
 
     async def ask() -> list[tuple[float, str, str]]:
         router = Router(model_list=model_list, **settings)
@@ -188,4 +220,5 @@ def test_a_request_to_a_sleeping_model_fails_fast_and_names_it(stack_plans):
     for seconds, name, message in results:
         assert seconds < 15, (name, seconds)
         assert f"model group '{name}'" in message or name in message, message
-        assert "Cannot connect to host" in message or "Connection" in message, message
+        assert ("Cannot connect to host" in message
+                or "All deployments for selected model are in cooldown" in message), message

@@ -29,8 +29,8 @@ def test_every_manifest_is_valid_for_the_cluster_version(stack_plans, stack):
     objects = [r for r in stack_plans[stack].resources if is_kubernetes_object(r)]
     kinds = {r.inputs["kind"] for r in objects}
     # The whole serving path is rendered, not only the data services.
-    assert {"Deployment", "Service", "Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-            "NetworkPolicy", "Job", "ConfigMap", "Secret"} <= kinds
+    assert {"Deployment", "StatefulSet", "Service", "Ingress", "HorizontalPodAutoscaler",
+            "PodDisruptionBudget", "NetworkPolicy", "Job", "ConfigMap", "Secret"} <= kinds
     for resource in objects:
         manifest = _rendered(resource)
         # The offline run resolves every value (no preview unknowns left to stand in for).

@@ -20,7 +20,8 @@ from components import iam
 from components.ingress import alb_annotations
 from components.instance_types import GPU_INSTANCE_TYPES
 from components.litellm_config import litellm_config
-from components.observability import WatchedDeployment, cache_member_ids, database_alarms, gpu_alarms
+from components.model_serving import api_bases
+from components.observability import WatchedWorkload, cache_member_ids, database_alarms, gpu_alarms
 from components.settings import AlarmThresholds, SettingsError
 from components.settings.observability import max_connections
 from tests.conftest import ROOT, base_config, namespaced, settings_from
@@ -181,14 +182,25 @@ def test_alb_annotations_are_strings_within_alb_limits(config):
 
 @settings(max_examples=60, deadline=None)
 @given(config=stack_configs())
-def test_litellm_config_routes_every_model_once(config):
+def test_litellm_config_routes_every_replica_of_every_model_once(config):
+    """Each model has one entry per replica up to its ceiling, in ordinal order, with distinct
+    ids across the whole list (the keys of in-flight counts and cooldowns), and a retry for
+    each of its replicas."""
     loaded = settings_from(config)
     models = loaded.model_serving.models
-    bases = {model.name: f"http://vllm-{model.name}:8000/v1" for model in models}
+    bases = {model.name: api_bases(model) for model in models}
     rendered = litellm_config(models, bases, loaded.gateway)
     names = [entry["model_name"] for entry in rendered["model_list"]]
-    assert sorted(names) == sorted(model.name for model in models)
-    assert {entry["litellm_params"]["api_base"] for entry in rendered["model_list"]} == set(bases.values())
+    assert sorted(names) == sorted(m.name for m in models for _ in range(m.peak_replicas))
+    for model in models:
+        entries = [e for e in rendered["model_list"] if e["model_name"] == model.name]
+        assert [e["litellm_params"]["api_base"] for e in entries] == bases[model.name]
+        assert [e["model_info"]["id"] for e in entries] == [
+            f"vllm-{model.name}-{ordinal}" for ordinal in range(model.peak_replicas)]
+        policy = rendered["router_settings"]["model_group_retry_policy"][model.name]
+        assert policy["InternalServerErrorRetries"] == model.peak_replicas
+    ids = [e["model_info"]["id"] for e in rendered["model_list"]]
+    assert len(set(ids)) == len(ids)
 
 
 @settings(max_examples=100, deadline=None)
@@ -226,7 +238,7 @@ def test_alarm_thresholds_follow_the_settings(storage, percent, connections, min
     assert alarms["rds-free-storage"].threshold == round(storage * 2**30 * percent / 100)
     assert alarms["rds-connections"].threshold == connections
     [gpu] = gpu_alarms(thresholds, cluster_name="c", namespace="n",
-                       deployments={"m": WatchedDeployment("vllm-m", 1)})
+                       workloads={"m": WatchedWorkload("vllm-m", 1)})
     # CloudWatch: evaluation periods x period at most one day.
     assert gpu.evaluation_periods * gpu.metric["period"] == minutes * 60 <= 86400
 

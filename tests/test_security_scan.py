@@ -75,7 +75,10 @@ def test_a_digest_pinned_image_needs_no_digest_exception(scan):
 def test_fixed_findings_stay_fixed(stack_plans):
     """vLLM and LiteLLM run with a high uid and a read-only root; every container re-pulls."""
     for stack in STACKS:
-        for deployment in stack_plans[stack].of_type("kubernetes:apps/v1:Deployment"):
+        workloads = [*stack_plans[stack].of_type("kubernetes:apps/v1:Deployment"),
+                     *stack_plans[stack].of_type("kubernetes:apps/v1:StatefulSet")]
+        assert {w.inputs["metadata"]["namespace"] for w in workloads} >= {"model-serving", "llm-gateway"}
+        for deployment in workloads:
             pod = deployment.inputs["spec"]["template"]["spec"]
             container = pod["containers"][0]
             assert container["imagePullPolicy"] == "Always"

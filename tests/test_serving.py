@@ -11,12 +11,12 @@ from components import cold_start, iam
 from components.anythingllm import pre_stop_seconds, termination_grace_seconds
 from components.anythingllm_admin import admin_script
 from components.ingress import IAM_POLICY_FILE, alb_annotations
-from components.model_serving import rollout_strategy
 from components.versions import ANYTHINGLLM_IMAGE, LITELLM_IMAGE, VLLM_IMAGE
 from tests.conftest import ROOT, STACKS, base_config, helm_release, settings_from, stack_settings
 from tools.engine import Plan, Registration, run_stack
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+STATEFUL_SET = "kubernetes:apps/v1:StatefulSet"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
@@ -425,7 +425,7 @@ def test_model_servers_run_only_on_their_gpu_group(stack_plans, stack):
     plan = stack_plans[stack]
     settings = stack_settings(stack)
     for model in settings.model_serving.models:
-        deployment = _k8s(plan, DEPLOYMENT, f"vllm-{model.name}", "model-serving")
+        deployment = _k8s(plan, STATEFUL_SET, f"vllm-{model.name}", "model-serving")
         pod = _pod(deployment)
         containers = {c["name"]: c for c in pod["containers"]}
         # An autoscaled model's metrics sidecar (tests/test_autoscaling.py) runs beside vLLM.
@@ -486,18 +486,29 @@ def _admits(policy: dict, *, namespace: str, labels: dict[str, str], port: int) 
     return False
 
 
-def test_rollout_surges_only_where_the_group_has_room():
-    dev, prod = stack_settings("dev"), stack_settings("prod")
-    groups = dev.cluster.gpu_node_group_by_name
-    # dev: two 1-GPU models on a group of at most 2 single-GPU nodes: no room for a third pod.
-    for model in dev.model_serving.models:
-        strategy = rollout_strategy(model, groups[model.node_group], dev.model_serving.models)
-        assert strategy == {"type": "Recreate"}
-    groups = prod.cluster.gpu_node_group_by_name
-    for model in prod.model_serving.models:
-        strategy = rollout_strategy(model, groups[model.node_group], prod.model_serving.models)
-        assert strategy == {"type": "RollingUpdate",
-                            "rolling_update": {"max_unavailable": 0, "max_surge": 1}}
+@pytest.mark.parametrize("stack", STACKS)
+def test_model_servers_are_stateful_sets_that_roll_one_replica_at_a_time(stack_plans, stack):
+    """A StatefulSet, so each replica has a stable name and a Service of its own (the gateway
+    balances over them, tests/test_routing.py). It has no surge (apps/v1
+    RollingUpdateStatefulSetStrategy: maxUnavailable and partition only), so a rollout never
+    needs room beyond the model's ceiling, on a full group or a shared GPU alike: one replica
+    at a time, the old pod gone first. Parallel: replicas start together, as a Deployment's
+    do (the default OrderedReady starts each only once the previous is ready)."""
+    plan = stack_plans[stack]
+    assert not [d for d in plan.of_type(DEPLOYMENT)
+                if d.inputs["metadata"]["namespace"] == "model-serving"]
+    for model in stack_settings(stack).model_serving.models:
+        workload = _k8s(plan, STATEFUL_SET, f"vllm-{model.name}", "model-serving")
+        spec = workload.inputs["spec"]
+        assert spec["podManagementPolicy"] == "Parallel"
+        assert spec["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}
+        assert "serviceName" not in spec and "volumeClaimTemplates" not in spec
+        (spread,) = _pod(workload)["topologySpreadConstraints"]
+        # StatefulSet pods carry controller-revision-hash, not pod-template-hash.
+        assert spread["matchLabelKeys"] == ["controller-revision-hash"]
+        minutes = cold_start.pulumi_wait_minutes(
+            model, drain_seconds=10 + stack_settings(stack).gateway.request_timeout_seconds + 30)
+        assert workload.custom_timeouts == {"create": f"{minutes}m", "update": f"{minutes}m"}
 
 
 def test_prod_has_a_dns_alias_to_the_alb(stack_plans):

@@ -159,7 +159,8 @@ def test_workloads_wait_only_for_the_capacity_they_run_on(stack_plans, stack):
     plan = stack_plans[stack]
     capacity = _capacity(plan)
     gpu_groups = [name for name in capacity if name != "system"]
-    workloads = [*plan.of_type("kubernetes:apps/v1:Deployment"), *plan.of_type("kubernetes:batch/v1:Job"),
+    workloads = [*plan.of_type("kubernetes:apps/v1:Deployment"),
+                 *plan.of_type("kubernetes:apps/v1:StatefulSet"), *plan.of_type("kubernetes:batch/v1:Job"),
                  *plan.of_type("kubernetes:helm.sh/v3:Release"), *plan.of_type("aws:eks/addon:Addon"),
                  *plan.of_type("kubernetes:networking.k8s.io/v1:Ingress")]
     for workload in workloads:
@@ -171,7 +172,7 @@ def test_workloads_wait_only_for_the_capacity_they_run_on(stack_plans, stack):
     settings = stack_settings(stack)
     releases = {r.inputs["name"]: r for r in plan.of_type("kubernetes:helm.sh/v3:Release")}
     for model in settings.model_serving.models:
-        deployment = plan.one("kubernetes:apps/v1:Deployment", f"models-{model.name}")
+        deployment = plan.one("kubernetes:apps/v1:StatefulSet", f"models-{model.name}")
         group = settings.cluster.gpu_node_group_by_name[model.node_group]
         assert plan.waits_for(deployment, releases["cluster-autoscaler"]) == (
             group.engine == "managed" and group.min_size == 0)
@@ -187,7 +188,8 @@ def test_the_ingress_does_not_wait_for_pods(stack_plans, stack):
     controller and the Services, not for AnythingLLM's rollout."""
     plan = stack_plans[stack]
     for ingress in plan.of_type("kubernetes:networking.k8s.io/v1:Ingress"):
-        for deployment in plan.of_type("kubernetes:apps/v1:Deployment"):
+        for deployment in [*plan.of_type("kubernetes:apps/v1:Deployment"),
+                           *plan.of_type("kubernetes:apps/v1:StatefulSet")]:
             assert not plan.waits_for(ingress, deployment), (ingress.name, deployment.name)
     for service in plan.of_type("kubernetes:core/v1:Service"):
         if service.inputs["metadata"]["namespace"] == "anythingllm":
@@ -209,7 +211,8 @@ def test_clients_wait_for_the_rules_that_let_them_in(stack_plans, stack):
     assert plan.waits_for(plan.one("kubernetes:batch/v1:Job", "database-bootstrap"), postgres)
     for claim in plan.of_type("kubernetes:core/v1:PersistentVolumeClaim"):
         assert plan.waits_for(claim, nfs), claim.name
-    for deployment in plan.of_type("kubernetes:apps/v1:Deployment"):
+    for deployment in [*plan.of_type("kubernetes:apps/v1:Deployment"),
+                       *plan.of_type("kubernetes:apps/v1:StatefulSet")]:
         namespace = deployment.inputs["metadata"]["namespace"]
         if namespace in ("anythingllm", "llm-gateway"):
             assert plan.waits_for(deployment, postgres), deployment.name
@@ -228,7 +231,8 @@ def test_destroy_order_from_the_dependency_graph(stack_plans, stack):
     controller = helm_release(plan, "aws-load-balancer-controller")
     for ingress in plan.of_type("kubernetes:networking.k8s.io/v1:Ingress"):
         assert plan.deleted_before(ingress, controller), ingress.name
-    workloads = [*plan.of_type("kubernetes:apps/v1:Deployment"), *plan.of_type("kubernetes:batch/v1:Job"),
+    workloads = [*plan.of_type("kubernetes:apps/v1:Deployment"),
+                 *plan.of_type("kubernetes:apps/v1:StatefulSet"), *plan.of_type("kubernetes:batch/v1:Job"),
                  *plan.of_type("kubernetes:helm.sh/v3:Release")]
     capacity = _capacity(plan)
     assert len(capacity) >= 2 and len(workloads) >= 6

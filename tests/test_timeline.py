@@ -295,7 +295,7 @@ def test_a_model_on_a_karpenter_pool_waits_for_a_node_launch(stack_plans):
     steps = create_schedule(plan, TABLE)
     launch = TABLE["rules"]["karpenter_launch"]["seconds"]
     image = TABLE["images"]["docker.io/vllm/vllm-openai"]["ready_seconds"]
-    models = [step for step in steps.values() if step.type == "kubernetes:apps/v1:Deployment"
+    models = [step for step in steps.values() if step.type == "kubernetes:apps/v1:StatefulSet"
               and "a node of cluster-karpenter-inference" in step.duration.basis]
     assert len(models) == 2
     assert all(step.duration.seconds == image + launch for step in models)

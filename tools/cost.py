@@ -39,7 +39,7 @@ PRICES_DIR = Path(__file__).resolve().parent / "data"
 COMPONENT_PREFIX = "anythingllm:"
 NOT_INCLUDED = ("data transfer and NAT data processing", "CloudWatch Logs and Container Insights "
                 "ingestion", "backups and snapshots beyond the free allowance",
-                "a model rollout's extra node, an emptied Karpenter node's 10 idle minutes and "
+                "an emptied Karpenter node's 10 idle minutes and "
                 "a woken model's hours outside its schedule")
 # AMP's collector-hours and samples: their prices could not be checked offline (README, "Scaling").
 NOT_PRICED_TYPES = {"aws:amp/scraper:Scraper": "the managed Prometheus collector and its samples "
@@ -184,8 +184,8 @@ def _node_pool(plan: Plan, pool: Registration, prices: dict[str, Any], hours: fl
 
 @dataclass(frozen=True)
 class ModelLoad:
-    """One model's pods on a GPU group, as the plan declares them: its Deployment's pod, and its
-    ScaledObject's bounds and cron trigger (or the Deployment's fixed count)."""
+    """One model's pods on a GPU group, as the plan declares them: its workload's pod, and its
+    ScaledObject's bounds and cron trigger (or the workload's fixed count)."""
 
     name: str
     pod: tuple[int, int, int]
@@ -214,15 +214,17 @@ def _model_loads(plan: Plan, group: str) -> list[ModelLoad]:
     scaled = {so.inputs["spec"]["scaleTargetRef"]["name"]: so.inputs["spec"]
               for so in plan.of_type("kubernetes:keda.sh/v1alpha1:ScaledObject")}
     loads = []
-    for deployment in plan.of_type("kubernetes:apps/v1:Deployment"):
-        template = deployment.inputs["spec"]["template"]["spec"]
+    workloads = [*plan.of_type("kubernetes:apps/v1:Deployment"),
+                 *plan.of_type("kubernetes:apps/v1:StatefulSet")]
+    for workload in workloads:
+        template = workload.inputs["spec"]["template"]["spec"]
         if (template.get("nodeSelector") or {}).get(GPU_GROUP_LABEL) != group:
             continue
-        name = deployment.inputs["metadata"]["name"]
+        name = workload.inputs["metadata"]["name"]
         pod = _pod_requests(template)
         spec = scaled.get(name)
         if spec is None:
-            count = deployment.inputs["spec"].get("replicas", 1)
+            count = workload.inputs["spec"].get("replicas", 1)
             loads.append(ModelLoad(name, pod, count, count))
             continue
         awake = None
