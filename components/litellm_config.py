@@ -29,6 +29,12 @@ def env(variable: str) -> str:
 # above the model's current count refuses connections: it costs one refused connection and a
 # retry per cooldown; short, so a woken or added replica takes requests within 10 s.
 COOLDOWN_SECONDS = 10
+# LiteLLM's own rule for a replica without `allowed_fails` (router_utils/cooldown_handlers.py
+# _should_cooldown_deployment): cooled once more than half of the current minute's requests to
+# it failed, with at least this many (litellm/constants.py DEFAULT_FAILURE_THRESHOLD_MINIMUM_
+# REQUESTS); the only replica of a model only once a minute's requests all failed, at least
+# 1,000 of them (SINGLE_DEPLOYMENT_TRAFFIC_FAILURE_THRESHOLD).
+MINUTE_FAILURES_BEFORE_COOLDOWN = 5
 
 
 def replica_id(api_base: str) -> str:
@@ -37,11 +43,25 @@ def replica_id(api_base: str) -> str:
     return urlsplit(api_base).hostname.split(".", 1)[0]
 
 
-def model_entry(model: ModelSettings, api_base: str, *, timeout_seconds: int) -> dict:
-    """One `model_list` entry: one replica of a vLLM server, as `hosted_vllm/<served name>`;
-    every replica of a model shares its `model_name` (LiteLLM's model group)."""
+def always_up(model: ModelSettings) -> int:
+    """How many replicas run whenever the model is awake: ordinals 0 up to its floor (at least
+    one). A StatefulSet scales in from the highest ordinal and out to the lowest missing one."""
+    return max(model.replicas, 1)
+
+
+def model_entry(model: ModelSettings, ordinal: int, api_base: str, *, timeout_seconds: int) -> dict:
+    """One `model_list` entry: replica `ordinal` of a vLLM server, as `hosted_vllm/<served
+    name>`; every replica of a model shares its `model_name` (LiteLLM's model group).
+
+    A replica above the floor is often absent: it is cooled down at its first failure
+    (`allowed_fails: 0` in its model_info, read by cooldown_handlers.py
+    _get_deployment_cooldown_policy), so it costs one refused connection per cooldown. A replica
+    up to the floor keeps LiteLLM's own rule (MINUTE_FAILURES_BEFORE_COOLDOWN): one request that
+    vLLM answers with an error, retried on every replica, then never takes the model down."""
     info: dict = {"id": replica_id(api_base), "mode": model.kind,
                   "max_input_tokens": model.max_model_len}
+    if ordinal >= always_up(model):
+        info["allowed_fails"] = 0
     if model.dimensions is not None:
         info["output_vector_size"] = model.dimensions
     return {
@@ -65,14 +85,21 @@ def cached_call_types(settings: GatewaySettings) -> list[str]:
 
 
 def retry_policy(model: ModelSettings) -> dict:
-    """Retries of one request to a model (LiteLLM routes every retry afresh).
+    """Retries of one request to a model with more than one replica (LiteLLM routes every retry
+    afresh, at once while another replica is not cooled down: router.py
+    _time_to_sleep_before_retry).
 
-    A refused connection (a replica above the current count) comes back as an
-    InternalServerError; each one cools its replica down, so a request may meet every absent
-    replica once before it reaches a live one: as many retries as the model has replicas at its
-    peak. A timeout is not retried: it has already waited the whole request timeout.
+    A refused connection comes back as an InternalServerError, and least-busy picks an absent
+    replica first (it has nothing in flight) until it is cooled down. A request may meet each
+    absent replica above the floor once, and an absent replica up to the floor (replaced in a
+    rollout, or on a lost node) up to MINUTE_FAILURES_BEFORE_COOLDOWN times, before it reaches a
+    live one. A timeout is not retried: it has already waited the whole request timeout. A model
+    with one replica keeps the router's two retries, whose back-off is what a retry to the same
+    replica needs.
     """
-    return {"InternalServerErrorRetries": model.peak_replicas, "TimeoutErrorRetries": 0}
+    above_floor = model.peak_replicas - always_up(model)
+    return {"InternalServerErrorRetries": above_floor + MINUTE_FAILURES_BEFORE_COOLDOWN,
+            "TimeoutErrorRetries": 0}
 
 
 def litellm_config(models: list[ModelSettings], api_bases: dict[str, list[str]],
@@ -92,22 +119,20 @@ def litellm_config(models: list[ModelSettings], api_bases: dict[str, list[str]],
     """
     redis = {key: env(variable) for key, variable in REDIS_VARIABLES.items()}
     return {
-        "model_list": [model_entry(m, base, timeout_seconds=settings.request_timeout_seconds)
-                       for m in models for base in api_bases[m.name]],
+        "model_list": [model_entry(m, ordinal, base, timeout_seconds=settings.request_timeout_seconds)
+                       for m in models for ordinal, base in enumerate(api_bases[m.name])],
         "router_settings": {
             **{f"redis_{key}": value for key, value in redis.items()},
             "routing_strategy": "least-busy",
             "num_retries": 2,
             "timeout": settings.request_timeout_seconds,
-            # A replica is cooled down at its first failure. LiteLLM ignores an allowed_fails
-            # equal to its default (3): it then cools a replica down only once more than half of
-            # a minute's requests to it have failed, at least 5 (router_utils/
-            # cooldown_handlers.py _is_allowed_fails_set_on_router, _should_cooldown_deployment),
-            # and least-busy would keep choosing an absent replica, which has nothing in flight.
-            # Client errors (400, context too long) never cool a replica (_is_cooldown_required).
-            "allowed_fails": 0,
+            # No router-wide allowed_fails: set, it would also cool the replicas up to the floor
+            # at their first failure, and the only replica of a model (cooldown_handlers.py
+            # _should_cooldown_deployment). Replicas above the floor carry their own (model_entry).
+            # Client errors (400, a prompt too long) never cool a replica (_is_cooldown_required).
             "cooldown_time": COOLDOWN_SECONDS,
-            "model_group_retry_policy": {m.name: retry_policy(m) for m in models},
+            "model_group_retry_policy": {m.name: retry_policy(m) for m in models
+                                         if m.peak_replicas > 1},
         },
         "litellm_settings": {
             "cache": settings.cache_ttl_seconds > 0,

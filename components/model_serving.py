@@ -79,10 +79,39 @@ def api_bases(model: ModelSettings) -> list[str]:
             for ordinal in range(model.peak_replicas)]
 
 
-# Between the pod leaving its Service's endpoints and SIGTERM: the gateway's kube-proxy has
-# stopped sending it new connections before vLLM stops taking requests.
-PRE_STOP_SECONDS = 10
+# A leaving pod must stop getting new requests before vLLM stops taking them: after SIGTERM
+# vLLM answers a new request with an empty `abort` completion (vllm 0.32.0 v1/engine/core.py
+# `_reject_add_in_shutdown`). Leaving a replica's Service is not enough on its own: a pod that
+# is terminating but still ready stays a *serving* endpoint, and kube-proxy sends new
+# connections to serving terminating endpoints when a Service has no other (kubernetes/website
+# content/en/docs/concepts/services-networking/endpoint-slices.md, "Serving"; kubernetes/
+# kubernetes pkg/proxy/topology.go CategorizeEndpoints), which is always the case for a
+# replica's own Service. So the preStop marks the pod as draining, the readiness probe fails
+# on the mark (the kubelet keeps probing a terminating pod), and SIGTERM comes only once the
+# pod has stopped serving: new connections to its Service are then refused, and the gateway
+# cools the replica down and routes elsewhere.
+DRAIN_MARK = "/tmp/vllm-draining"
+READINESS_PERIOD_SECONDS = 5
+READINESS_FAILURES = 2
+# Long enough for the readiness probe to fail twice on the mark, then for the EndpointSlice and
+# kube-proxy to catch up; vLLM serves normally meanwhile.
+PRE_STOP_SECONDS = READINESS_PERIOD_SECONDS * READINESS_FAILURES + 5
 GRACE_MARGIN_SECONDS = 30
+
+# The preStop (argv: mark, seconds): mark the pod as draining, then wait.
+PRE_STOP_SCRIPT = """\
+import pathlib, sys, time
+pathlib.Path(sys.argv[1]).touch()
+time.sleep(float(sys.argv[2]))
+"""
+# The readiness probe (argv: mark, health URL): not ready once draining, else vLLM's /health.
+READINESS_SCRIPT = """\
+import os, sys, urllib.request
+if os.path.exists(sys.argv[1]):
+    sys.exit(1)
+with urllib.request.urlopen(sys.argv[2], timeout=4) as response:
+    sys.exit(0 if response.status == 200 else 1)
+"""
 
 
 def termination_grace_seconds(stream_seconds: int) -> int:
@@ -151,7 +180,8 @@ def model_container(model: ModelSettings, *, with_hf_token: bool, stream_seconds
         "image_pull_policy": IMAGE_PULL_POLICY,
         "command": ["vllm", "serve"],
         "args": vllm_args(model, stream_seconds=stream_seconds),
-        "lifecycle": {"pre_stop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
+        "lifecycle": {"pre_stop": {"exec": {"command": [
+            "python3", "-c", PRE_STOP_SCRIPT, DRAIN_MARK, str(PRE_STOP_SECONDS)]}}},
         "env": env,
         "ports": [{"name": "http", "container_port": VLLM_PORT, "protocol": "TCP"}],
         "resources": resources,
@@ -162,7 +192,12 @@ def model_container(model: ModelSettings, *, with_hf_token: bool, stream_seconds
         # Sized from the model's weights: first download, load, compile (cold_start.py).
         "startup_probe": http_probe("/health", "http", period=cold_start.PROBE_PERIOD_SECONDS,
                                     failures=cold_start.startup_probe_failures(model)),
-        "readiness_probe": http_probe("/health", "http", period=10, failures=3),
+        # An exec probe in vLLM's own Python (its image has no curl): a process every 5 s.
+        "readiness_probe": {
+            "exec": {"command": ["python3", "-c", READINESS_SCRIPT, DRAIN_MARK,
+                                 f"http://127.0.0.1:{VLLM_PORT}/health"]},
+            "period_seconds": READINESS_PERIOD_SECONDS, "timeout_seconds": 5,
+            "failure_threshold": READINESS_FAILURES, "success_threshold": 1},
         "liveness_probe": http_probe("/health", "http", period=30, failures=5, timeout=10),
         "volume_mounts": [
             {"name": "shm", "mount_path": "/dev/shm"},

@@ -3,7 +3,8 @@
 Each replica runs `slots` sequences at once (vLLM's `max_num_seqs`) and queues the rest (what
 vLLM reports as `vllm:num_requests_waiting`); an answer streams `max_tokens` chunks,
 `seconds_per_token` apart, in the OpenAI chat-completions format LiteLLM's `hosted_vllm`
-provider reads. Every arrival records the requests in flight at every replica of the fleet at
+provider reads. A request whose messages contain POISON gets a 500, as vLLM answers a request
+its engine fails on. Every arrival records the requests in flight at every replica of the fleet at
 that moment, so a test can tell whether the router chose the least loaded one.
 """
 
@@ -15,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
+
+POISON = "a request vLLM fails on"
 
 
 @dataclass
@@ -80,6 +83,9 @@ class FakeReplica:
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
+        if POISON in json.dumps(body["messages"]):  # a request this server fails on
+            return web.json_response({"error": {"message": "engine error", "type": "InternalServerError"}},
+                                     status=500)
         tokens = int(body.get("max_tokens") or 1)
         self.fleet.arrivals.append(Arrival(self.name, self.fleet.in_flight()))
         arrived = time.monotonic()

@@ -45,7 +45,15 @@ from components.model_autoscaling import (
     queries,
 )
 from components.model_metrics import METRICS_PORT, PROXY_SCRIPT, WAIT_FOR_UPSTREAM_SCRIPT
-from components.model_serving import PRE_STOP_SECONDS, termination_grace_seconds
+from components.model_serving import (
+    DRAIN_MARK,
+    PRE_STOP_SCRIPT,
+    PRE_STOP_SECONDS,
+    READINESS_FAILURES,
+    READINESS_PERIOD_SECONDS,
+    READINESS_SCRIPT,
+    termination_grace_seconds,
+)
 from components.settings.serving import AwakeHoursSettings, cron_days
 from components.versions import KEDA, KEDA_KUBERNETES, KEDA_VERSION
 from tests import crd_schema
@@ -531,9 +539,55 @@ def test_a_leaving_model_pod_finishes_its_answers(stack_plans, stack):
         vllm = next(c for c in pod["containers"] if c["name"] == "vllm")
         args = vllm["args"]
         assert int(args[args.index("--shutdown-timeout") + 1]) == stream > 0
-        assert vllm["lifecycle"] == {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}}
+        assert vllm["lifecycle"] == {"preStop": {"exec": {"command": [
+            "python3", "-c", PRE_STOP_SCRIPT, DRAIN_MARK, str(PRE_STOP_SECONDS)]}}}
+        readiness = vllm["readinessProbe"]
+        assert readiness["exec"]["command"] == ["python3", "-c", READINESS_SCRIPT, DRAIN_MARK,
+                                                "http://127.0.0.1:8000/health"]
+        # The mark is on the pod's /tmp, which vLLM's read-only image can write.
+        assert "/tmp" in {m["mountPath"] for m in vllm["volumeMounts"]}
+        assert DRAIN_MARK.startswith("/tmp/")
+        # SIGTERM only once the probe has failed on the mark as often as it must, and the
+        # endpoints have had 5 s to follow.
+        assert readiness["periodSeconds"] * readiness["failureThreshold"] + 5 <= PRE_STOP_SECONDS
         assert pod["terminationGracePeriodSeconds"] == termination_grace_seconds(stream)
         assert pod["terminationGracePeriodSeconds"] > PRE_STOP_SECONDS + stream
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_draining_model_pod_stops_being_ready_before_vllm_stops_taking_requests(tmp_path):
+    """The preStop and readiness scripts, run for real as in the pod (`python3 -c` with their
+    arguments): ready while vLLM's /health answers and the pod is not leaving; not ready once
+    the preStop has marked it, or when vLLM does not answer."""
+    port = _free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    mark, health = str(tmp_path / "draining"), f"http://127.0.0.1:{port}/health"
+
+    def ready() -> bool:
+        return subprocess.run([sys.executable, "-c", READINESS_SCRIPT, mark, health],
+                              capture_output=True, timeout=10).returncode == 0
+
+    try:
+        assert ready()
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-c", PRE_STOP_SCRIPT, mark, "0.5"], check=True, timeout=10)
+        assert time.monotonic() - started >= 0.5
+        assert not ready()
+    finally:
+        server.shutdown()
+        server.server_close()
+    os.remove(mark)
+    assert not ready()  # nothing listens any more
+    assert (READINESS_PERIOD_SECONDS, READINESS_FAILURES) == (5, 2)
 
 
 def test_scaling_waits_before_it_moves_and_steps_down_slowly():

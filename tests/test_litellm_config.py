@@ -58,10 +58,14 @@ def test_rendered_config_loads_with_litellm_models(stack_plans, stack):
         assert key == "cache_params" or hasattr(litellm, key), key
     inspect.signature(Cache.__init__).bind(None, **raw["litellm_settings"]["cache_params"])
     for entry in raw["model_list"]:
-        # The keys LiteLLM's model-info lookup (litellm.types.utils.ModelInfoBase) knows, and
-        # the deployment id, which the router keeps as declared (router.py set_model_list;
-        # types/router.py ModelInfo.id).
-        assert set(entry["model_info"]) - {"id"} <= set(ModelInfoBase.__annotations__), entry["model_info"]
+        # The keys LiteLLM's model-info lookup (litellm.types.utils.ModelInfoBase) knows, the
+        # deployment id, which the router keeps as declared (router.py set_model_list;
+        # types/router.py ModelInfo.id), and a replica's own allowed_fails, which the cooldown
+        # reads from model_info only (router_utils/cooldown_handlers.py
+        # _get_deployment_cooldown_policy).
+        router_keys = {"id", "allowed_fails"}
+        assert set(entry["model_info"]) - router_keys <= set(ModelInfoBase.__annotations__), \
+            entry["model_info"]
     router = Router(model_list=[{**e, "litellm_params": {**e["litellm_params"], "api_key": "k"}}
                                 for e in raw["model_list"]])
     assert router.get_model_ids() == [e["model_info"]["id"] for e in raw["model_list"]]

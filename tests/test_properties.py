@@ -184,8 +184,8 @@ def test_alb_annotations_are_strings_within_alb_limits(config):
 @given(config=stack_configs())
 def test_litellm_config_routes_every_replica_of_every_model_once(config):
     """Each model has one entry per replica up to its ceiling, in ordinal order, with distinct
-    ids across the whole list (the keys of in-flight counts and cooldowns), and a retry for
-    each of its replicas."""
+    ids across the whole list (the keys of in-flight counts and cooldowns), its cooldown rule
+    and its retries."""
     loaded = settings_from(config)
     models = loaded.model_serving.models
     bases = {model.name: api_bases(model) for model in models}
@@ -197,8 +197,16 @@ def test_litellm_config_routes_every_replica_of_every_model_once(config):
         assert [e["litellm_params"]["api_base"] for e in entries] == bases[model.name]
         assert [e["model_info"]["id"] for e in entries] == [
             f"vllm-{model.name}-{ordinal}" for ordinal in range(model.peak_replicas)]
-        policy = rendered["router_settings"]["model_group_retry_policy"][model.name]
-        assert policy["InternalServerErrorRetries"] == model.peak_replicas
+        # Replicas that may be absent while the model is awake (above its floor, at least one)
+        # cool down at their first failure; the others keep LiteLLM's own rule.
+        always = max(model.replicas, 1)
+        assert [e["model_info"].get("allowed_fails") for e in entries] == (
+            [None] * min(always, model.peak_replicas) + [0] * (model.peak_replicas - always))
+        policies = rendered["router_settings"]["model_group_retry_policy"]
+        if model.peak_replicas == 1:
+            assert model.name not in policies  # the router's two retries, with back-off
+        else:
+            assert policies[model.name]["InternalServerErrorRetries"] == model.peak_replicas - always + 5
     ids = [e["model_info"]["id"] for e in rendered["model_list"]]
     assert len(set(ids)) == len(ids)
 

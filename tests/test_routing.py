@@ -28,7 +28,7 @@ import time
 import pytest
 import yaml
 
-from tests.fake_vllm import FakeReplica, Fleet
+from tests.fake_vllm import POISON, FakeReplica, Fleet
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download at import
 pytest.importorskip("litellm", reason="requirements-test.txt installs it")
@@ -43,8 +43,8 @@ REQUESTS = 60
 GAP_SECONDS = 0.06  # the live replicas' slots about 70 % busy on average, with bursts beyond
 
 
-def _rendered(stack_plans) -> tuple[list[dict], dict]:
-    config_map = next(r for r in stack_plans["prod"].of_type("kubernetes:core/v1:ConfigMap")
+def _rendered(stack_plans, stack: str = "prod") -> tuple[list[dict], dict]:
+    config_map = next(r for r in stack_plans[stack].of_type("kubernetes:core/v1:ConfigMap")
                       if r.inputs["metadata"]["name"] == "litellm-config")
     raw = yaml.safe_load(config_map.inputs["data"]["config.yaml"])
     settings = {key: value for key, value in raw["router_settings"].items()
@@ -206,3 +206,69 @@ def test_a_stream_counts_as_in_flight_until_its_last_chunk(stack_plans):
     assert during == running and sum(during.values()) == 7
     assert max(during.values()) - min(during.values()) <= 1  # 3, 2, 2: spread, not piled
     assert set(after.values()) == {0}
+
+
+async def _answers(router: Router, count: int, *, gap: float, tokens: int = 2) -> list[object]:
+    tasks = []
+    for _ in range(count):
+        tasks.append(asyncio.create_task(_ask(router, tokens)))
+        await asyncio.sleep(gap)
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def test_absent_replicas_cost_no_answer(stack_plans):
+    """Prod's chat model in the middle of a rollout at its floor: replica 1 is being replaced
+    (a replica up to the floor, which keeps LiteLLM's own cooldown rule: five failures in a
+    minute), replicas 2-4 are not running (cooled at their first refusal), replica 0 serves.
+    Least-busy prefers the absent ones (nothing in flight). With the rendered retries every
+    request is answered; with the router's default two, requests fail (the control)."""
+    entries, settings = _rendered(stack_plans)
+    assert settings["model_group_retry_policy"][CHAT]["InternalServerErrorRetries"] == 8
+
+    async def scenario(settings: dict) -> list[object]:
+        fleet = Fleet()
+        replica = FakeReplica(fleet, "r0", slots=SLOTS, seconds_per_token=0.05)
+        urls = [await replica.start()] + [_refused_url() for _ in entries[1:]]
+        try:
+            router = Router(model_list=_pointed(entries, urls), **settings)
+            return await _answers(router, 24, gap=0.02)
+        finally:
+            await replica.stop()
+
+    answers = _run(scenario(settings))
+    assert not [a for a in answers if isinstance(a, BaseException)], answers
+    without = {key: value for key, value in settings.items() if key != "model_group_retry_policy"}
+    failed = [a for a in _run(scenario(without)) if isinstance(a, BaseException)]
+    assert failed and "Cannot connect to host" in str(failed[0])
+
+
+@pytest.mark.parametrize("stack, live", [("dev", 1), ("prod", 2)])
+def test_a_request_vllm_fails_on_does_not_take_the_model_down(stack_plans, stack, live):
+    """One request that vLLM answers with a 500 (retried on every live replica) cools no
+    replica up to the floor, so the next requests are answered at once. (A router-wide
+    `allowed_fails: 0` cooled every live replica, and the model answered nothing but 429s for
+    the cooldown's 10 s.)"""
+    entries, settings = _rendered(stack_plans, stack)
+
+    async def scenario() -> tuple[object, list[object]]:
+        fleet = Fleet()
+        replicas = [FakeReplica(fleet, f"r{i}", slots=SLOTS, seconds_per_token=0.01)
+                    for i in range(live)]
+        urls = [await replica.start() for replica in replicas]
+        urls += [_refused_url() for _ in entries[live:]]
+        try:
+            router = Router(model_list=_pointed(entries, urls), **settings)
+            try:
+                await router.acompletion(model=CHAT, messages=[{"role": "user", "content": POISON}],
+                                         max_tokens=2)
+                poisoned: object = None
+            except Exception as error:  # what the client gets for its own request
+                poisoned = error
+            return poisoned, await _answers(router, 8, gap=0.01)
+        finally:
+            for replica in replicas:
+                await replica.stop()
+
+    poisoned, answers = _run(scenario())
+    assert poisoned is not None and "engine error" in str(poisoned)
+    assert not [a for a in answers if isinstance(a, BaseException)], answers

@@ -11,6 +11,7 @@ from components import cold_start, iam
 from components.anythingllm import pre_stop_seconds, termination_grace_seconds
 from components.anythingllm_admin import admin_script
 from components.ingress import IAM_POLICY_FILE, alb_annotations
+from components.model_serving import termination_grace_seconds as model_grace_seconds
 from components.versions import ANYTHINGLLM_IMAGE, LITELLM_IMAGE, VLLM_IMAGE
 from tests.conftest import ROOT, STACKS, base_config, helm_release, settings_from, stack_settings
 from tools.engine import Plan, Registration, run_stack
@@ -506,8 +507,8 @@ def test_model_servers_are_stateful_sets_that_roll_one_replica_at_a_time(stack_p
         (spread,) = _pod(workload)["topologySpreadConstraints"]
         # StatefulSet pods carry controller-revision-hash, not pod-template-hash.
         assert spread["matchLabelKeys"] == ["controller-revision-hash"]
-        minutes = cold_start.pulumi_wait_minutes(
-            model, drain_seconds=10 + stack_settings(stack).gateway.request_timeout_seconds + 30)
+        minutes = cold_start.pulumi_wait_minutes(model, drain_seconds=model_grace_seconds(
+            stack_settings(stack).gateway.request_timeout_seconds))
         assert workload.custom_timeouts == {"create": f"{minutes}m", "update": f"{minutes}m"}
 
 
