@@ -212,10 +212,11 @@ def http_service(name: str, *, namespace: pulumi.Input[str], labels: dict[str, s
     `object_name` (default: the workload's `app.kubernetes.io/name`).
 
     Not awaited: pulumi-kubernetes holds a Service with a selector until its pods are ready
-    (provider/pkg/await/service.go), with a 10-minute default timeout. Its Deployment is already
+    (provider/pkg/await/service.go), with a 10-minute default timeout. Its workload is already
     awaited with a timeout sized for it (a vLLM pod on a GPU node started from zero takes
-    longer than 10 minutes), and what depends on the Service (the Ingress) needs it to exist,
-    not its pods to be ready.
+    longer than 10 minutes), what depends on the Service (the Ingress) needs it to exist, not
+    its pods to be ready, and a model replica's Service above the current count never has a
+    ready pod.
     """
     return k8s.core.v1.Service(
         name,

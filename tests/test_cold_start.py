@@ -27,13 +27,13 @@ from tools.engine import read_stack_config, run_stack
 WORKLOAD = "kubernetes:apps/v1:StatefulSet"
 
 
-def _deployments(plan) -> dict[str, object]:
+def _model_workloads(plan) -> dict[str, object]:
     return {d.inputs["metadata"]["name"]: d for d in plan.of_type(WORKLOAD)
             if d.inputs["metadata"]["name"].startswith("vllm-")}
 
 
-def _pod(deployment) -> dict:
-    return deployment.inputs["spec"]["template"]["spec"]
+def _pod(workload) -> dict:
+    return workload.inputs["spec"]["template"]["spec"]
 
 
 # ------------------------------------------------------------------------- the startup budget
@@ -50,12 +50,12 @@ def test_the_startup_probe_is_sized_from_the_weights_by_hand(stack_plans):
     bge = (2.2 * 1024 / 50 + 2.2 * 1024 / 250 + 300) * 1.5      # 531.1 s
     expected = {"vllm-qwen2-5-7b-instruct": 98, "vllm-bge-m3": 54}
     assert (round(qwen), round(bge)) == (973, 531)
-    for name, deployment in _deployments(stack_plans["dev"]).items():
-        container = _vllm(_pod(deployment))
+    for name, workload in _model_workloads(stack_plans["dev"]).items():
+        container = _vllm(_pod(workload))
         probe = container["startupProbe"]
         assert (probe["failureThreshold"], probe["periodSeconds"]) == (expected[name], 10)
         # Small models keep the floor a rollout had: 40 minutes for Pulumi.
-        assert deployment.custom_timeouts == {"create": "40m", "update": "40m"}
+        assert workload.custom_timeouts == {"create": "40m", "update": "40m"}
 
 
 def test_a_large_model_gets_a_longer_probe_deadline_and_wait():
@@ -70,14 +70,14 @@ def test_a_large_model_gets_a_longer_probe_deadline_and_wait():
     group = config["anythingllm:cluster"]["gpuNodeGroups"][0]
     group.pop("gpuSharing")  # two 0.8 replicas could not share a GPU
     group["maxSize"] = 4
-    deployment = _deployments(run_stack(ROOT, "dev", config=config))["vllm-qwen2-5-7b-instruct"]
-    container = _vllm(_pod(deployment))
+    workload = _model_workloads(run_stack(ROOT, "dev", config=config))["vllm-qwen2-5-7b-instruct"]
+    container = _vllm(_pod(workload))
     assert container["startupProbe"]["failureThreshold"] == 562
     # Two replicas rolling one at a time, each perhaps on a new node and after its
     # predecessor's drain (10 s preStop + 600 s of answers + 30 s): Pulumi waits for both,
     # 2 x (6220 + 640) s = 229 min. A StatefulSet has no progress deadline: this wait bounds it.
-    assert "progressDeadlineSeconds" not in deployment.inputs["spec"]
-    assert deployment.custom_timeouts == {"create": "229m", "update": "229m"}
+    assert "progressDeadlineSeconds" not in workload.inputs["spec"]
+    assert workload.custom_timeouts == {"create": "229m", "update": "229m"}
     # One replica: one pod's worth, (6220 + 640) s = 115 min.
     model = ModelSettings(name="big", model="org/big", kind="chat", nodeGroup="inference",
                           maxModelLen=4096, weightsGib=140, replicas=1)
@@ -101,8 +101,8 @@ def test_a_model_without_its_weights_size_keeps_twenty_minutes_and_is_warned_abo
 
 def test_model_pods_seed_and_publish_the_compile_cache(stack_plans):
     version = VLLM_IMAGE.rsplit(":", 1)[1]
-    for name, deployment in _deployments(stack_plans["dev"]).items():
-        pod = _pod(deployment)
+    for name, workload in _model_workloads(stack_plans["dev"]).items():
+        pod = _pod(workload)
         vllm = _vllm(pod)
         env = {e["name"]: e.get("value") for e in vllm["env"]}
         assert env["VLLM_CACHE_ROOT"] == VLLM_CACHE_ROOT

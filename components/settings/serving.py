@@ -352,7 +352,7 @@ class AwakeHoursSettings(_Model):
 
 
 class ModelSettings(_Model):
-    """One vLLM model server: a Deployment and a Service on one GPU node group."""
+    """One vLLM model server: a StatefulSet, and a Service per replica, on one GPU node group."""
 
     name: str
     model: str
