@@ -29,12 +29,6 @@ def env(variable: str) -> str:
 # above the model's current count refuses connections: it costs one refused connection and a
 # retry per cooldown; short, so a woken or added replica takes requests within 10 s.
 COOLDOWN_SECONDS = 10
-# LiteLLM's own rule for a replica without `allowed_fails` (router_utils/cooldown_handlers.py
-# _should_cooldown_deployment): cooled once more than half of the current minute's requests to
-# it failed, with at least this many (litellm/constants.py DEFAULT_FAILURE_THRESHOLD_MINIMUM_
-# REQUESTS); the only replica of a model only once a minute's requests all failed, at least
-# 1,000 of them (SINGLE_DEPLOYMENT_TRAFFIC_FAILURE_THRESHOLD).
-MINUTE_FAILURES_BEFORE_COOLDOWN = 5
 
 
 def replica_id(api_base: str) -> str:
@@ -43,24 +37,22 @@ def replica_id(api_base: str) -> str:
     return urlsplit(api_base).hostname.split(".", 1)[0]
 
 
-def always_up(model: ModelSettings) -> int:
-    """How many replicas run whenever the model is awake: ordinals 0 up to its floor (at least
-    one). A StatefulSet scales in from the highest ordinal and out to the lowest missing one."""
-    return max(model.replicas, 1)
+def model_entry(model: ModelSettings, api_base: str, *, timeout_seconds: int) -> dict:
+    """One `model_list` entry: one replica of a vLLM server, as `hosted_vllm/<served name>`;
+    every replica of a model shares its `model_name` (LiteLLM's model group).
 
-
-def model_entry(model: ModelSettings, ordinal: int, api_base: str, *, timeout_seconds: int) -> dict:
-    """One `model_list` entry: replica `ordinal` of a vLLM server, as `hosted_vllm/<served
-    name>`; every replica of a model shares its `model_name` (LiteLLM's model group).
-
-    A replica above the floor is often absent: it is cooled down at its first failure
-    (`allowed_fails: 0` in its model_info, read by cooldown_handlers.py
-    _get_deployment_cooldown_policy), so it costs one refused connection per cooldown. A replica
-    up to the floor keeps LiteLLM's own rule (MINUTE_FAILURES_BEFORE_COOLDOWN): one request that
-    vLLM answers with an error, retried on every replica, then never takes the model down."""
+    A replica of a model with several is cooled down at its first failure (`allowed_fails: 0`
+    in its model_info, read by router_utils/cooldown_handlers.py
+    _get_deployment_cooldown_policy): least-busy would otherwise keep choosing a replica that is
+    absent (above the current count, replaced in a rollout, draining), since it has nothing in
+    flight, and LiteLLM's own rule cools a replica only once more than half of a minute's
+    requests to it failed, so a replica that served hundreds of requests in that minute would
+    be chosen hundreds of times more. The price: a request that vLLM answers with an error
+    (HTTP 500) cools each replica it is tried on too. The only replica of a model keeps LiteLLM's
+    own rule, which never cools it for errors (there is nowhere else to go)."""
     info: dict = {"id": replica_id(api_base), "mode": model.kind,
                   "max_input_tokens": model.max_model_len}
-    if ordinal >= always_up(model):
+    if model.peak_replicas > 1:
         info["allowed_fails"] = 0
     if model.dimensions is not None:
         info["output_vector_size"] = model.dimensions
@@ -85,21 +77,17 @@ def cached_call_types(settings: GatewaySettings) -> list[str]:
 
 
 def retry_policy(model: ModelSettings) -> dict:
-    """Retries of one request to a model with more than one replica (LiteLLM routes every retry
-    afresh, at once while another replica is not cooled down: router.py
-    _time_to_sleep_before_retry).
+    """Retries of one request to a model with more than one replica, each routed afresh and at
+    once while another replica is not cooled down (router.py _time_to_sleep_before_retry).
 
-    A refused connection comes back as an InternalServerError, and least-busy picks an absent
-    replica first (it has nothing in flight) until it is cooled down. A request may meet each
-    absent replica above the floor once, and an absent replica up to the floor (replaced in a
-    rollout, or on a lost node) up to MINUTE_FAILURES_BEFORE_COOLDOWN times, before it reaches a
-    live one. A timeout is not retried: it has already waited the whole request timeout. A model
-    with one replica keeps the router's two retries, whose back-off is what a retry to the same
-    replica needs.
+    A refused connection comes back as an InternalServerError and cools its replica; while one
+    replica serves, a request meets at most all the others absent: one retry per other replica.
+    A timeout is not retried when it is the first error: it has already waited the whole request
+    timeout. (LiteLLM takes the count from a request's first error: after a refusal, a later
+    timeout is retried too.) A model with one replica keeps the router's two retries, whose
+    back-off is what a retry to the same replica needs.
     """
-    above_floor = model.peak_replicas - always_up(model)
-    return {"InternalServerErrorRetries": above_floor + MINUTE_FAILURES_BEFORE_COOLDOWN,
-            "TimeoutErrorRetries": 0}
+    return {"InternalServerErrorRetries": model.peak_replicas - 1, "TimeoutErrorRetries": 0}
 
 
 def litellm_config(models: list[ModelSettings], api_bases: dict[str, list[str]],
@@ -119,17 +107,17 @@ def litellm_config(models: list[ModelSettings], api_bases: dict[str, list[str]],
     """
     redis = {key: env(variable) for key, variable in REDIS_VARIABLES.items()}
     return {
-        "model_list": [model_entry(m, ordinal, base, timeout_seconds=settings.request_timeout_seconds)
-                       for m in models for ordinal, base in enumerate(api_bases[m.name])],
+        "model_list": [model_entry(m, base, timeout_seconds=settings.request_timeout_seconds)
+                       for m in models for base in api_bases[m.name]],
         "router_settings": {
             **{f"redis_{key}": value for key, value in redis.items()},
             "routing_strategy": "least-busy",
             "num_retries": 2,
             "timeout": settings.request_timeout_seconds,
-            # No router-wide allowed_fails: set, it would also cool the replicas up to the floor
-            # at their first failure, and the only replica of a model (cooldown_handlers.py
-            # _should_cooldown_deployment). Replicas above the floor carry their own (model_entry).
-            # Client errors (400, a prompt too long) never cool a replica (_is_cooldown_required).
+            # No router-wide allowed_fails: set, it would also cool the only replica of a model
+            # (cooldown_handlers.py _should_cooldown_deployment); the replicas of a model with
+            # several carry their own (model_entry). Client errors (400, a prompt too long) never
+            # cool a replica (_is_cooldown_required).
             "cooldown_time": COOLDOWN_SECONDS,
             "model_group_retry_policy": {m.name: retry_policy(m) for m in models
                                          if m.peak_replicas > 1},

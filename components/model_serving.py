@@ -92,12 +92,20 @@ def api_bases(model: ModelSettings) -> list[str]:
 # cools the replica down and routes elsewhere.
 DRAIN_MARK = "/tmp/vllm-draining"
 READINESS_PERIOD_SECONDS = 5
-READINESS_FAILURES = 2
-# Long enough for the readiness probe to fail twice on the mark, then for the EndpointSlice and
-# kube-proxy to catch up; vLLM serves normally meanwhile.
+READINESS_FAILURES = 3
+# Long enough for the readiness probe to fail on the mark as often as it must, then for the
+# EndpointSlice and kube-proxy to catch up; vLLM serves normally meanwhile.
 PRE_STOP_SECONDS = READINESS_PERIOD_SECONDS * READINESS_FAILURES + 5
 GRACE_MARGIN_SECONDS = 30
 
+# The postStart (argv: mark): a restarted container is not draining. The kubelet runs the
+# preStop before a liveness kill too, and the mark is on the pod's /tmp, which outlives the
+# container. Readiness is probed only after the startup probe succeeds, long after this ran.
+POST_START_SCRIPT = """\
+import os, sys
+if os.path.exists(sys.argv[1]):
+    os.remove(sys.argv[1])
+"""
 # The preStop (argv: mark, seconds): mark the pod as draining, then wait.
 PRE_STOP_SCRIPT = """\
 import pathlib, sys, time
@@ -180,8 +188,10 @@ def model_container(model: ModelSettings, *, with_hf_token: bool, stream_seconds
         "image_pull_policy": IMAGE_PULL_POLICY,
         "command": ["vllm", "serve"],
         "args": vllm_args(model, stream_seconds=stream_seconds),
-        "lifecycle": {"pre_stop": {"exec": {"command": [
-            "python3", "-c", PRE_STOP_SCRIPT, DRAIN_MARK, str(PRE_STOP_SECONDS)]}}},
+        "lifecycle": {
+            "post_start": {"exec": {"command": ["python3", "-c", POST_START_SCRIPT, DRAIN_MARK]}},
+            "pre_stop": {"exec": {"command": [
+                "python3", "-c", PRE_STOP_SCRIPT, DRAIN_MARK, str(PRE_STOP_SECONDS)]}}},
         "env": env,
         "ports": [{"name": "http", "container_port": VLLM_PORT, "protocol": "TCP"}],
         "resources": resources,
@@ -192,7 +202,7 @@ def model_container(model: ModelSettings, *, with_hf_token: bool, stream_seconds
         # Sized from the model's weights: first download, load, compile (cold_start.py).
         "startup_probe": http_probe("/health", "http", period=cold_start.PROBE_PERIOD_SECONDS,
                                     failures=cold_start.startup_probe_failures(model)),
-        # An exec probe in vLLM's own Python (its image has no curl): a process every 5 s.
+        # An exec probe in vLLM's own Python: a short process every 5 s.
         "readiness_probe": {
             "exec": {"command": ["python3", "-c", READINESS_SCRIPT, DRAIN_MARK,
                                  f"http://127.0.0.1:{VLLM_PORT}/health"]},

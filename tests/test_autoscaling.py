@@ -47,6 +47,7 @@ from components.model_autoscaling import (
 from components.model_metrics import METRICS_PORT, PROXY_SCRIPT, WAIT_FOR_UPSTREAM_SCRIPT
 from components.model_serving import (
     DRAIN_MARK,
+    POST_START_SCRIPT,
     PRE_STOP_SCRIPT,
     PRE_STOP_SECONDS,
     READINESS_FAILURES,
@@ -539,8 +540,10 @@ def test_a_leaving_model_pod_finishes_its_answers(stack_plans, stack):
         vllm = next(c for c in pod["containers"] if c["name"] == "vllm")
         args = vllm["args"]
         assert int(args[args.index("--shutdown-timeout") + 1]) == stream > 0
-        assert vllm["lifecycle"] == {"preStop": {"exec": {"command": [
-            "python3", "-c", PRE_STOP_SCRIPT, DRAIN_MARK, str(PRE_STOP_SECONDS)]}}}
+        assert vllm["lifecycle"] == {
+            "postStart": {"exec": {"command": ["python3", "-c", POST_START_SCRIPT, DRAIN_MARK]}},
+            "preStop": {"exec": {"command": [
+                "python3", "-c", PRE_STOP_SCRIPT, DRAIN_MARK, str(PRE_STOP_SECONDS)]}}}
         readiness = vllm["readinessProbe"]
         assert readiness["exec"]["command"] == ["python3", "-c", READINESS_SCRIPT, DRAIN_MARK,
                                                 "http://127.0.0.1:8000/health"]
@@ -564,9 +567,11 @@ class _Health(http.server.BaseHTTPRequestHandler):
 
 
 def test_a_draining_model_pod_stops_being_ready_before_vllm_stops_taking_requests(tmp_path):
-    """The preStop and readiness scripts, run for real as in the pod (`python3 -c` with their
-    arguments): ready while vLLM's /health answers and the pod is not leaving; not ready once
-    the preStop has marked it, or when vLLM does not answer."""
+    """The preStop, readiness and postStart scripts, run for real as in the pod (`python3 -c`
+    with their arguments): ready while vLLM's /health answers and the pod is not leaving; not
+    ready once the preStop has marked it, or when vLLM does not answer; ready again after a
+    restart of the container (the kubelet runs the preStop before a liveness kill too, and the
+    mark on the pod's /tmp outlives the container)."""
     port = _free_port()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Health)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -582,12 +587,14 @@ def test_a_draining_model_pod_stops_being_ready_before_vllm_stops_taking_request
         subprocess.run([sys.executable, "-c", PRE_STOP_SCRIPT, mark, "0.5"], check=True, timeout=10)
         assert time.monotonic() - started >= 0.5
         assert not ready()
+        subprocess.run([sys.executable, "-c", POST_START_SCRIPT, mark], check=True, timeout=10)
+        assert ready() and not os.path.exists(mark)
+        subprocess.run([sys.executable, "-c", POST_START_SCRIPT, mark], check=True, timeout=10)
     finally:
         server.shutdown()
         server.server_close()
-    os.remove(mark)
     assert not ready()  # nothing listens any more
-    assert (READINESS_PERIOD_SECONDS, READINESS_FAILURES) == (5, 2)
+    assert (READINESS_PERIOD_SECONDS, READINESS_FAILURES) == (5, 3)
 
 
 def test_scaling_waits_before_it_moves_and_steps_down_slowly():

@@ -197,16 +197,16 @@ def test_litellm_config_routes_every_replica_of_every_model_once(config):
         assert [e["litellm_params"]["api_base"] for e in entries] == bases[model.name]
         assert [e["model_info"]["id"] for e in entries] == [
             f"vllm-{model.name}-{ordinal}" for ordinal in range(model.peak_replicas)]
-        # Replicas that may be absent while the model is awake (above its floor, at least one)
-        # cool down at their first failure; the others keep LiteLLM's own rule.
-        always = max(model.replicas, 1)
+        # A model with several replicas cools each at its first failure and retries once per
+        # other replica; a model with one keeps LiteLLM's rules.
         assert [e["model_info"].get("allowed_fails") for e in entries] == (
-            [None] * min(always, model.peak_replicas) + [0] * (model.peak_replicas - always))
+            [0] * model.peak_replicas if model.peak_replicas > 1 else [None])
         policies = rendered["router_settings"]["model_group_retry_policy"]
         if model.peak_replicas == 1:
             assert model.name not in policies  # the router's two retries, with back-off
         else:
-            assert policies[model.name]["InternalServerErrorRetries"] == model.peak_replicas - always + 5
+            assert policies[model.name] == {"InternalServerErrorRetries": model.peak_replicas - 1,
+                                            "TimeoutErrorRetries": 0}
     ids = [e["model_info"]["id"] for e in rendered["model_list"]]
     assert len(set(ids)) == len(ids)
 

@@ -216,59 +216,96 @@ async def _answers(router: Router, count: int, *, gap: float, tokens: int = 2) -
     return await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def test_absent_replicas_cost_no_answer(stack_plans):
-    """Prod's chat model in the middle of a rollout at its floor: replica 1 is being replaced
-    (a replica up to the floor, which keeps LiteLLM's own cooldown rule: five failures in a
-    minute), replicas 2-4 are not running (cooled at their first refusal), replica 0 serves.
-    Least-busy prefers the absent ones (nothing in flight). With the rendered retries every
-    request is answered; with the router's default two, requests fail (the control)."""
+def test_absent_and_departing_replicas_cost_no_answer(stack_plans):
+    """Prod's chat model at its floor: replicas 0 and 1 serve, 2-4 are not running. Then
+    replica 1 leaves (a rollout replaces it, or its node is drained) after it has served a
+    minute's share of requests. Least-busy prefers an absent replica (nothing in flight); with
+    the rendered settings each is cooled at its first refusal and the request is retried at
+    once elsewhere, so every request is answered. With LiteLLM's own cooldown rule instead (a
+    replica cooled once more than half of the minute's requests to it failed) and its two
+    retries, the departed replica keeps being chosen and requests fail: the control."""
     entries, settings = _rendered(stack_plans)
-    assert settings["model_group_retry_policy"][CHAT]["InternalServerErrorRetries"] == 8
+    assert settings["model_group_retry_policy"][CHAT] == {"InternalServerErrorRetries": 4,
+                                                          "TimeoutErrorRetries": 0}
+    assert {e["model_info"]["allowed_fails"] for e in entries} == {0}
 
-    async def scenario(settings: dict) -> list[object]:
+    async def scenario(entries: list[dict], settings: dict) -> tuple[list[object], list[object]]:
         fleet = Fleet()
-        replica = FakeReplica(fleet, "r0", slots=SLOTS, seconds_per_token=0.05)
-        urls = [await replica.start()] + [_refused_url() for _ in entries[1:]]
+        replicas = [FakeReplica(fleet, f"r{i}", slots=SLOTS, seconds_per_token=0.05) for i in (0, 1)]
+        urls = [await replica.start() for replica in replicas] + [_refused_url() for _ in entries[2:]]
         try:
             router = Router(model_list=_pointed(entries, urls), **settings)
-            return await _answers(router, 24, gap=0.02)
+            before = await _answers(router, 30, gap=0.02)
+            await replicas[1].stop()  # its Service now refuses connections
+            return before, await _answers(router, 30, gap=0.02)
         finally:
-            await replica.stop()
+            await replicas[0].stop()
 
-    answers = _run(scenario(settings))
-    assert not [a for a in answers if isinstance(a, BaseException)], answers
-    without = {key: value for key, value in settings.items() if key != "model_group_retry_policy"}
-    failed = [a for a in _run(scenario(without)) if isinstance(a, BaseException)]
+    before, after = _run(scenario(entries, settings))
+    failed = [a for a in before + after if isinstance(a, BaseException)]
+    assert not failed, failed[:3]
+    assert {a for a in after} == {"r0"}
+    litellm_rules = [{**e, "model_info": {k: v for k, v in e["model_info"].items() if k != "allowed_fails"}}
+                     for e in entries]
+    defaults = {k: v for k, v in settings.items() if k != "model_group_retry_policy"}
+    before, after = _run(scenario(litellm_rules, defaults))
+    failed = [a for a in after if isinstance(a, BaseException)]
     assert failed and "Cannot connect to host" in str(failed[0])
 
 
-@pytest.mark.parametrize("stack, live", [("dev", 1), ("prod", 2)])
-def test_a_request_vllm_fails_on_does_not_take_the_model_down(stack_plans, stack, live):
-    """One request that vLLM answers with a 500 (retried on every live replica) cools no
-    replica up to the floor, so the next requests are answered at once. (A router-wide
-    `allowed_fails: 0` cooled every live replica, and the model answered nothing but 429s for
-    the cooldown's 10 s.)"""
-    entries, settings = _rendered(stack_plans, stack)
+def test_a_request_vllm_fails_on_leaves_a_single_replica_serving(stack_plans):
+    """Dev's chat model has one replica: LiteLLM never cools the only replica of a model for
+    errors, so a request that vLLM answers with a 500 (retried twice) fails alone and the next
+    requests are answered."""
+    entries, settings = _rendered(stack_plans, "dev")
+    assert len(entries) == 1 and "allowed_fails" not in entries[0]["model_info"]
 
     async def scenario() -> tuple[object, list[object]]:
         fleet = Fleet()
-        replicas = [FakeReplica(fleet, f"r{i}", slots=SLOTS, seconds_per_token=0.01)
-                    for i in range(live)]
-        urls = [await replica.start() for replica in replicas]
-        urls += [_refused_url() for _ in entries[live:]]
+        replica = FakeReplica(fleet, "r0", slots=SLOTS, seconds_per_token=0.01)
+        try:
+            router = Router(model_list=_pointed(entries, [await replica.start()]), **settings)
+            return await _poisoned(router), await _answers(router, 8, gap=0.01)
+        finally:
+            await replica.stop()
+
+    poisoned, answers = _run(scenario())
+    assert "engine error" in str(poisoned)
+    assert not [a for a in answers if isinstance(a, BaseException)], answers
+
+
+def test_a_request_vllm_fails_on_cools_the_replicas_it_reached_for_the_cooldown(stack_plans):
+    """The price of cooling a replica at its first failure (README, "Routing by load"): a
+    request that vLLM answers with a 500 is retried on the other replicas and cools each it
+    reaches. Prod's chat model with two live replicas may then answer nothing but LiteLLM's
+    429 "No deployments available" until the cooldown ends (10 s; 1 s here), and answers every
+    request again after it."""
+    entries, settings = _rendered(stack_plans)
+    settings = {**settings, "cooldown_time": 1}
+
+    async def scenario() -> tuple[object, list[object]]:
+        fleet = Fleet()
+        replicas = [FakeReplica(fleet, f"r{i}", slots=SLOTS, seconds_per_token=0.01) for i in (0, 1)]
+        urls = [await replica.start() for replica in replicas] + [_refused_url() for _ in entries[2:]]
         try:
             router = Router(model_list=_pointed(entries, urls), **settings)
-            try:
-                await router.acompletion(model=CHAT, messages=[{"role": "user", "content": POISON}],
-                                         max_tokens=2)
-                poisoned: object = None
-            except Exception as error:  # what the client gets for its own request
-                poisoned = error
+            poisoned = await _poisoned(router)
+            await asyncio.sleep(1.5)
             return poisoned, await _answers(router, 8, gap=0.01)
         finally:
             for replica in replicas:
                 await replica.stop()
 
-    poisoned, answers = _run(scenario())
-    assert poisoned is not None and "engine error" in str(poisoned)
-    assert not [a for a in answers if isinstance(a, BaseException)], answers
+    poisoned, after = _run(scenario())
+    assert "engine error" in str(poisoned) or "Cannot connect to host" in str(poisoned)
+    assert not [a for a in after if isinstance(a, BaseException)], after
+
+
+async def _poisoned(router: Router) -> object:
+    """A request vLLM fails on: the error its client gets."""
+    try:
+        await router.acompletion(model=CHAT, messages=[{"role": "user", "content": POISON}],
+                                 max_tokens=2)
+    except Exception as error:  # what the client gets for its own request
+        return error
+    raise AssertionError("the poisoned request was answered")
