@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import fcntl
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,17 @@ def record(program, *, config: dict[str, Any] | None = None, stack: str = "test"
 
 
 @pytest.fixture(scope="session")
-def stack_plans() -> dict[str, Plan]:
-    """Every Pulumi.<stack>.yaml recorded once for the whole session."""
-    return {stack: run_stack(ROOT, stack) for stack in STACKS}
+def stack_plans(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> dict[str, Plan]:
+    """Every Pulumi.<stack>.yaml recorded once for the whole run: under pytest-xdist the first
+    worker to need them records and pickles them while holding a lock, and the other reads
+    them, instead of both recording the same plans on a 2-core machine."""
+    if worker_id == "master":  # not under xdist
+        return {stack: run_stack(ROOT, stack) for stack in STACKS}
+    shared = tmp_path_factory.getbasetemp().parent / "stack_plans.pickle"
+    with open(shared.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if shared.exists():
+            return pickle.loads(shared.read_bytes())
+        plans = {stack: run_stack(ROOT, stack) for stack in STACKS}
+        shared.write_bytes(pickle.dumps(plans))
+        return plans
