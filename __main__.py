@@ -10,7 +10,7 @@ from components.anythingllm import (
     target_group_resources,
 )
 from components.cache import CONNECTION_SECRET, Cache
-from components.cluster import Cluster
+from components.cluster import Cluster, addon_version
 from components.database import Database
 from components.db_bootstrap import DatabaseConsumer
 from components.edge_identity import EdgeIdentity
@@ -49,7 +49,9 @@ tags = common_tags(project=settings.project, stack=settings.stack,
                    expires_at=settings.expires_at_text)
 name = cluster_name(settings.project, settings.stack)
 # Prod keeps its data through anything short of an explicit, reviewed change: stateful
-# resources are protected, snapshotted on deletion and changed in maintenance windows.
+# resources are protected, snapshotted on deletion and changed in maintenance windows. A plan
+# that would replace a protected one fails, unless `allowReplacement` names it (README,
+# "Replacements").
 retain = settings.is_prod
 
 # Every log group of the stack is encrypted with this key (the audit trails included).
@@ -70,14 +72,16 @@ cluster = Cluster(
     destroyable=not settings.is_prod,
     tags=tags,
     logs_key_arn=logs_key_arn,
+    protect=settings.protects("cluster"),
 )
 namespaces = WorkloadNamespaces("namespaces", provider=cluster.provider)
 # An isolated canary gets its own storage directory and database (see anythingllm.py), so that
 # a schema migration of the new release cannot touch stable's.
 storage = SharedStorage(
     "storage", settings.storage, cluster_name=name, network=network, cluster=cluster,
-    namespaces=namespaces, addon_version=settings.cluster.addon_versions.get("aws-efs-csi-driver"),
-    retain=retain, tags=tags, claims=(*storage_claims(settings.app), MODEL_CACHE),
+    namespaces=namespaces, addon_version=addon_version(settings.cluster, "aws-efs-csi-driver"),
+    retain=retain, protect=settings.protects("storage"), tags=tags,
+    claims=(*storage_claims(settings.app), MODEL_CACHE),
 )
 # AnythingLLM keeps its data and its vectors (pgvector) in one database; LiteLLM keeps keys,
 # budgets and spend logs in its own.
@@ -88,11 +92,12 @@ database_consumers = [
 ]
 database = Database(
     "database", settings.database, cluster_name=name, region=settings.region, network=network,
-    cluster=cluster, namespaces=namespaces, consumers=database_consumers, retain=retain, tags=tags,
+    cluster=cluster, namespaces=namespaces, consumers=database_consumers, retain=retain,
+    protect=settings.protects("database"), tags=tags,
     logs_key_arn=logs_key_arn,
 )
 cache = Cache("cache", settings.cache, cluster_name=name, network=network, cluster=cluster,
-              namespaces=namespaces, retain=retain, tags=tags)
+              namespaces=namespaces, retain=retain, protect=settings.protects("cache"), tags=tags)
 
 # Who may reach AnythingLLM: OIDC or Cognito at the ALB (prod requires it or a recorded reason).
 auth = settings.ingress.auth
@@ -102,13 +107,14 @@ edge_identity = EdgeIdentity(
     namespace=namespaces.by_name[APP.name].metadata.name, provider=cluster.provider,
     oidc_client_secret=(pulumi.Output.secret(settings.oidc_client_secret.get_secret_value())
                         if settings.oidc_client_secret is not None else None),
-    retain=retain, tags=tags,
+    retain=retain, protect=settings.protects("edgeIdentity"), tags=tags,
 ) if auth is not None else None
 # The request path: ALB -> AnythingLLM -> LiteLLM -> vLLM.
 ingress = Ingress(
     "ingress", settings.ingress, cluster=cluster, cluster_name=name,
     load_balancer_name=load_balancer_name(settings.project, settings.stack),
     vpc_id=network.vpc_id, region=settings.region, tags=tags, retain=retain,
+    protect=settings.protects("accessLogs"),
     user_pool_arn=edge_identity.user_pool_arn if edge_identity is not None else None,
     target_port=SERVER_PORT,
     authenticates=auth is not None and auth.type != "none",
@@ -167,7 +173,7 @@ app = AnythingLlm(
 # Alarms watch every hop of the request path and the data services, by the names given above.
 observability = Observability(
     "observability", settings.observability, cluster_name=name, region=settings.region,
-    cluster=cluster, addon_version=settings.cluster.addon_versions.get(ADDON), retain=retain,
+    cluster=cluster, addon_version=addon_version(settings.cluster, ADDON), retain=retain,
     tags=tags, logs_key_arn=logs_key_arn,
     services=MonitoredServices(
         load_balancer_name=load_balancer_name(settings.project, settings.stack),

@@ -36,6 +36,7 @@ from .ingress import (
 from .llm_gateway import CLIENT_SECRET
 from .namespaces import APP, WorkloadNamespaces
 from .node_group import system_labels
+from .options import named
 from .settings import AppSettings, CanarySettings, IngressSettings, ModelSettings
 from .shared_storage import CANARY_DOCUMENTS, DOCUMENTS, ClaimSpec
 from .versions import ANYTHINGLLM_REPOSITORY, ANYTHINGLLM_UID
@@ -516,7 +517,7 @@ class AnythingLlm(pulumi.ComponentResource):
                 name=dns.name,
                 type="A",
                 aliases=[{"name": self.hostname, "zone_id": zone.id, "evaluate_target_health": True}],
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=named(parent=self),
             )
         scheme = "https" if ingress_settings.https else "http"
         self.url = (pulumi.Output.from_input(f"{scheme}://{dns.name}") if dns is not None

@@ -14,6 +14,7 @@ from .kms import encryption_key, service_only_policy
 from .namespaces import GATEWAY, WorkloadNamespaces
 from .naming import replication_group_id
 from .network import Network
+from .options import named
 from .security_groups import cluster_only_security_group
 from .settings import CacheSettings
 from .workloads import remember
@@ -76,6 +77,8 @@ class Cache(pulumi.ComponentResource):
         cluster: the Cluster (security group, provider).
         namespaces: the WorkloadNamespaces.
         retain: prod durability (final snapshot, protect, changes in the maintenance window).
+        protect: `protect` the replication group; `retain` unless the stack's allowReplacement
+            names `cache` for a reviewed replacement (README, "Replacements").
         tags: common tags.
 
     Attributes:
@@ -94,9 +97,11 @@ class Cache(pulumi.ComponentResource):
         namespaces: WorkloadNamespaces,
         retain: bool,
         tags: dict[str, str],
+        protect: bool | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("anythingllm:cache:Cache", name, None, opts)
+        protect = retain if protect is None else protect
         group_id = replication_group_id(cluster_name)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -107,7 +112,7 @@ class Cache(pulumi.ComponentResource):
         )
         subnet_group = aws.elasticache.SubnetGroup(
             name, name=group_id, description=f"Private subnets of {cluster_name}",
-            subnet_ids=network.private_subnet_ids, tags=tags, opts=child,
+            subnet_ids=network.private_subnet_ids, tags=tags, opts=named(parent=self),
         )
         security_group = cluster_only_security_group(
             f"{name}-redis", description=f"ElastiCache of {cluster_name}",
@@ -142,7 +147,7 @@ class Cache(pulumi.ComponentResource):
             auto_minor_version_upgrade=True,
             apply_immediately=not retain,
             tags={**tags, "Name": group_id},
-            opts=pulumi.ResourceOptions(parent=self, protect=retain),
+            opts=named(parent=self, protect=protect),
         )
         group = self.replication_group
         self.host = (group.configuration_endpoint_address if settings.cluster_mode == "enabled"

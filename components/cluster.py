@@ -16,6 +16,7 @@ from .kms import encryption_key
 from .network import Network
 from .node_group import GPU_TAINT, ManagedNodeGroup, create_node_role, gpu_labels, system_labels
 from .nvidia_device_plugin import NvidiaDevicePlugin
+from .options import named
 from .pod_identity import pod_identity_role
 from .settings import ClusterSettings
 
@@ -31,6 +32,22 @@ PRE_COMPUTE_ADDONS = ("eks-pod-identity-agent", "kube-proxy", "vpc-cni")
 # Deployments: they only become healthy once nodes can run them. metrics-server (an EKS
 # community add-on) feeds the HorizontalPodAutoscalers of the workloads.
 POST_COMPUTE_ADDONS = ("coredns", "metrics-server")
+
+
+def addon_version(settings: ClusterSettings, addon_name: str) -> pulumi.Input[str]:
+    """The version of an EKS add-on: the one `cluster.addonVersions` pins, or else EKS's default
+    for the cluster's Kubernetes minor (DescribeAddonVersions `defaultVersion`, read at preview).
+
+    Following the default is what moves every unpinned add-on with the control plane when
+    `kubernetesVersion` changes; an add-on whose version is left unset keeps the version it was
+    installed with forever (the provider never changes a version it is not given).
+    """
+    pinned = settings.addon_versions.get(addon_name)
+    if pinned is not None:
+        return pinned
+    return aws.eks.get_addon_version_output(addon_name=addon_name,
+                                            kubernetes_version=settings.kubernetes_version,
+                                            most_recent=False).version
 
 
 def vpc_cni_configuration() -> dict:
@@ -88,8 +105,12 @@ class Cluster(pulumi.ComponentResource):
         region: AWS region.
         deletion_protection: EKS deletion protection (resolved per environment).
         destroyable: let the Kubernetes provider drop resources of an unreachable cluster
-            from state, so a throwaway stack whose cluster is gone still destroys.
+            from state, so a throwaway stack whose cluster is gone still destroys; a stack that
+            is not (prod) keeps the secrets key and the control-plane log group in AWS when it
+            lets go of them, whether or not the cluster itself may be replaced.
         tags: common tags.
+        protect: `protect` the EKS cluster (prod, unless the stack's allowReplacement names
+            `cluster`: README, "Replacements").
 
     Attributes:
         cluster_name, endpoint, oidc_issuer, cluster_security_group_id, node_role_arn
@@ -111,6 +132,7 @@ class Cluster(pulumi.ComponentResource):
         destroyable: bool,
         tags: dict[str, str],
         logs_key_arn: pulumi.Input[str] | None = None,
+        protect: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("anythingllm:cluster:Cluster", name, None, opts)
@@ -129,8 +151,7 @@ class Cluster(pulumi.ComponentResource):
             tags=tags,
             # The audit trail outlives a destroy of a protected (prod) cluster: it is kept in
             # AWS, with its retention, when the stack lets go of it.
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
-                retain_on_delete=deletion_protection)),
+            opts=named(parent=self, retain_on_delete=not destroyable),
         )
         cluster_role = aws.iam.Role(
             f"{name}-control-plane",
@@ -152,7 +173,7 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-secrets",
             description=f"Envelope encryption of Kubernetes Secrets in EKS cluster {cluster_name}",
             alias=f"{cluster_name}-eks-secrets",
-            retain=deletion_protection,
+            retain=not destroyable,
             tags=tags,
             parent=self,
             policy=pulumi.Output.all(account_id, partition, cluster_role.arn).apply(
@@ -185,7 +206,9 @@ class Cluster(pulumi.ComponentResource):
             upgrade_policy={"support_type": settings.support_type},
             deletion_protection=deletion_protection,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, cluster_policy]),
+            # Prod's cluster is protected like its data: a replacement would delete every node
+            # and Kubernetes object first (its name is fixed), protected claims included.
+            opts=named(parent=self, protect=protect, depends_on=[log_group, cluster_policy]),
         )
         self.cluster_name = self.eks_cluster.name
         self.endpoint = self.eks_cluster.endpoint
@@ -207,6 +230,7 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-system",
             settings.system_node_group,
             cluster_name=self.cluster_name,
+            kubernetes_version=settings.kubernetes_version,
             node_role_arn=node_role.arn,
             subnet_ids=network.private_subnet_ids,
             labels=system_labels(),
@@ -222,6 +246,7 @@ class Cluster(pulumi.ComponentResource):
                 f"{name}-gpu-{group.name}",
                 group,
                 cluster_name=self.cluster_name,
+                kubernetes_version=settings.kubernetes_version,
                 node_role_arn=node_role.arn,
                 subnet_ids=network.private_subnet_ids,
                 labels=gpu_labels(group),
@@ -323,7 +348,7 @@ class Cluster(pulumi.ComponentResource):
                 principal_arn=role_arn,
                 type="STANDARD",
                 tags=self._tags,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=named(parent=self),
             )
             resources.append(aws.eks.AccessPolicyAssociation(
                 f"{name}-admin-{index}",
@@ -366,11 +391,11 @@ class Cluster(pulumi.ComponentResource):
                 f"{name}-{addon_name}",
                 cluster_name=self.eks_cluster.name,
                 addon_name=addon_name,
-                addon_version=settings.addon_versions.get(addon_name),
+                addon_version=addon_version(settings, addon_name),
                 resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="OVERWRITE",
                 tags=self._tags,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=addon_depends),
+                opts=named(parent=self, depends_on=addon_depends),
                 **extra,
             )
             installed[addon_name] = addon

@@ -27,6 +27,7 @@ from .namespaces import DATA_BOOTSTRAP, WorkloadNamespaces
 from .naming import db_instance_identifier
 from .network import Network
 from .node_group import system_labels
+from .options import named
 from .rds_ca import RDS_CA_IDENTIFIER, root_certificate
 from .security_groups import cluster_only_security_group
 from .settings import DatabaseSettings
@@ -145,6 +146,8 @@ class Database(pulumi.ComponentResource):
         namespaces: the WorkloadNamespaces (bootstrap and consumer namespaces).
         consumers: who gets a role and a database.
         retain: prod durability (final snapshot, kept backups, protect).
+        protect: `protect` the instance; `retain` unless the stack's allowReplacement names
+            `database` for a reviewed replacement (README, "Replacements").
         tags: common tags.
 
     Attributes:
@@ -166,9 +169,11 @@ class Database(pulumi.ComponentResource):
         retain: bool,
         tags: dict[str, str],
         logs_key_arn: pulumi.Input[str] | None = None,
+        protect: bool | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("anythingllm:database:Database", name, None, opts)
+        protect = retain if protect is None else protect
         identifier = db_instance_identifier(cluster_name)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -197,7 +202,7 @@ class Database(pulumi.ComponentResource):
                 retention_in_days=settings.log_retention_days, kms_key_id=logs_key_arn,
                 tags=tags,
                 # Kept in AWS when a retained (prod) stack is destroyed, like its final snapshot.
-                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=retain)),
+                opts=named(parent=self, retain_on_delete=retain),
             )
             for export in LOG_EXPORTS
         ]
@@ -257,8 +262,7 @@ class Database(pulumi.ComponentResource):
             engine_lifecycle_support="open-source-rds-extended-support-disabled",
             tags={**tags, "Name": identifier},
             # RDS checks the monitoring role's permissions when it is set: attached first.
-            opts=pulumi.ResourceOptions(parent=self, protect=retain,
-                                        depends_on=[*log_groups, *monitoring]),
+            opts=named(parent=self, protect=protect, depends_on=[*log_groups, *monitoring]),
         )
         self.address = self.instance.address
         self.port = POSTGRES_PORT

@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 
 from .ingress import ANNOTATION_PREFIX, SERVICE_ACCOUNT
 from .ingress import NAMESPACE as CONTROLLER_NAMESPACE
+from .options import named
 from .settings.edge_auth import EdgeAuthSettings
 
 OIDC_SECRET = "alb-oidc-client"  # keys `clientID` and `clientSecret` (auth_config_builder.go)
@@ -85,6 +86,8 @@ class EdgeIdentity(pulumi.ComponentResource):
         provider: the cluster's Kubernetes provider.
         oidc_client_secret: the secret `oidcClientSecret` (type oidc).
         retain: protect the user pool (prod).
+        protect: `protect` the user pool and turn on its deletion protection; `retain` unless the
+            stack's allowReplacement names `edgeIdentity` (README, "Replacements").
         tags: common tags.
 
     Attributes:
@@ -97,7 +100,8 @@ class EdgeIdentity(pulumi.ComponentResource):
     def __init__(self, name: str, auth: EdgeAuthSettings, *, cluster_name: str, host: str | None,
                  namespace: pulumi.Input[str], provider: k8s.Provider,
                  oidc_client_secret: pulumi.Output[str] | None, retain: bool,
-                 tags: dict[str, str], opts: pulumi.ResourceOptions | None = None):
+                 tags: dict[str, str], protect: bool | None = None,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:ingress:EdgeIdentity", name, None, opts)
         self.prerequisites: list[pulumi.Resource] = []
         self.user_pool_id: pulumi.Output[str] | None = None
@@ -105,7 +109,7 @@ class EdgeIdentity(pulumi.ComponentResource):
         idp: pulumi.Input[str] | None = None
         if auth.type == "cognito":
             idp = self._cognito(name, auth, pool_name=f"{cluster_name}-users", host=host,
-                                retain=retain, tags=tags)
+                                protect=retain if protect is None else protect, tags=tags)
         elif auth.type == "oidc":
             assert oidc_client_secret is not None
             self._oidc_secret(name, auth, namespace=namespace, provider=provider,
@@ -115,7 +119,7 @@ class EdgeIdentity(pulumi.ComponentResource):
         self.register_outputs({})
 
     def _cognito(self, name: str, auth: EdgeAuthSettings, *, pool_name: str, host: str | None,
-                 retain: bool, tags: dict[str, str]) -> pulumi.Input[str]:
+                 protect: bool, tags: dict[str, str]) -> pulumi.Input[str]:
         cognito = auth.cognito
         assert cognito is not None
         if not cognito.created:
@@ -136,9 +140,11 @@ class EdgeIdentity(pulumi.ComponentResource):
                              "temporary_password_validity_days": 3},
             mfa_configuration="ON" if cognito.mfa == "on" else "OPTIONAL",
             software_token_mfa_configuration={"enabled": True},
-            deletion_protection="ACTIVE" if retain else "INACTIVE",
+            # Cognito refuses to delete a pool with deletion protection, which a reviewed
+            # replacement does first: both follow `protect`.
+            deletion_protection="ACTIVE" if protect else "INACTIVE",
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=retain),
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
         client = aws.cognito.UserPoolClient(
             f"{name}-alb",
@@ -157,7 +163,7 @@ class EdgeIdentity(pulumi.ComponentResource):
         )
         domain = aws.cognito.UserPoolDomain(
             f"{name}-login", domain=cognito.domain_prefix, user_pool_id=pool.id,
-            opts=pulumi.ResourceOptions(parent=self))
+            opts=named(parent=self))
         self.prerequisites += [client, domain]
         self.user_pool_id = pool.id
         self.user_pool_arn = pool.arn

@@ -14,6 +14,7 @@ from .cluster import Cluster
 from .helm import pinned_release
 from .namespaces import APP
 from .node_group import system_labels
+from .options import named
 from .pod_identity import pod_identity_association, pod_identity_role
 from .settings import AccessLogSettings, CanarySettings, IngressSettings
 from .versions import AWS_LOAD_BALANCER_CONTROLLER
@@ -261,6 +262,8 @@ class Ingress(pulumi.ComponentResource):
         region: AWS region.
         tags: common tags.
         retain: protect the access-log bucket and never force-delete its logs (prod).
+        protect: `protect` the bucket; `retain` unless the stack's allowReplacement names
+            `accessLogs` (README, "Replacements").
         user_pool_arn: the Cognito user pool of the edge sign-in, if any (EdgeIdentity).
 
     Attributes:
@@ -273,7 +276,7 @@ class Ingress(pulumi.ComponentResource):
 
     def __init__(self, name: str, settings: IngressSettings, *, cluster: Cluster, cluster_name: str,
                  load_balancer_name: str, vpc_id: pulumi.Input[str], region: str,
-                 tags: dict[str, str], retain: bool = False,
+                 tags: dict[str, str], retain: bool = False, protect: bool | None = None,
                  user_pool_arn: pulumi.Input[str] | None = None, target_port: int,
                  authenticates: bool = False,
                  opts: pulumi.ResourceOptions | None = None):
@@ -327,7 +330,7 @@ class Ingress(pulumi.ComponentResource):
         # What the ALB needs before the controller can create it (the Ingress waits for these).
         self.load_balancer_prerequisites: list[pulumi.Resource] = [*admitted, *(
             self._access_log_bucket(name, settings.access_logs, region=region, retain=retain,
-                                    tags=tags)
+                                    protect=retain if protect is None else protect, tags=tags)
             if settings.access_logs is not None else [])]
         self.register_outputs({"release": self.release.name})
 
@@ -385,13 +388,13 @@ class Ingress(pulumi.ComponentResource):
         return group, rules
 
     def _access_log_bucket(self, name: str, settings: AccessLogSettings, *, region: str,
-                           retain: bool, tags: dict[str, str]) -> list[pulumi.Resource]:
+                           retain: bool, protect: bool, tags: dict[str, str]) -> list[pulumi.Resource]:
         """The access-log bucket: SSE-S3 (the only encryption ALB log delivery supports, ELB
         user guide "Enable access logs"), public access blocked, objects owned by the bucket
         owner, logs expired after `retentionDays`, and the policy ELB delivery needs."""
-        keep = pulumi.ResourceOptions(parent=self, protect=retain)
         bucket = aws.s3.Bucket(f"{name}-access-logs", bucket=settings.create_bucket,
-                               force_destroy=not retain, tags=tags, opts=keep)
+                               force_destroy=not retain, tags=tags,
+                               opts=named(parent=self, protect=protect))
         # Children of the component, not of the bucket: they would inherit its `protect`, and
         # its settings must stay changeable.
         child = pulumi.ResourceOptions(parent=self)

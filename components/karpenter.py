@@ -42,6 +42,7 @@ from .node_group import (
     gpu_labels,
     system_labels,
 )
+from .options import named
 from .pod_identity import pod_identity_association, pod_identity_role
 from .settings import GpuNodeGroupSettings
 from .versions import KARPENTER, KARPENTER_CRD, KARPENTER_NODE_AMIS
@@ -352,7 +353,7 @@ class Karpenter(pulumi.ComponentResource):
 
         queue = aws.sqs.Queue(
             f"{name}-interruptions", name=f"{cluster_name}-karpenter",
-            **interruption_queue_settings(), tags=tags, opts=child)
+            **interruption_queue_settings(), tags=tags, opts=named(parent=self))
         rules = []
         for rule_name, pattern in interruption_rules().items():
             rule = aws.cloudwatch.EventRule(
@@ -362,7 +363,7 @@ class Karpenter(pulumi.ComponentResource):
             aws.cloudwatch.EventTarget(
                 f"{name}-{rule_name}", rule=rule.name, arn=queue.arn,
                 target_id="KarpenterInterruptionQueueTarget",
-                opts=pulumi.ResourceOptions(parent=rule))
+                opts=named(parent=rule))
             rules.append(rule)
         queue_access = aws.sqs.QueuePolicy(
             f"{name}-interruptions", queue_url=queue.id,
@@ -377,7 +378,7 @@ class Karpenter(pulumi.ComponentResource):
             partition=partition, tags=tags, parent=self)
         node_access = aws.eks.AccessEntry(
             f"{name}-nodes", cluster_name=eks_cluster.name, principal_arn=node_role.arn,
-            type="EC2_LINUX", tags=tags, opts=child)
+            type="EC2_LINUX", tags=tags, opts=named(parent=self))
 
         policy = pulumi.Output.all(partition, account_id, node_role.arn, queue.arn, subnet_ids,
                                    cluster_security_group_id).apply(

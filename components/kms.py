@@ -6,6 +6,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import iam
+from .options import named
 
 
 def service_only_policy(*services: str) -> pulumi.Output[str]:
@@ -38,6 +39,6 @@ def encryption_key(name: str, *, description: str, alias: str, retain: bool,
     )
     aws.kms.Alias(
         name, name=f"alias/{alias}", target_key_id=key.key_id,
-        opts=pulumi.ResourceOptions(parent=key),
+        opts=named(parent=key),
     )
     return key

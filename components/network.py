@@ -6,6 +6,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import iam
+from .options import named
 from .settings import NetworkSettings
 
 ELB_ROLE_TAG = "kubernetes.io/role/elb"
@@ -201,7 +202,7 @@ class Network(pulumi.ComponentResource):
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs", name=f"/aws/vpc/{cluster_name}/flow-logs",
             retention_in_days=settings.flow_log_retention_days, kms_key_id=self._logs_key_arn,
-            tags=self._tags, opts=opts)
+            tags=self._tags, opts=pulumi.ResourceOptions.merge(opts, named()))
         role = aws.iam.Role(
             f"{name}-flow-logs",
             description=f"VPC flow-log delivery of {cluster_name}",

@@ -181,6 +181,7 @@ class ManagedNodeGroup(pulumi.ComponentResource):
         name: logical name (also the node group name prefix).
         settings: system or GPU node group settings.
         cluster_name: the EKS cluster name (an Output is fine).
+        kubernetes_version: the cluster's minor, which the group's kubelets follow.
         node_role_arn: the IAM role of the nodes.
         subnet_ids: private subnets to launch into.
         labels / taints: Kubernetes labels and taints of every node.
@@ -193,6 +194,7 @@ class ManagedNodeGroup(pulumi.ComponentResource):
         settings: SystemNodeGroupSettings | GpuNodeGroupSettings,
         *,
         cluster_name: pulumi.Input[str],
+        kubernetes_version: str,
         node_role_arn: pulumi.Input[str],
         subnet_ids: pulumi.Input[list[str]],
         labels: dict[str, str],
@@ -239,6 +241,11 @@ class ManagedNodeGroup(pulumi.ComponentResource):
             # A prefix, not a fixed name: changes that replace the group (instance types,
             # AMI type) then create the new group before deleting the old one.
             node_group_name_prefix=f"{name}-",
+            # The cluster's minor, stated: a group that leaves it out keeps the minor it was
+            # created with when the control plane moves on (the provider changes a version
+            # only when it is given one). A new minor rolls the nodes in place
+            # (UpdateNodegroupVersion, `updateConfig` at a time) onto that minor's AMI.
+            version=kubernetes_version,
             node_role_arn=node_role_arn,
             subnet_ids=subnet_ids,
             ami_type=settings.ami_type,

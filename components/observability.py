@@ -14,6 +14,7 @@ from . import iam
 from .cluster import Cluster
 from .controller_target_group import ControllerTargetGroup
 from .kms import encryption_key
+from .options import named
 from .pod_identity import pod_identity_role
 from .settings import AlarmThresholds, CacheSettings, ObservabilitySettings
 
@@ -349,7 +350,8 @@ class Observability(pulumi.ComponentResource):
         cluster_name, region: the EKS cluster and its region.
         cluster: the Cluster (add-on target; the add-on waits for its nodes).
         services: what the alarms watch (`MonitoredServices`).
-        addon_version: pinned add-on version, or None for the default of the cluster version.
+        addon_version: the add-on version (cluster.addon_version: pinned, or EKS's default for
+            the cluster's minor).
         retain: protect the topic's KMS key (prod), as every key is (policy pack).
         tags: tags for every AWS resource.
 
@@ -358,7 +360,7 @@ class Observability(pulumi.ComponentResource):
     """
 
     def __init__(self, name: str, settings: ObservabilitySettings, *, cluster_name: str, region: str,
-                 cluster: Cluster, services: MonitoredServices, addon_version: str | None,
+                 cluster: Cluster, services: MonitoredServices, addon_version: pulumi.Input[str],
                  retain: bool, tags: dict[str, str], logs_key_arn: pulumi.Input[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:observability:Observability", name, None, opts)
@@ -370,7 +372,7 @@ class Observability(pulumi.ComponentResource):
             aws.cloudwatch.LogGroup(
                 f"{name}-{kind}", name=container_insights_log_group(cluster_name, kind),
                 retention_in_days=settings.container_log_retention_days, kms_key_id=logs_key_arn,
-                tags=tags, opts=child)
+                tags=tags, opts=named(parent=self))
             for kind in CONTAINER_INSIGHTS_LOG_GROUPS
         ]
         agent_role = pod_identity_role(
@@ -390,7 +392,7 @@ class Observability(pulumi.ComponentResource):
             resolve_conflicts_on_update="OVERWRITE",
             tags=tags,
             # DaemonSets and the operator become healthy only on nodes; the log groups first.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*log_groups, *cluster.system_ready]),
+            opts=named(parent=self, depends_on=[*log_groups, *cluster.system_ready]),
         )
 
         key_policy = pulumi.Output.all(identity.account_id, partition).apply(
@@ -400,14 +402,15 @@ class Observability(pulumi.ComponentResource):
                              alias=f"{cluster_name}-alarms", retain=retain, tags=tags, parent=self,
                              policy=key_policy)
         topic = aws.sns.Topic(f"{name}-alarms", name=f"{cluster_name}-alarms",
-                              kms_master_key_id=key.arn, tags=tags, opts=child)
+                              kms_master_key_id=key.arn, tags=tags, opts=named(parent=self))
         self.topic_arn = topic.arn
         # RDS's own storage warnings, relative to the current allocation and to the autoscaling
         # ceiling (database_alarms explains why no CloudWatch threshold can be).
         aws.rds.EventSubscription(
             f"{name}-database-events", name=f"{cluster_name}-database", sns_topic=topic.arn,
             source_type="db-instance", source_ids=[services.database_identifier],
-            event_categories=list(DATABASE_EVENT_CATEGORIES), enabled=True, tags=tags, opts=child)
+            event_categories=list(DATABASE_EVENT_CATEGORIES), enabled=True, tags=tags,
+            opts=named(parent=self))
         subscribe_emails(f"{name}-alarms", topic, settings.alarm_emails)
 
         load_balancer = aws.lb.get_load_balancer_output(
@@ -452,7 +455,7 @@ class Observability(pulumi.ComponentResource):
                 load_balancer.arn_suffix, target_groups, [self.alarms[a.key].arn for a in alarms],
             ).apply(lambda values: json.dumps(dashboard_body(
                 all_alarms(values[0], values[1]), alarm_arns=values[2], region=region), sort_keys=True)),
-            opts=child,
+            opts=named(parent=self),
         )
         self.register_outputs({"topic_arn": self.topic_arn})
 
@@ -474,5 +477,5 @@ class Observability(pulumi.ComponentResource):
             ok_actions=[topic.arn],
             tags=tags,
             **metric_args,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=named(parent=self),
         )

@@ -31,6 +31,7 @@ from . import cold_start, iam
 from .kms import encryption_key
 from .namespaces import MODELS
 from .observability import subscribe_emails
+from .options import named
 from .settings import ModelSettings
 
 SCRAPE_JOB = "vllm"
@@ -132,12 +133,11 @@ class ScalingAlerts(pulumi.ComponentResource):
                  retain: bool, tags: dict[str, str], scraper: pulumi.Resource,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:observability:ScalingAlerts", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         # After the collector (whose labels the rules read), so none fires on a first deploy.
         aws.amp.RuleGroupNamespace(
             f"{name}-rules", name=RULES_NAMESPACE, workspace_id=workspace_id,
             data=render(alert_rules(models)), tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[scraper]))
+            opts=named(parent=self, depends_on=[scraper]))
         self.topic_arn = None
         if not emails:
             self.register_outputs({})
@@ -149,7 +149,7 @@ class ScalingAlerts(pulumi.ComponentResource):
                 lambda v: iam.to_json(iam.amp_alert_topic_key_policy(account_id=v[0],
                                                                      partition=v[1]))))
         topic = aws.sns.Topic(f"{name}-topic", name=f"{cluster_name}-scaling-alerts",
-                              kms_master_key_id=key.arn, tags=tags, opts=child)
+                              kms_master_key_id=key.arn, tags=tags, opts=named(parent=self))
         self.topic_arn = topic.arn
         access = aws.sns.TopicPolicy(
             f"{name}-topic", arn=topic.arn,

@@ -14,6 +14,7 @@ from .kms import encryption_key, service_only_policy
 from .namespaces import APP, MODELS, WorkloadNamespaces
 from .naming import creation_token
 from .network import Network
+from .options import named
 from .security_groups import cluster_only_security_group
 from .settings import StorageSettings
 
@@ -159,8 +160,11 @@ class SharedStorage(pulumi.ComponentResource):
         network: the Network (VPC and private subnets).
         cluster: the Cluster (security group, provider, nodes for the add-on).
         namespaces: the WorkloadNamespaces the claims go into.
-        addon_version: pinned add-on version, or None for the EKS default of the cluster.
+        addon_version: the add-on version (cluster.addon_version: pinned, or EKS's default for
+            the cluster's minor).
         retain: prod durability (protect).
+        protect: `protect` the file system, its access points, volumes and claims; `retain`
+            unless the stack's allowReplacement names `storage` (README, "Replacements").
         tags: common tags.
         claims: the claims to create (default `CLAIMS`).
 
@@ -177,13 +181,15 @@ class SharedStorage(pulumi.ComponentResource):
         network: Network,
         cluster: Cluster,
         namespaces: WorkloadNamespaces,
-        addon_version: str | None,
+        addon_version: pulumi.Input[str],
         retain: bool,
         tags: dict[str, str],
         claims: tuple[ClaimSpec, ...] = CLAIMS,
+        protect: bool | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("anythingllm:storage:SharedStorage", name, None, opts)
+        protect = retain if protect is None else protect
 
         key = encryption_key(
             f"{name}-efs", description=f"EFS shared storage of {cluster_name}",
@@ -201,7 +207,7 @@ class SharedStorage(pulumi.ComponentResource):
             throughput_mode="elastic",
             lifecycle_policies=lifecycle_policies(settings.transition_to_ia_days),
             tags={**tags, "Name": f"{cluster_name}-shared"},
-            opts=pulumi.ResourceOptions(parent=self, protect=retain),
+            opts=named(parent=self, protect=protect),
         )
         self.file_system_id = file_system.id
         # Children of the component, not of the file system: they would inherit its
@@ -243,7 +249,7 @@ class SharedStorage(pulumi.ComponentResource):
             resolve_conflicts_on_update="OVERWRITE",
             tags=tags,
             # Its controller is a Deployment: it needs nodes (and DNS) to become healthy.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=cluster.system_ready),
+            opts=named(parent=self, depends_on=cluster.system_ready),
         )
 
         # Static provisioning: Pulumi owns each access point and its PersistentVolume. A claim
@@ -253,7 +259,7 @@ class SharedStorage(pulumi.ComponentResource):
         # deleted in order (claim, volume, access point), with no controller involved.
         self.claims: dict[str, k8s.core.v1.PersistentVolumeClaim] = {}
         for claim in claims:
-            keep = retain and not claim.disposable
+            keep = protect and not claim.disposable
             access_point = aws.efs.AccessPoint(
                 f"{name}-{claim.name}",
                 file_system_id=file_system.id,

@@ -382,18 +382,20 @@ def run(
     config: dict[str, Any] | None = None,
     preview: bool = False,
     monitor: RecordingMonitor | None = None,
+    clusters: dict[str, str] | None = None,
 ) -> Plan:
     """Run `program` under the recording monitor with `config` and return its plan.
 
     `monitor`: a RecordingMonitor of the caller's (e.g. with `delays`); its cloud is replaced
-    by this run's FakeCloud.
+    by this run's FakeCloud. `clusters`: the EKS clusters the fake account already has (name ->
+    Kubernetes version), as a stack that was deployed before.
 
     `config` maps fully qualified keys (`aws:region`, `<project>:cluster`) to values as
     they appear in a stack file. Exceptions raised by the program (or by an apply inside
     it) propagate after the runtime has been shut down.
     """
     values, secret_keys = _config_strings(config or {})
-    cloud = FakeCloud(region=values.get("aws:region", "us-east-1"))
+    cloud = FakeCloud(region=values.get("aws:region", "us-east-1"), clusters=clusters)
     if monitor is None:
         monitor = RecordingMonitor(cloud)
     else:
@@ -452,12 +454,15 @@ def rpc_ready(value: Any) -> Any:
 
 
 def run_stack(program_dir: Path | str, stack: str, *, preview: bool = False,
-              config_from: str | None = None, config: dict[str, Any] | None = None) -> Plan:
+              config_from: str | None = None, config: dict[str, Any] | None = None,
+              clusters: dict[str, str] | None = None,
+              monitor: RecordingMonitor | None = None) -> Plan:
     """Run `<program_dir>/__main__.py` with `Pulumi.<stack>.yaml`, as `pulumi preview` would.
 
     `config_from` names another stack whose file to use, as a throwaway stack created from a
     template (`staging-<branch>` from `Pulumi.staging.yaml`) would; `config` replaces the
-    file altogether (fully qualified keys, as in a stack file).
+    file altogether (fully qualified keys, as in a stack file); `clusters` and `monitor` as for
+    `run`.
     """
     program_dir = Path(program_dir).resolve()
     project = read_project_name(program_dir)
@@ -469,4 +474,5 @@ def run_stack(program_dir: Path | str, stack: str, *, preview: bool = False,
         with _program_path(program_dir):
             runpy.run_path(str(main), run_name="__main__")
 
-    return run(program, project=project, stack=stack, config=config, preview=preview)
+    return run(program, project=project, stack=stack, config=config, preview=preview,
+               clusters=clusters, monitor=monitor)

@@ -46,8 +46,11 @@ def _digest(text: str, length: int) -> str:
 class FakeCloud(Mocks):
     """`pulumi.runtime.mocks.Mocks` that answers like a small, predictable AWS account."""
 
-    def __init__(self, region: str = "us-east-1"):
+    def __init__(self, region: str = "us-east-1", clusters: dict[str, str] | None = None):
+        """`clusters`: EKS clusters the account already has, name -> Kubernetes version (a
+        stack's cluster at its last `up`); none by default, as for a first deploy."""
         self.region = region
+        self.clusters = dict(clusters or {})
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         key = f"{args.typ}::{args.name}"
@@ -114,6 +117,22 @@ class FakeCloud(Mocks):
             # A fresh account: no role under the path asked for (e.g. no service-linked role yet).
             return {"arns": [], "names": [], "id": self.region,
                     "pathPrefix": args.args.get("pathPrefix"), "nameRegex": args.args.get("nameRegex")}
+        if args.token == "aws:eks/getClusters:getClusters":
+            return {"names": sorted(self.clusters), "id": self.region}
+        if args.token == "aws:eks/getCluster:getCluster":
+            name = args.args["name"]
+            if name not in self.clusters:
+                raise LookupError(f"ResourceNotFoundException: No cluster found for name: {name}.")
+            return {"name": name, "version": self.clusters[name], "id": name, "status": "ACTIVE"}
+        if args.token == "aws:eks/getAddonVersion:getAddonVersion":
+            # A stand-in for EKS's default version of an add-on for a Kubernetes minor (what
+            # DescribeAddonVersions marks `defaultVersion`): the offline engine cannot know the
+            # real ones, only that they differ from minor to minor.
+            addon, kubernetes = args.args["addonName"], args.args["kubernetesVersion"]
+            build = int(_digest(f"{addon}/{kubernetes}", 2), 16) % 9 + 1
+            return {"addonName": addon, "kubernetesVersion": kubernetes, "id": addon,
+                    "mostRecent": args.args.get("mostRecent", False),
+                    "version": f"v1.{kubernetes.split('.')[1]}.0-eksbuild.{build}"}
         raise NotImplementedError(f"the offline engine has no answer for invoke {args.token!r}")
 
     def _elb_arn(self, resource: str) -> str:

@@ -6,9 +6,15 @@ Resources are matched by URN: added, removed, and changed with the property path
 changed (inputs and the options that matter: protect, retainOnDelete, deletedWith,
 ignoreChanges, dependencies). Secret values are masked in the plans already; a path that is
 secret in either plan is shown as `[secret]` whatever it holds, so a plan written with
-revealed values still prints nothing secret. A warning heads the comment when a protected or
-stateful resource (databases, caches, file systems, keys, claims, generated secrets) is
-removed, changed, or changed in a property that makes the provider replace it.
+revealed values still prints nothing secret.
+
+What the comment says first, before any count: each resource that `up` would replace (an input
+the provider can only change by replacing it changed: components/replacement.py, read from
+the providers' sources) when it is stateful (a new, empty database, cache, file system, key or
+generated secret) or has a fixed physical name (its replacement cannot be created beside it:
+it is deleted first, or, protected, refused). Then a warning for a protected or stateful
+resource removed or changed, and for a resource whose URN changed while its physical name did
+not (a rename in the program, which `up` would carry out as a delete and a create).
 """
 
 from __future__ import annotations
@@ -20,30 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.replacement import STATEFUL, ReplaceOnly, replace_only, replacing
+
 SECRET = "[secret]"
 MAX_VALUE = 100
 MAX_COMMENT = 60_000  # GitHub caps a comment at 65,536 characters
-# Resources whose loss or replacement loses data or breaks what depends on them.
-STATEFUL = {
-    "aws:rds/instance:Instance", "aws:rds/cluster:Cluster",
-    "aws:elasticache/replicationGroup:ReplicationGroup", "aws:efs/fileSystem:FileSystem",
-    "aws:kms/key:Key", "aws:eks/cluster:Cluster", "kubernetes:core/v1:PersistentVolumeClaim",
-    "random:index/randomPassword:RandomPassword", "random:index/randomId:RandomId",
-}
-# Inputs the providers can only change by replacing the resource (a new, empty one).
-REPLACED_BY = {
-    "aws:rds/instance:Instance": {"identifier", "engine", "storageEncrypted", "kmsKeyId", "username",
-                                  "availabilityZone", "characterSetName"},
-    "aws:elasticache/replicationGroup:ReplicationGroup": {"replicationGroupId", "engine",
-                                                          "atRestEncryptionEnabled", "kmsKeyId"},
-    "aws:efs/fileSystem:FileSystem": {"creationToken", "encrypted", "kmsKeyId", "performanceMode"},
-    "aws:eks/cluster:Cluster": {"name"},
-    "kubernetes:core/v1:PersistentVolumeClaim": {"spec.storageClassName", "spec.accessModes",
-                                                 "metadata.name", "metadata.namespace"},
-    # Every input of a generated value forces a new value: the secret changes.
-    "random:index/randomPassword:RandomPassword": {"*"},
-    "random:index/randomId:RandomId": {"*"},
-}
 OPTIONS = ("protect", "retain_on_delete", "deleted_with", "ignore_changes", "dependencies",
            "delete_before_replace", "custom_timeouts")
 
@@ -55,6 +42,11 @@ class Change:
     name: str
     properties: list[tuple[str, str, str]] = field(default_factory=list)  # path, before, after
     warning: str | None = None
+    # Inputs that make the provider replace it, and why that hurts (stateful, fixed name).
+    replaced_by: list[str] = field(default_factory=list)
+    danger: str | None = None
+    # Inputs that replace it only under a condition the offline plan cannot evaluate.
+    maybe: list[tuple[str, str]] = field(default_factory=list)  # path, when
 
 
 def _flatten(value: Any, path: str = "") -> dict[str, Any]:
@@ -97,10 +89,27 @@ def _property_changes(before: dict, after: dict) -> list[tuple[str, str, str]]:
     return changes
 
 
-def _replaces(type_token: str, paths: list[str]) -> list[str]:
-    forcing = REPLACED_BY.get(type_token, set())
-    return [p for p in paths if not p.startswith("(option)")
-            and ("*" in forcing or any(p == f or p.startswith((f"{f}.", f"{f}[")) for f in forcing))]
+def fixed_name(resource: dict) -> str | None:
+    """The physical name a resource sets, when its cloud allows that name only once."""
+    rules = replace_only(resource["type"])
+    key = rules.physical_name if rules is not None else None
+    value = resource.get("inputs", {}).get(key) if key else None
+    return value if isinstance(value, str) else None
+
+
+def _danger(resource: dict, old: dict) -> str | None:
+    """Why replacing `resource` hurts, or None when a replacement is harmless."""
+    reasons = []
+    if resource["type"] in STATEFUL:
+        reasons.append("stateful: its replacement starts empty")
+    name = fixed_name(resource)
+    if name is not None:
+        reasons.append(f"fixed name `{name}`: deleted before its replacement is created"
+                       if resource.get("delete_before_replace") else
+                       f"fixed name `{name}`: its replacement cannot be created beside it")
+    if resource.get("protect") or old.get("protect"):
+        reasons.append("protected: `up` refuses")
+    return "; ".join(reasons) or None
 
 
 def diff(base: dict, head: dict) -> tuple[list[dict], list[dict], list[Change]]:
@@ -117,15 +126,31 @@ def diff(base: dict, head: dict) -> tuple[list[dict], list[dict], list[Change]]:
         resource = new[urn]
         change = Change(urn, resource["type"], resource["name"], properties)
         important = resource["type"] in STATEFUL or old[urn].get("protect") or resource.get("protect")
-        replaced = _replaces(resource["type"], [p for p, _, _ in properties])
-        if replaced:
-            paths = ", ".join(f"`{p}`" for p in replaced)
-            change.warning = (f"**replaced** on `up` ({paths} changed): a new, empty resource or a "
-                              "new secret value")
+        change.replaced_by = replacing(resource["type"], [p for p, _, _ in properties
+                                                          if not p.startswith("(option)")])
+        rules = replace_only(resource["type"])
+        inputs = [p for p, _, _ in properties if not p.startswith("(option)")]
+        change.maybe = [(path, when) for path, when in (rules.conditional if rules else ())
+                        if ReplaceOnly(type="", source="", paths=(path,)).replacing(inputs)]
+        if change.replaced_by:
+            paths = ", ".join(f"`{p}`" for p in change.replaced_by)
+            change.warning = f"**replaced** on `up` ({paths} changed)"
+            change.danger = _danger(resource, old[urn])
+        elif change.maybe:
+            change.warning = "may be **replaced** on `up`: " + "; ".join(
+                f"`{path}` changed, which replaces it when {when}" for path, when in change.maybe)
         elif important:
             change.warning = "stateful or protected resource changed"
         changed.append(change)
     return added, removed, changed
+
+
+def renamed(added: list[dict], removed: list[dict]) -> list[tuple[dict, dict]]:
+    """(removed, added) pairs of one type and one fixed physical name under different URNs: a
+    resource renamed or moved in the program, which `up` deletes and creates again."""
+    by_name = {(r["type"], fixed_name(r)): r for r in removed if fixed_name(r) is not None}
+    return [(by_name[(r["type"], fixed_name(r))], r) for r in added
+            if (r["type"], fixed_name(r)) in by_name]
 
 
 def _row(resource: dict) -> str:
@@ -140,12 +165,23 @@ def render(base: dict, head: dict, *, title: str | None = None) -> str:
     lines = [f"### Plan diff: `{title or stack}`", ""]
     if not (added or removed or changed):
         return "\n".join([*lines, "No changes to the offline plan.", ""])
+    replaced = [c for c in changed if c.replaced_by and c.danger]
+    moved = renamed(added, removed)
+    if replaced or moved:
+        lines += ["> [!CAUTION]", "> **`up` would replace stateful or fixed-name resources:**",
+                  *[f"> - `{c.type}` `{c.name}`: {', '.join(f'`{p}`' for p in c.replaced_by)} "
+                    f"changed ({c.danger})" for c in replaced],
+                  *[f"> - `{new['type']}` `{fixed_name(new)}`: its URN changed (`{old['name']}` to "
+                    f"`{new['name']}`), so `up` deletes and creates it; add an alias if it only moved"
+                    for old, new in moved],
+                  ">", "> README, \"Replacements\", says how to review and allow one.", ""]
     lines.append(f"**{len(added)} to add, {len(changed)} to change, {len(removed)} to remove** "
                  "(offline plan: values known only after `up` are `[unknown]`, secrets `[secret]`)")
     warnings = [f"- **removes** `{r['type']}` `{r['name']}`" + (" (protected: `up` will refuse)"
                                                               if r.get("protect") else "")
                 for r in removed if r["type"] in STATEFUL or r.get("protect")]
-    warnings += [f"- `{c.type}` `{c.name}`: {c.warning}" for c in changed if c.warning]
+    warnings += [f"- `{c.type}` `{c.name}`: {c.warning}" for c in changed
+                 if c.warning and not (c.replaced_by and c.danger)]
     if warnings:
         lines += ["", "> [!WARNING]",
                   "> Stateful or protected resources are affected; review before merging:",

@@ -14,6 +14,11 @@ turns CI red or makes a running stack impossible to preview:
   hourly price, until extended support ends (supportType can only change during standard
   support, so the warning before the end says so);
 - past extended support: EKS has upgraded the control plane to the next minor by itself.
+
+What the cluster runs today is the one thing the file cannot say: `upgrade_problem` compares the
+version asked for with the one EKS reports for the stack's cluster (settings/loading.py asks),
+and refuses skipping a minor or going back, which EKS refuses too, but only after the plan has
+started to change other things.
 """
 
 from __future__ import annotations
@@ -106,3 +111,36 @@ def version_warnings(version: str, support_type: str, today: dt.date) -> list[st
             f"extended support starts (cluster.supportType EXTENDED): {cost}")
     return [f"{key}: {version} leaves standard support on {life.standard_support_ends}, in "
             f"{days_left} days; then {then}: {target}"]
+
+
+def upgrade_problem(running: str, wanted: str) -> str | None:
+    """Why the cluster, which runs `running`, cannot be set to `wanted` in one `pulumi up`, or
+    None (the same version, or the next minor).
+
+    EKS upgrades a control plane one minor at a time ("you can update only one minor version
+    at a time", EKS user guide, update-cluster). It rolls one back only within 7 days of an
+    in-place upgrade, by one minor, and only after every managed node group has been rolled
+    back (EKS user guide, rollback-cluster): the opposite of the order a plan follows (control
+    plane first, nodes after it), so going back is a manual procedure (README, Upgrades), after
+    which the file names the version the cluster runs again. Independent of the date, like
+    `version_problem`.
+    """
+    if wanted == running or not KUBERNETES_MINOR.match(wanted) or not KUBERNETES_MINOR.match(running):
+        return None
+    if minor(wanted) == minor(running) + 1:
+        return None
+    if minor(wanted) > minor(running):
+        skipped = ", ".join(f"1.{m}" for m in range(minor(running) + 1, minor(wanted)))
+        return (f"{wanted!r} skips {skipped}: the cluster runs {running}, and EKS upgrades a "
+                f"control plane one minor at a time; set \"{_next(running)}\", run `pulumi up` "
+                "(control plane, add-ons, nodes, Cluster Autoscaler), then the next minor "
+                "(README, Upgrades)")
+    forced = (" (if nobody upgraded it, EKS did: it upgrades a control plane by itself when its "
+              "version's support ends)" if running == _next(wanted) else "")
+    stay = (f"set \"{running}\"" if running in supported_versions() else
+            f"this code does not deploy {running} yet; move to a release of it that does")
+    back = (" To go back after an upgrade of the last 7 days, roll back the node groups and then "
+            "the control plane by hand first (README, Upgrades, \"Rolling back\")"
+            if running == _next(wanted) else "")
+    return (f"{wanted!r} is older than {running}, which the cluster runs{forced}: a plan cannot "
+            f"take a control plane back; {stay}.{back}")

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError, create_model
 
 from .base import PROJECT_NAMESPACE, ConfigProblem, ConfigProblems, SettingsError
-from .kubernetes_version import supported_versions
+from .kubernetes_version import supported_versions, upgrade_problem
 from .rules import run_rules
 from .stack import DEFAULTED_SECTIONS, StackFields, StackSettings
 from .zones import account_zone_problems, zone_problem
@@ -322,7 +322,10 @@ def load_settings() -> StackSettings:
 
     Then asks the account which zones it has (DescribeAvailabilityZones): zone names map to
     zone IDs per account, so only the account says whether a zone the file names exists there
-    and is one EKS takes. Its problems are reported with the file's, before anything is created.
+    and is one EKS takes. And asks EKS which version the stack's cluster runs, if it exists
+    (ListClusters, DescribeCluster): skipping a minor or going back is refused here, where EKS
+    would refuse it only once the update had begun. Their problems are reported with the file's,
+    before anything is created.
     """
     import pulumi
 
@@ -341,10 +344,28 @@ def load_settings() -> StackSettings:
         offered = aws.get_availability_zones()
         problems += [f"{key}: {message}" for key, message in account_zone_problems(
             zones, dict(zip(offered.names, offered.zone_ids, strict=True)))]
+    cluster = raw.get("cluster")
+    wanted = cluster.get("kubernetesVersion") if isinstance(cluster, dict) else None
+    if isinstance(wanted, str):
+        from ..naming import cluster_name
+
+        running = running_kubernetes_version(cluster_name(pulumi.get_project(), pulumi.get_stack()))
+        problem = upgrade_problem(running, wanted) if running is not None else None
+        if problem is not None:
+            problems.append(f"cluster.kubernetesVersion: {problem}")
     if problems:
         raise SettingsError(_report(pulumi.get_stack(), problems), problems)
     assert settings is not None
     return settings
+
+
+def running_kubernetes_version(name: str) -> str | None:
+    """The Kubernetes version EKS reports for cluster `name`, or None when there is none yet."""
+    import pulumi_aws as aws
+
+    if name not in aws.eks.get_clusters().names:
+        return None
+    return aws.eks.get_cluster(name=name).version
 
 
 def _zones_to_ask_about(raw: Mapping[str, Any]) -> list[str]:

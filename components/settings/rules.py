@@ -101,8 +101,30 @@ def _prod_network(s: StackSettings) -> Iterator[ConfigProblem]:
                             "is a single-AZ point of failure; use 'perAz'")
 
 
+@rule("environment", "allow_replacement", "cluster.deletion_protection", "database.deletion_protection")
+def _replacements_allowed(s: StackSettings) -> Iterator[ConfigProblem]:
+    """`allowReplacement` lifts prod's `protect` from what it names. A replacement of a resource
+    with a fixed name deletes the old one first, which EKS and RDS refuse while their own
+    deletion protection is on: it is turned off in the same reviewed change."""
+    if not s.allow_replacement:
+        return
+    if not s.is_prod:
+        yield ConfigProblem("allowReplacement", f"only prod protects its stateful resources; in "
+                                                f"{s.environment} a replacement needs no permission: "
+                                                "remove the key")
+        return
+    for key, protected, setting, service in (
+            ("cluster", s.deletion_protection, "cluster.deletionProtection", "EKS"),
+            ("database", s.database.deletion_protection, "database.deletionProtection", "RDS")):
+        if key in s.allow_replacement and protected:
+            yield ConfigProblem("allowReplacement", f"{key}: a replacement deletes the old {key} "
+                                f"first, which {service} refuses while {setting} is true: set it "
+                                "false in this change (and back once the replacement is done)")
+
+
 @rule("environment", "cluster.public_access_cidrs", "cluster.deletion_protection",
-      "cluster.system_node_group", "cluster.log_types", "cluster.log_retention_days")
+      "cluster.system_node_group", "cluster.log_types", "cluster.log_retention_days",
+      "allow_replacement")
 def _cluster_for_the_environment(s: StackSettings) -> Iterator[ConfigProblem]:
     cluster = s.cluster
     if s.is_prod:
@@ -110,8 +132,9 @@ def _cluster_for_the_environment(s: StackSettings) -> Iterator[ConfigProblem]:
             yield ConfigProblem("cluster.publicAccessCidrs",
                                 "'0.0.0.0/0' is not allowed in prod; list the CIDRs of your CI "
                                 "runners and VPN, or leave it empty for a private-only endpoint")
-        if cluster.deletion_protection is False:
-            yield ConfigProblem("cluster.deletionProtection", "cannot be false in prod")
+        if cluster.deletion_protection is False and "cluster" not in s.allow_replacement:
+            yield ConfigProblem("cluster.deletionProtection", "cannot be false in prod (except "
+                                "with allowReplacement: [cluster], for a reviewed replacement)")
         if "audit" in cluster.log_types and cluster.log_retention_days < PROD_MIN_AUDIT_LOG_DAYS:
             yield ConfigProblem("cluster.logRetentionDays",
                                 f"{cluster.log_retention_days} is below {PROD_MIN_AUDIT_LOG_DAYS}: prod "
@@ -168,7 +191,7 @@ def _storage_durability(s: StackSettings) -> Iterator[ConfigProblem]:
         yield ConfigProblem("storage.backups", "cannot be false in prod")
 
 
-@rule("environment", "database")
+@rule("environment", "database", "allow_replacement")
 def _database_durability(s: StackSettings) -> Iterator[ConfigProblem]:
     database = s.database
     if s.is_prod:
@@ -179,8 +202,9 @@ def _database_durability(s: StackSettings) -> Iterator[ConfigProblem]:
              "database.backupRetentionDays",
              f"{database.backup_retention_days} is below {PROD_MIN_BACKUP_RETENTION_DAYS}, "
              f"the minimum in prod (allowed {PROD_MIN_BACKUP_RETENTION_DAYS}..35)"),
-            (not database.deletion_protection, "database.deletionProtection",
-             "cannot be false in prod"),
+            (not database.deletion_protection and "database" not in s.allow_replacement,
+             "database.deletionProtection", "cannot be false in prod (except with "
+             "allowReplacement: [database], for a reviewed replacement)"),
             (bool(BURSTABLE_DB.match(database.instance_class)), "database.instanceClass",
              f"{database.instance_class!r} is burstable; prod needs a fixed-performance class "
              "(e.g. db.m7g.large or db.r7g.large)"),

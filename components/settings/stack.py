@@ -52,6 +52,19 @@ DEFAULT_ANSWER_TOKENS = 4096
 NODE_OWNERSHIP_TAG_PREFIXES = ("eks:eks-cluster-name", "kubernetes.io/cluster", "karpenter.sh/nodepool",
                                "karpenter.sh/nodeclaim", "karpenter.k8s.aws/ec2nodeclass")
 
+# The parts of prod that `protect` keeps from being replaced, by the key that configures them,
+# and what a replacement would create in their place.
+REPLACEABLE = {
+    "cluster": "the EKS cluster (every node and Kubernetes object is deleted first)",
+    "database": "the RDS instance (a new, empty database; the old one leaves its final snapshot)",
+    "cache": "the ElastiCache replication group (a new, empty cache)",
+    "storage": "the EFS file system, its access points and claims (new, empty storage)",
+    "edgeIdentity": "the Cognito user pool (no users, new client credentials)",
+    "accessLogs": "the access-log bucket (it must be empty to be deleted)",
+}
+ReplaceableKey = Literal["cluster", "database", "cache", "storage", "edgeIdentity", "accessLogs"]
+
+
 class StackFields(_Model):
     """The stack's settings, each valid on its own; StackSettings adds the rules between them."""
 
@@ -74,6 +87,8 @@ class StackFields(_Model):
     hugging_face_token: SecretStr | None = None
     # The OIDC client secret of `ingress.auth` (type oidc); a secret config value only.
     oidc_client_secret: SecretStr | None = None
+    # Prod's stateful resources a reviewed change may replace (README, "Replacements").
+    allow_replacement: list[ReplaceableKey] = Field(default_factory=list)
     # When a throwaway stack may be destroyed (`tools/staging.py reap`); set by that tool.
     expires_at: dt.datetime | None = None
     # The date the warnings are for (parse_settings sets it; tests inject one).
@@ -167,6 +182,19 @@ class StackFields(_Model):
     def is_prod(self) -> bool:
         return self.environment == "prod"
 
+    def protects(self, key: str) -> bool:
+        """Whether the stateful resources configured by `key` (REPLACEABLE) are `protect`ed: in
+        prod, unless `allowReplacement` names them."""
+        return self.is_prod and key not in self.allow_replacement
+
+    @field_validator("allow_replacement")
+    @classmethod
+    def _allow_replacement(cls, value: list[str]) -> list[str]:
+        twice = sorted({key for key in value if value.count(key) > 1})
+        if twice:
+            raise ConfigProblem("", f"lists {', '.join(twice)} twice")
+        return value
+
     @property
     def deletion_protection(self) -> bool:
         explicit = self.cluster.deletion_protection
@@ -257,6 +285,9 @@ class StackFields(_Model):
                     "has started and loaded the model (minutes); set replicas: 2 to keep serving")
         if not self.is_prod:
             return found
+        found += [f"allowReplacement: {key}: `up` may replace {REPLACEABLE[key]}; remove the key "
+                  "once the reviewed replacement is done (README, \"Replacements\")"
+                  for key in self.allow_replacement]
         tags = [("app.imageTag", self.app.image_tag)]
         if self.app.canary is not None:
             tags.append(("app.canary.imageTag", self.app.canary.image_tag))
