@@ -121,7 +121,8 @@ class Database(pulumi.ComponentResource):
       - a KMS key (rotation on) for storage and Performance Insights;
       - a DB subnet group over the private subnets and a security group admitting 5432/tcp
         only from the cluster security group;
-      - a parameter group (`rds.force_ssl=1`) of the configured major version's family;
+      - a parameter group (`rds.force_ssl=1`) of the configured major version's family, and
+        during a major upgrade also the one of the major the instance still runs;
       - log groups with retention for the exported `postgresql` and `upgrade` logs, created
         before the instance (otherwise RDS creates them without expiry);
       - the master password (pulumi-random, a secret) and the instance: gp3 storage encrypted
@@ -191,11 +192,19 @@ class Database(pulumi.ComponentResource):
             vpc_id=network.vpc_id, port=POSTGRES_PORT,
             cluster_security_group_id=cluster.cluster_security_group_id, tags=tags, parent=self,
         )
-        parameter_group = aws.rds.ParameterGroup(
-            name, family=settings.parameter_group_family,
-            description=f"PostgreSQL {settings.major_version} of {cluster_name}: TLS only",
-            parameters=parameter_group_parameters(), tags=tags, opts=child,
-        )
+        # One group per major: the engine's, and during a major upgrade the one the instance
+        # still runs until RDS has moved it (settings.parameter_group_majors). The first group
+        # keeps the URN a stack had when it had a single group (`name`), so that group is kept.
+        parameter_groups = {
+            major: aws.rds.ParameterGroup(
+                f"{name}-postgres{major}", family=f"postgres{major}",
+                description=f"PostgreSQL {major} of {cluster_name}: TLS only",
+                parameters=parameter_group_parameters(), tags=tags,
+                opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=name)]
+                                            if index == 0 else None))
+            for index, major in enumerate(settings.parameter_group_majors)
+        }
+        parameter_group = parameter_groups[settings.major_version]
         log_groups = [
             aws.cloudwatch.LogGroup(
                 f"{name}-{export}", name=f"/aws/rds/instance/{identifier}/{export}",
@@ -256,8 +265,9 @@ class Database(pulumi.ComponentResource):
             # Major upgrades happen only when engineVersion changes in the stack file, which a
             # reviewer sees in the preview diff; without this flag such a change cannot apply.
             allow_major_version_upgrade=True,
-            # Prod changes wait for the maintenance window; elsewhere they apply at once.
-            apply_immediately=not retain,
+            # Prod changes wait for the maintenance window unless a reviewed change says
+            # otherwise (database.applyImmediately); elsewhere they apply at once.
+            apply_immediately=settings.apply_immediately,
             # At the end of standard support, upgrade instead of paying for Extended Support.
             engine_lifecycle_support="open-source-rds-extended-support-disabled",
             tags={**tags, "Name": identifier},
@@ -269,13 +279,15 @@ class Database(pulumi.ComponentResource):
 
         self._bootstrap(name, region=region, cluster=cluster, namespaces=namespaces,
                         consumers=consumers, master_password=master_password,
-                        access_rule=security_group.rule)
+                        access_rule=security_group.rule,
+                        server_version=f"postgres {settings.engine_version}" + (
+                            f" from {settings.upgrading_from}" if settings.upgrading_from else ""))
         self.register_outputs({"address": self.address})
 
     def _bootstrap(self, name: str, *, region: str, cluster: Cluster,
                    namespaces: WorkloadNamespaces, consumers: list[DatabaseConsumer],
                    master_password: random.RandomPassword,
-                   access_rule: pulumi.Resource) -> None:
+                   access_rule: pulumi.Resource, server_version: str) -> None:
         provider = cluster.provider
         ca_pem = root_certificate(region)
         ca_maps: dict[str, k8s.core.v1.ConfigMap] = {}
@@ -309,7 +321,9 @@ class Database(pulumi.ComponentResource):
         service_account = token_less_account(f"{name}-bootstrap", account=BOOTSTRAP_SERVICE_ACCOUNT,
                                              namespace=bootstrap_namespace, opts=in_bootstrap)
         sql, shell = bootstrap_sql(consumers), bootstrap_shell()
-        job_name = bootstrap_job_name(sql, shell, POSTGRES_CLIENT_IMAGE, ca_pem)
+        # The server's version is part of the name: the Job runs again after an engine change
+        # (and again when a major upgrade is over: upgradingFrom goes), to update extensions.
+        job_name = bootstrap_job_name(sql, shell, POSTGRES_CLIENT_IMAGE, ca_pem, server_version)
         script = k8s.core.v1.ConfigMap(
             f"{name}-bootstrap-script",
             metadata={"name": job_name, "namespace": bootstrap_namespace},

@@ -118,8 +118,18 @@ def bootstrap_sql(consumers: list[DatabaseConsumer]) -> str:
         ]
         if consumer.extensions:
             lines.append(f"\\connect {name}")
-            lines += [f"CREATE EXTENSION IF NOT EXISTS {extension};"
-                      for extension in consumer.extensions]
+            # Then to the version the server ships now: "A PostgreSQL engine upgrade doesn't
+            # upgrade most PostgreSQL extensions" (RDS user guide, "Upgrading PostgreSQL
+            # extensions"). Only when it is behind, and only one this role owns (ALTER
+            # EXTENSION needs the owner; the bootstrap creates it, so it owns it on RDS).
+            lines += [statement for extension in consumer.extensions for statement in (
+                f"CREATE EXTENSION IF NOT EXISTS {extension};",
+                "SELECT format('ALTER EXTENSION %I UPDATE', a.name)",
+                " FROM pg_catalog.pg_available_extensions a",
+                " JOIN pg_catalog.pg_extension e ON e.extname = a.name",
+                f" WHERE a.name = '{extension}' AND a.installed_version IS DISTINCT FROM a.default_version",
+                "   AND pg_catalog.pg_has_role(e.extowner, 'USAGE')",
+                "\\gexec")]
         if consumer.vector_dimensions is not None:
             lines += vector_table_sql(consumer.name, consumer.vector_dimensions)
     return "\n".join(lines) + "\n"

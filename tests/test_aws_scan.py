@@ -184,7 +184,7 @@ def test_blocks_plurals_maps_and_policies_translate_as_terraform_writes_them(sca
     assert cluster["encryption_config"][0]["provider"][0]["key_arn"].startswith("arn:aws:kms:")
     # A pluralised repeated block (`parameters`) is Terraform's `parameter`, which CKV2_AWS_69 reads.
     assert {"name": "rds.force_ssl", "value": "1", "apply_method": "immediate"} in \
-        resources["aws_db_parameter_group.database"]["parameter"]
+        resources["aws_db_parameter_group.database-postgres17"]["parameter"]
     # Map keys are data: tags keep theirs.
     assert resources["aws_vpc.network-vpc"]["tags"]["anythingllm:stack"] == "prod"
     assert "tags_all" not in resources["aws_vpc.network-vpc"]

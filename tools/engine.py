@@ -4,7 +4,7 @@
 resource options, the monitor does. For each `RegisterResourceRequest` it records the type,
 name, parent, provider, inputs (secrets masked, and which paths were secret), dependencies,
 property dependencies and the options (protect, retainOnDelete, deletedWith, ignoreChanges,
-customTimeouts, ...). `run_stack` runs `__main__.py` with a stack's config file; `run`
+customTimeouts, aliases, ...). `run_stack` runs `__main__.py` with a stack's config file; `run`
 runs any callable, which is how tests build one component alone.
 
 The engine knows nothing of this project's components.
@@ -70,6 +70,9 @@ class Registration:
     replace_on_changes: list[str]
     delete_before_replace: bool
     custom_timeouts: dict[str, str]
+    # Earlier identities the resource answers to (`aliases`): a URN, or the parts of an alias
+    # spec that were set (name, type, parent...).
+    aliases: list[dict[str, str]] = field(default_factory=list)
     # Inputs with secrets revealed: for tests only, never written to disk.
     raw_inputs: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -206,6 +209,13 @@ def _plain(value: Any, path: str, secrets: list[str], reveal: bool) -> Any:
     return value
 
 
+def _alias(alias) -> dict[str, str]:
+    if alias.urn:
+        return {"urn": alias.urn}
+    spec = json_format.MessageToDict(alias.spec, preserving_proto_field_name=True)
+    return {key: str(value) for key, value in sorted(spec.items())}
+
+
 def _strip_id(reference: str) -> str | None:
     # Provider references are "<urn>::<id>".
     return reference.rsplit("::", 1)[0] if reference else None
@@ -271,6 +281,7 @@ class RecordingMonitor(mocks.MockMonitor):
             custom_timeouts={k: v for k, v in (("create", timeouts.create),
                                                ("update", timeouts.update),
                                                ("delete", timeouts.delete)) if v},
+            aliases=[_alias(alias) for alias in request.aliases],
             raw_inputs=raw_inputs,
         ))
         return response
@@ -383,19 +394,22 @@ def run(
     preview: bool = False,
     monitor: RecordingMonitor | None = None,
     clusters: dict[str, str] | None = None,
+    databases: dict[str, str] | None = None,
 ) -> Plan:
     """Run `program` under the recording monitor with `config` and return its plan.
 
     `monitor`: a RecordingMonitor of the caller's (e.g. with `delays`); its cloud is replaced
-    by this run's FakeCloud. `clusters`: the EKS clusters the fake account already has (name ->
-    Kubernetes version), as a stack that was deployed before.
+    by this run's FakeCloud. `clusters` and `databases`: the EKS clusters (name -> Kubernetes
+    version) and RDS instances (identifier -> engine version) the fake account already has, as
+    for a stack that was deployed before.
 
     `config` maps fully qualified keys (`aws:region`, `<project>:cluster`) to values as
     they appear in a stack file. Exceptions raised by the program (or by an apply inside
     it) propagate after the runtime has been shut down.
     """
     values, secret_keys = _config_strings(config or {})
-    cloud = FakeCloud(region=values.get("aws:region", "us-east-1"), clusters=clusters)
+    cloud = FakeCloud(region=values.get("aws:region", "us-east-1"), clusters=clusters,
+                      databases=databases)
     if monitor is None:
         monitor = RecordingMonitor(cloud)
     else:
@@ -455,14 +469,14 @@ def rpc_ready(value: Any) -> Any:
 
 def run_stack(program_dir: Path | str, stack: str, *, preview: bool = False,
               config_from: str | None = None, config: dict[str, Any] | None = None,
-              clusters: dict[str, str] | None = None,
+              clusters: dict[str, str] | None = None, databases: dict[str, str] | None = None,
               monitor: RecordingMonitor | None = None) -> Plan:
     """Run `<program_dir>/__main__.py` with `Pulumi.<stack>.yaml`, as `pulumi preview` would.
 
     `config_from` names another stack whose file to use, as a throwaway stack created from a
     template (`staging-<branch>` from `Pulumi.staging.yaml`) would; `config` replaces the
-    file altogether (fully qualified keys, as in a stack file); `clusters` and `monitor` as for
-    `run`.
+    file altogether (fully qualified keys, as in a stack file); `clusters`, `databases` and
+    `monitor` as for `run`.
     """
     program_dir = Path(program_dir).resolve()
     project = read_project_name(program_dir)
@@ -475,4 +489,4 @@ def run_stack(program_dir: Path | str, stack: str, *, preview: bool = False,
             runpy.run_path(str(main), run_name="__main__")
 
     return run(program, project=project, stack=stack, config=config, preview=preview,
-               clusters=clusters, monitor=monitor)
+               clusters=clusters, databases=databases, monitor=monitor)

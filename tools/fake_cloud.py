@@ -46,11 +46,14 @@ def _digest(text: str, length: int) -> str:
 class FakeCloud(Mocks):
     """`pulumi.runtime.mocks.Mocks` that answers like a small, predictable AWS account."""
 
-    def __init__(self, region: str = "us-east-1", clusters: dict[str, str] | None = None):
-        """`clusters`: EKS clusters the account already has, name -> Kubernetes version (a
-        stack's cluster at its last `up`); none by default, as for a first deploy."""
+    def __init__(self, region: str = "us-east-1", clusters: dict[str, str] | None = None,
+                 databases: dict[str, str] | None = None):
+        """`clusters`: EKS clusters the account already has, name -> Kubernetes version;
+        `databases`: RDS instances, identifier -> engine version (a stack at its last `up`).
+        None by default, as for a first deploy."""
         self.region = region
         self.clusters = dict(clusters or {})
+        self.databases = dict(databases or {})
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         key = f"{args.typ}::{args.name}"
@@ -124,6 +127,19 @@ class FakeCloud(Mocks):
             if name not in self.clusters:
                 raise LookupError(f"ResourceNotFoundException: No cluster found for name: {name}.")
             return {"name": name, "version": self.clusters[name], "id": name, "status": "ACTIVE"}
+        if args.token == "aws:rds/getInstances:getInstances":
+            wanted = {value for f in args.args.get("filters") or [] if f["name"] == "db-instance-id"
+                      for value in f["values"]}
+            found = sorted(i for i in self.databases if not wanted or i in wanted)
+            return {"instanceIdentifiers": found, "id": self.region,
+                    "instanceArns": [f"arn:{PARTITION}:rds:{self.region}:{ACCOUNT_ID}:db:{i}"
+                                     for i in found]}
+        if args.token == "aws:rds/getInstance:getInstance":
+            identifier = args.args["dbInstanceIdentifier"]
+            if identifier not in self.databases:
+                raise LookupError(f"DBInstanceNotFound: DBInstance {identifier} not found.")
+            return {"dbInstanceIdentifier": identifier, "id": identifier,
+                    "engine": "postgres", "engineVersion": self.databases[identifier]}
         if args.token == "aws:eks/getAddonVersion:getAddonVersion":
             # A stand-in for EKS's default version of an add-on for a Kubernetes minor (what
             # DescribeAddonVersions marks `defaultVersion`): the offline engine cannot know the

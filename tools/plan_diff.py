@@ -112,20 +112,44 @@ def _danger(resource: dict, old: dict) -> str | None:
     return "; ".join(reasons) or None
 
 
+def alias_urns(resource: dict) -> list[str]:
+    """The URNs a resource answers to through its aliases (same parent: a name or a type)."""
+    prefix, _, name = resource["urn"].rpartition("::")
+    head, _, types = prefix.rpartition("::")
+    found = []
+    for alias in resource.get("aliases", []):
+        if "urn" in alias:
+            found.append(alias["urn"])
+        elif not alias.get("parentUrn") and not alias.get("noParent") and set(alias) <= {
+                "name", "type", "parentUrn"}:
+            chain = types.split("$")
+            chain[-1] = alias.get("type", chain[-1])
+            found.append(f"{head}::{'$'.join(chain)}::{alias.get('name', name)}")
+    return found
+
+
 def diff(base: dict, head: dict) -> tuple[list[dict], list[dict], list[Change]]:
-    """Added, removed and changed resources between two plan.json documents."""
+    """Added, removed and changed resources between two plan.json documents. A resource whose
+    URN changed but whose alias names its old one is the same resource: changed, not added."""
     old = {r["urn"]: r for r in base.get("resources", [])}
     new = {r["urn"]: r for r in head.get("resources", [])}
-    added = [new[urn] for urn in sorted(set(new) - set(old))]
-    removed = [old[urn] for urn in sorted(set(old) - set(new))]
+    moved = {alias: urn for urn in set(new) - set(old) for alias in alias_urns(new[urn])
+             if alias in old and alias not in new}
+    added = [new[urn] for urn in sorted(set(new) - set(old) - set(moved.values()))]
+    removed = [old[urn] for urn in sorted(set(old) - set(new) - set(moved))]
     changed = []
-    for urn in sorted(set(old) & set(new)):
-        properties = _property_changes(old[urn], new[urn])
+    pairs = sorted([(urn, urn) for urn in set(old) & set(new)] + list(moved.items()),
+                   key=lambda pair: pair[1])
+    for old_urn, urn in pairs:
+        properties = _property_changes(old[old_urn], new[urn])
+        if old_urn != urn:
+            properties.insert(0, ("(option) urn", _text(old_urn.rpartition("::")[2]),
+                                  _text(urn.rpartition("::")[2]) + " (alias: the same resource)"))
         if not properties:
             continue
         resource = new[urn]
         change = Change(urn, resource["type"], resource["name"], properties)
-        important = resource["type"] in STATEFUL or old[urn].get("protect") or resource.get("protect")
+        important = resource["type"] in STATEFUL or old[old_urn].get("protect") or resource.get("protect")
         change.replaced_by = replacing(resource["type"], [p for p, _, _ in properties
                                                           if not p.startswith("(option)")])
         rules = replace_only(resource["type"])
@@ -135,7 +159,7 @@ def diff(base: dict, head: dict) -> tuple[list[dict], list[dict], list[Change]]:
         if change.replaced_by:
             paths = ", ".join(f"`{p}`" for p in change.replaced_by)
             change.warning = f"**replaced** on `up` ({paths} changed)"
-            change.danger = _danger(resource, old[urn])
+            change.danger = _danger(resource, old[old_urn])
         elif change.maybe:
             change.warning = "may be **replaced** on `up`: " + "; ".join(
                 f"`{path}` changed, which replaces it when {when}" for path, when in change.maybe)

@@ -31,7 +31,8 @@ BURSTABLE_CACHE = re.compile(r"^cache\.t\d+[a-z]*\.")
 # RDS for PostgreSQL has no Performance Insights on the two smallest burstable sizes.
 NO_PERFORMANCE_INSIGHTS = re.compile(r"^db\.t\d+[a-z]*\.(micro|small)$")
 # pgvector ships with every RDS PostgreSQL 16 and 17 release (it needs 15.2 or later).
-POSTGRES_VERSION = re.compile(r"^(16|17)(\.\d{1,2})?$")
+POSTGRES_MAJORS = ("16", "17")
+POSTGRES_VERSION = re.compile(rf"^({'|'.join(POSTGRES_MAJORS)})(\.\d{{1,2}})?$")
 # ElastiCache engine versions this code accepts, newest first: the first is the default.
 CACHE_ENGINE_VERSIONS: dict[str, tuple[str, ...]] = {
     "valkey": ("8.1", "8.0", "7.2"),
@@ -44,14 +45,15 @@ ENVIRONMENT_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         "storage": {"backups": True},
         "database": {"instanceClass": "db.m7g.large", "multiAz": True,
                      "backupRetentionDays": 14, "deletionProtection": True,
-                     "logRetentionDays": 365, "enhancedMonitoringSeconds": 60},
+                     "logRetentionDays": 365, "enhancedMonitoringSeconds": 60,
+                     "applyImmediately": False},
         "cache": {"nodeType": "cache.m7g.large", "replicas": 1, "snapshotRetentionDays": 7},
     },
     "dev": {
         "storage": {"backups": False},
         "database": {"instanceClass": "db.t4g.medium", "multiAz": False,
                      "backupRetentionDays": 1, "deletionProtection": False,
-                     "enhancedMonitoringSeconds": 0},
+                     "enhancedMonitoringSeconds": 0, "applyImmediately": True},
         "cache": {"nodeType": "cache.t4g.small", "replicas": 0, "snapshotRetentionDays": 0},
     },
 }
@@ -82,6 +84,22 @@ class DatabaseSettings(_Model):
     # RDS Enhanced Monitoring: OS metrics every N seconds (0 = off; RDS takes 1, 5, 10, 15, 30
     # and 60). No default here: the environment's (prod 60).
     enhanced_monitoring_seconds: Literal[0, 1, 5, 10, 15, 30, 60]
+    # Changes that RDS applies with downtime (a class, a major version) apply at once, or in
+    # the maintenance window (prod's default).
+    apply_immediately: bool
+    # During a major upgrade: the major the instance runs until RDS has upgraded it. Its
+    # parameter group is kept until then (README, "PostgreSQL major upgrades").
+    upgrading_from: str | None = None
+
+    @field_validator("upgrading_from", mode="before")
+    @classmethod
+    def _upgrading_from(cls, value: Any) -> Any:
+        if isinstance(value, int | float):
+            raise ConfigProblem("", f"{value!r} is a number; quote it, e.g. \"16\"")
+        if isinstance(value, str) and value not in POSTGRES_MAJORS:
+            raise ConfigProblem("", f"{value!r} is not a PostgreSQL major this code deploys "
+                                    f"({', '.join(POSTGRES_MAJORS)})")
+        return value
 
     @field_validator("engine_version", mode="before")
     @classmethod
@@ -126,7 +144,21 @@ class DatabaseSettings(_Model):
             )
         _disjoint_windows("backupWindow", self.backup_window, self.maintenance_window,
                           minimum_minutes=30, service="RDS")
+        if self.upgrading_from is not None and int(self.upgrading_from) >= int(self.major_version):
+            raise ConfigProblem(
+                "upgradingFrom",
+                f"{self.upgrading_from!r} is not older than engineVersion {self.engine_version!r}: "
+                "it names the major the instance runs before a major upgrade; remove it once "
+                "the instance runs engineVersion's major")
         return self
+
+    @property
+    def parameter_group_majors(self) -> list[str]:
+        """The majors whose parameter groups exist: the engine's, and during a major upgrade the
+        one the instance still runs (RDS refuses to delete a group an instance uses, and in the
+        maintenance window the instance uses the old one until the window)."""
+        return sorted({self.major_version, *([self.upgrading_from] if self.upgrading_from else [])},
+                      key=int)
 
     @property
     def major_version(self) -> str:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError, create_model
 
 from .base import PROJECT_NAMESPACE, ConfigProblem, ConfigProblems, SettingsError
 from .kubernetes_version import supported_versions, upgrade_problem
+from .postgres_version import major_upgrade_findings
 from .rules import run_rules
 from .stack import DEFAULTED_SECTIONS, StackFields, StackSettings
 from .zones import account_zone_problems, zone_problem
@@ -324,8 +325,10 @@ def load_settings() -> StackSettings:
     zone IDs per account, so only the account says whether a zone the file names exists there
     and is one EKS takes. And asks EKS which version the stack's cluster runs, if it exists
     (ListClusters, DescribeCluster): skipping a minor or going back is refused here, where EKS
-    would refuse it only once the update had begun. Their problems are reported with the file's,
-    before anything is created.
+    would refuse it only once the update had begun. And asks RDS which version the stack's
+    database runs (DescribeDBInstances): a major upgrade must keep the old parameter group
+    (postgres_version.py). Their problems are reported with the file's, before anything is
+    created; their warnings join the settings' own.
     """
     import pulumi
 
@@ -353,10 +356,33 @@ def load_settings() -> StackSettings:
         problem = upgrade_problem(running, wanted) if running is not None else None
         if problem is not None:
             problems.append(f"cluster.kubernetesVersion: {problem}")
+    warnings: list[str] = []
+    if settings is not None:
+        from ..naming import cluster_name, db_instance_identifier
+
+        identifier = db_instance_identifier(cluster_name(pulumi.get_project(), pulumi.get_stack()))
+        database = settings.database
+        for finding in major_upgrade_findings(
+                identifier=identifier, running=running_postgres_version(identifier),
+                engine_version=database.engine_version, upgrading_from=database.upgrading_from,
+                apply_immediately=database.apply_immediately,
+                maintenance_window=database.maintenance_window):
+            (problems if finding.problem else warnings).append(f"{finding.key}: {finding.message}")
     if problems:
         raise SettingsError(_report(pulumi.get_stack(), problems), problems)
     assert settings is not None
+    settings._account_warnings = warnings
     return settings
+
+
+def running_postgres_version(identifier: str) -> str | None:
+    """The engine version RDS reports for instance `identifier`, or None when there is none."""
+    import pulumi_aws as aws
+
+    found = aws.rds.get_instances(filters=[{"name": "db-instance-id", "values": [identifier]}])
+    if identifier not in (found.instance_identifiers or []):
+        return None
+    return aws.rds.get_instance(db_instance_identifier=identifier).engine_version
 
 
 def running_kubernetes_version(name: str) -> str | None:

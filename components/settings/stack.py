@@ -93,6 +93,8 @@ class StackFields(_Model):
     expires_at: dt.datetime | None = None
     # The date the warnings are for (parse_settings sets it; tests inject one).
     _today: dt.date = PrivateAttr(default_factory=dt.date.today)
+    # What the account said about the running stack (loading.py): warnings, shown by previews.
+    _account_warnings: list[str] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -245,6 +247,7 @@ class StackFields(_Model):
         under the same name."""
         found = version_warnings(self.cluster.kubernetes_version, self.cluster.support_type,
                                  self._today)
+        found += self._account_warnings
         found += [f"cluster.systemNodeGroup.instanceTypes[{index}]: {instance_type} is not in this "
                   "code's instance table (components/instance_types.py): it is taken as x86_64 by "
                   "its name, and pods' requests are not checked against what it can allocate"
