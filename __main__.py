@@ -9,6 +9,7 @@ from components.anythingllm import (
     storage_claims,
     target_group_resources,
 )
+from components.backups import Backups
 from components.cache import CONNECTION_SECRET, Cache
 from components.cluster import Cluster, addon_version
 from components.database import Database
@@ -82,6 +83,7 @@ storage = SharedStorage(
     namespaces=namespaces, addon_version=addon_version(settings.cluster, "aws-efs-csi-driver"),
     retain=retain, protect=settings.protects("storage"), tags=tags,
     claims=(*storage_claims(settings.app), MODEL_CACHE),
+    restore_recovery_point=settings.restore.file_system_recovery_point, region=settings.region,
 )
 # AnythingLLM keeps its data and its vectors (pgvector) in one database; LiteLLM keeps keys,
 # budgets and spend logs in its own.
@@ -94,6 +96,7 @@ database = Database(
     "database", settings.database, cluster_name=name, region=settings.region, network=network,
     cluster=cluster, namespaces=namespaces, consumers=database_consumers, retain=retain,
     protect=settings.protects("database"), tags=tags,
+    restore_snapshot=settings.restore.database_snapshot,
     logs_key_arn=logs_key_arn,
 )
 cache = Cache("cache", settings.cache, cluster_name=name, network=network, cluster=cluster,
@@ -193,6 +196,15 @@ observability = Observability(
         service_uids=app.service_uids,
     ),
 )
+# AWS Backup of the database and the file system (prod; optional elsewhere), with an alert when
+# a job fails. RDS's own automated backups stay as they are.
+backups = Backups(
+    "backup", settings.backup, cluster_name=name,
+    resources=[database.instance.arn, storage.file_system_arn],
+    account_id=cluster.account_id, partition=cluster.partition,
+    emails=settings.observability.alarm_emails, retain=retain, protect=settings.is_prod,
+    tags=tags,
+) if settings.backup.enabled else None
 
 pulumi.export("environment", settings.environment)
 # Throwaway stacks only: `tools/staging.py reap` reads it from the state (no config file needed).
@@ -205,6 +217,9 @@ pulumi.export("clusterEndpoint", cluster.endpoint)
 pulumi.export("gpuNodeGroups", sorted(g.name for g in settings.cluster.gpu_node_groups))
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("fileSystemId", storage.file_system_id)
+# Where AWS Backup keeps the recovery points a restore stack starts from (README, "Backups and
+# restore"); null without backups.
+pulumi.export("backupVault", backups.vault_name if backups is not None else None)
 pulumi.export("databaseAddress", database.address)
 pulumi.export("cacheAddress", cache.host)
 pulumi.export("url", app.url)

@@ -24,7 +24,7 @@ from .db_bootstrap import (
 )
 from .kms import encryption_key, service_only_policy
 from .namespaces import DATA_BOOTSTRAP, WorkloadNamespaces
-from .naming import db_instance_identifier
+from .naming import RESTORED_FROM_TAG, db_instance_identifier
 from .network import Network
 from .node_group import system_labels
 from .options import named
@@ -149,6 +149,8 @@ class Database(pulumi.ComponentResource):
         retain: prod durability (final snapshot, kept backups, protect).
         protect: `protect` the instance; `retain` unless the stack's allowReplacement names
             `database` for a reviewed replacement (README, "Replacements").
+        restore_snapshot: an RDS snapshot (identifier or ARN) the instance is created from
+            (restore.databaseSnapshot), copied under the stack's key first.
         tags: common tags.
 
     Attributes:
@@ -171,6 +173,7 @@ class Database(pulumi.ComponentResource):
         tags: dict[str, str],
         logs_key_arn: pulumi.Input[str] | None = None,
         protect: bool | None = None,
+        restore_snapshot: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("anythingllm:database:Database", name, None, opts)
@@ -225,9 +228,23 @@ class Database(pulumi.ComponentResource):
 
         monitoring = (self._monitoring_role(name, tags=tags)
                       if settings.enhanced_monitoring_seconds else [])
+        # A restore: RDS restores a snapshot with the snapshot's key (RestoreDBInstanceFromDBSnapshot
+        # takes none), so the snapshot is first copied under this stack's key (CopyDBSnapshot); the
+        # instance is then created from the copy, with this stack's key, username and, set right
+        # after the restore, password. The copy is the stack's: deleted with it.
+        restore_source = None
+        if restore_snapshot is not None:
+            restore_source = aws.rds.SnapshotCopy(
+                f"{name}-restore-source", source_db_snapshot_identifier=restore_snapshot,
+                target_db_snapshot_identifier=f"{identifier}-restore-source", kms_key_id=key.arn,
+                copy_tags=False, tags=tags,
+                # A copy takes as long as the snapshot is large; the provider's default is 20 min.
+                opts=named(parent=self, custom_timeouts=pulumi.CustomTimeouts(create="4h")))
         self.instance = aws.rds.Instance(
             name,
             identifier=identifier,
+            snapshot_identifier=(restore_source.target_db_snapshot_identifier
+                                 if restore_source is not None else None),
             engine="postgres",
             engine_version=settings.engine_version,
             instance_class=settings.instance_class,
@@ -270,9 +287,18 @@ class Database(pulumi.ComponentResource):
             apply_immediately=settings.apply_immediately,
             # At the end of standard support, upgrade instead of paying for Extended Support.
             engine_lifecycle_support="open-source-rds-extended-support-disabled",
-            tags={**tags, "Name": identifier},
+            # A restored instance says from what: the preview compares it with restore.databaseSnapshot.
+            tags={**tags, "Name": identifier,
+                  **({RESTORED_FROM_TAG: restore_snapshot} if restore_snapshot else {})},
             # RDS checks the monitoring role's permissions when it is set: attached first.
-            opts=named(parent=self, protect=protect, depends_on=[*log_groups, *monitoring]),
+            opts=named(
+                parent=self, protect=protect, depends_on=[*log_groups, *monitoring],
+                # Read at creation only: a restore stack keeps its database when the restore key
+                # goes, and a stack that gains one is refused by the preview (loading.py) rather
+                # than replaced.
+                ignore_changes=["snapshotIdentifier"],
+                # RDS backs a restored instance up before it is available (hours for a large one).
+                custom_timeouts=pulumi.CustomTimeouts(create="6h") if restore_source else None),
         )
         self.address = self.instance.address
         self.port = POSTGRES_PORT

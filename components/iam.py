@@ -143,6 +143,21 @@ def alarm_topic_key_policy(*, account_id: str, partition: str) -> dict[str, Any]
     )
 
 
+def backup_alert_topic_key_policy(*, account_id: str, partition: str) -> dict[str, Any]:
+    """Key policy of the backup alerts' topic (backups.py): the account administers the key
+    through IAM; EventBridge may use it to deliver to the encrypted topic (SNS developer guide,
+    "Configuring AWS KMS permissions for AWS services": events.amazonaws.com). No condition, as
+    in that guide's statement (a condition EventBridge's calls did not meet would drop every
+    alert without a trace): the key serves this topic alone, whose policy admits this stack's
+    rule only."""
+    return _document(
+        _account_administers_through_iam(account_id=account_id, partition=partition),
+        {"Sid": "EventBridgeRulesPublish", "Effect": "Allow",
+         "Principal": {"Service": "events.amazonaws.com"},
+         "Action": ["kms:GenerateDataKey*", "kms:Decrypt"], "Resource": "*"},
+    )
+
+
 def amp_alert_topic_key_policy(*, account_id: str, partition: str) -> dict[str, Any]:
     """Key policy of the scaling alerts' topic (scaling_alerts.py): the account administers the
     key through IAM; Amazon Managed Service for Prometheus may use it to publish to the encrypted

@@ -20,6 +20,8 @@ REPLICATION_GROUP_ID_MAX = 40  # ElastiCache replication group id
 RDS_IDENTIFIER_MAX = 63
 CREATION_TOKEN_MAX = 64  # EFS creation token
 EXPIRES_TAG = "anythingllm:expires-at"
+# The tag of an RDS instance created from a snapshot (restore.databaseSnapshot), naming it.
+RESTORED_FROM_TAG = "anythingllm:restored-from"
 
 
 def physical_name(*parts: str, max_length: int) -> str:

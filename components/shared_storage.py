@@ -11,12 +11,13 @@ import pulumi_kubernetes as k8s
 
 from .cluster import Cluster
 from .kms import encryption_key, service_only_policy
-from .namespaces import APP, MODELS, WorkloadNamespaces
+from .namespaces import APP, DATA_BOOTSTRAP, MODELS, WorkloadNamespaces
 from .naming import creation_token
 from .network import Network
 from .options import named
 from .security_groups import cluster_only_security_group
 from .settings import StorageSettings
+from .storage_restore import StorageRestore
 
 NFS_PORT = 2049
 EFS_CSI_ADDON = "aws-efs-csi-driver"
@@ -167,6 +168,9 @@ class SharedStorage(pulumi.ComponentResource):
             unless the stack's allowReplacement names `storage` (README, "Replacements").
         tags: common tags.
         claims: the claims to create (default `CLAIMS`).
+        restore_recovery_point: an AWS Backup recovery point of a file system of this project
+            (restore.fileSystemRecoveryPoint): restored into the new file system before any claim
+            is created (StorageRestore); `region` is then the stack's region.
 
     Attributes:
         file_system_id (Output); claims (claim name -> PVC resource).
@@ -186,6 +190,8 @@ class SharedStorage(pulumi.ComponentResource):
         tags: dict[str, str],
         claims: tuple[ClaimSpec, ...] = CLAIMS,
         protect: bool | None = None,
+        restore_recovery_point: str | None = None,
+        region: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("anythingllm:storage:SharedStorage", name, None, opts)
@@ -210,6 +216,7 @@ class SharedStorage(pulumi.ComponentResource):
             opts=named(parent=self, protect=protect),
         )
         self.file_system_id = file_system.id
+        self.file_system_arn = file_system.arn
         # Children of the component, not of the file system: they would inherit its
         # `protect`, and mount targets and policies are cheap to re-create.
         child = pulumi.ResourceOptions(parent=self)
@@ -252,6 +259,19 @@ class SharedStorage(pulumi.ComponentResource):
             opts=named(parent=self, depends_on=cluster.system_ready),
         )
 
+        mountable: list[pulumi.Resource] = [addon, *mount_targets, security_group.rule]
+        restored: list[pulumi.Resource] = []
+        if restore_recovery_point is not None:
+            assert region is not None
+            restore = StorageRestore(
+                f"{name}-restore", recovery_point_arn=restore_recovery_point, region=region,
+                file_system_id=file_system.id, account_id=aws.get_caller_identity_output().account_id,
+                partition=aws.get_partition_output().partition,
+                namespace=namespaces.by_name[DATA_BOOTSTRAP.name].metadata.name,
+                provider=cluster.provider, ready=mountable, tags=tags,
+                opts=pulumi.ResourceOptions(parent=self))
+            restored = [restore.done]
+
         # Static provisioning: Pulumi owns each access point and its PersistentVolume. A claim
         # provisioned dynamically is deleted before its volume, which the driver's controller
         # removes later, asynchronously: on destroy the add-on could go first and leave the
@@ -282,9 +302,11 @@ class SharedStorage(pulumi.ComponentResource):
                         claim, file_system_id=ids[0], access_point_id=ids[1])),
                 # Pods can mount only once the mount targets exist and admit NFS from the cluster,
                 # and only on nodes that run the driver's node plugin.
+                # A restored file system: only once its data is in place (a pod mounting an
+                # access point first would create its directory, empty).
                 opts=pulumi.ResourceOptions(
                     parent=self, provider=cluster.provider, protect=keep,
-                    depends_on=[addon, *mount_targets, security_group.rule],
+                    depends_on=[*mountable, *restored],
                 ),
             )
             self.claims[claim.name] = k8s.core.v1.PersistentVolumeClaim(

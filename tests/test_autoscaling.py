@@ -732,7 +732,7 @@ def test_the_workspace_alerts_when_scaling_is_blind_or_cannot_keep_up(stack_plan
     # encrypt without conditions, as the AMP user guide's key statement does (SNS calls KMS).
     workspace = _workspace_arn(plan)
     account = workspace.split(":")[4]
-    policy = json.loads(plan.one("aws:sns/topicPolicy:TopicPolicy").inputs["policy"])
+    policy = json.loads(plan.one("aws:sns/topicPolicy:TopicPolicy", "scaling-alerts-topic").inputs["policy"])
     topic_arn = receiver["topic_arn"]
     assert policy == topic_policy(topic_arn=topic_arn, workspace_arn=workspace, account_id=account)
     own = {"aws:SourceArn": workspace, "aws:SourceAccount": account}

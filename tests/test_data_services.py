@@ -352,9 +352,10 @@ def test_prod_protects_exactly_the_stateful_resources(stack_plans):
     # ALB access-log bucket (its settings stay changeable: they are not its children). The
     # Cognito user pool: its users and their second factors exist nowhere else. The EKS cluster:
     # its name is fixed, so a replacement would delete it, every node and every object first.
+    # The AWS Backup vault, its key and the key of its alert topic.
     assert protected == sorted([
-        EFS, *[PVC, PV, ACCESS_POINT] * 2, RDS, REDIS, *["aws:kms/key:Key", "aws:kms/alias:Alias"] * 7,
-        "aws:eks/cluster:Cluster",
+        EFS, *[PVC, PV, ACCESS_POINT] * 2, RDS, REDIS, *["aws:kms/key:Key", "aws:kms/alias:Alias"] * 9,
+        "aws:eks/cluster:Cluster", "aws:backup/vault:Vault",
         "aws:s3/bucket:Bucket", "aws:cognito/userPool:UserPool",
         *["random:index/randomPassword:RandomPassword"] * 6,
     ])

@@ -29,8 +29,8 @@ def _section(section: str, **values: Any):
 BAD_INPUTS = [
     ("efs-ia-days", _section("storage", transitionToIaDays=45),
      "storage.transitionToIaDays", "30, 60, 90, 180, 270 or 365"),
-    ("prod-efs-without-backups", _prod(_section("storage", backups=False)),
-     "storage.backups", "cannot be false in prod"),
+    ("prod-without-aws-backup", _prod(_section("backup", enabled=False)),
+     "backup.enabled", "cannot be false in prod"),
     ("postgres-15", _section("database", engineVersion="15"),
      "database.engineVersion", "ship pgvector"),
     ("postgres-version-number", _section("database", engineVersion=17),
@@ -115,7 +115,9 @@ def test_dev_defaults_are_cheap_and_destroyable():
 
 def test_prod_defaults_are_durable():
     settings = settings_from(base_config("prod"))
-    assert settings.storage.backups is True
+    # AWS Backup keeps the file system (and the database); EFS's own backups would be a second job.
+    assert settings.backup.enabled is True and settings.backup.retention_days == 35
+    assert settings.storage.backups is False
     assert settings.database.multi_az is True
     assert settings.database.backup_retention_days == 14
     assert settings.database.deletion_protection is True

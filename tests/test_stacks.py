@@ -105,8 +105,9 @@ def test_prod_is_multi_az_with_nat_per_az_and_protected(stack_plans):
     assert len(nats) == len(zones)
     assert plan.one(CLUSTER).inputs["deletionProtection"] is True
     keys = plan.of_type("aws:kms/key:Key")
-    # EKS secrets, EFS, RDS, ElastiCache, alarm topic, log groups, scaling-alerts topic
-    assert len(keys) == 7
+    # EKS secrets, EFS, RDS, ElastiCache, alarm topic, log groups, scaling-alerts topic, the
+    # backup vault and the backup alerts' topic
+    assert len(keys) == 9
     for key in keys:
         assert key.inputs["deletionWindowInDays"] == 30, key.name
         assert key.inputs["enableKeyRotation"] is True, key.name

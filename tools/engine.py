@@ -394,14 +394,14 @@ def run(
     preview: bool = False,
     monitor: RecordingMonitor | None = None,
     clusters: dict[str, str] | None = None,
-    databases: dict[str, str] | None = None,
+    databases: dict[str, Any] | None = None,
+    snapshots: dict[str, str] | None = None,
 ) -> Plan:
     """Run `program` under the recording monitor with `config` and return its plan.
 
     `monitor`: a RecordingMonitor of the caller's (e.g. with `delays`); its cloud is replaced
-    by this run's FakeCloud. `clusters` and `databases`: the EKS clusters (name -> Kubernetes
-    version) and RDS instances (identifier -> engine version) the fake account already has, as
-    for a stack that was deployed before.
+    by this run's FakeCloud. `clusters`, `databases`, `snapshots`: what the fake account
+    already has, as for a stack deployed before (FakeCloud says how each is given).
 
     `config` maps fully qualified keys (`aws:region`, `<project>:cluster`) to values as
     they appear in a stack file. Exceptions raised by the program (or by an apply inside
@@ -409,7 +409,7 @@ def run(
     """
     values, secret_keys = _config_strings(config or {})
     cloud = FakeCloud(region=values.get("aws:region", "us-east-1"), clusters=clusters,
-                      databases=databases)
+                      databases=databases, snapshots=snapshots)
     if monitor is None:
         monitor = RecordingMonitor(cloud)
     else:
@@ -469,14 +469,15 @@ def rpc_ready(value: Any) -> Any:
 
 def run_stack(program_dir: Path | str, stack: str, *, preview: bool = False,
               config_from: str | None = None, config: dict[str, Any] | None = None,
-              clusters: dict[str, str] | None = None, databases: dict[str, str] | None = None,
+              clusters: dict[str, str] | None = None, databases: dict[str, Any] | None = None,
+              snapshots: dict[str, str] | None = None,
               monitor: RecordingMonitor | None = None) -> Plan:
     """Run `<program_dir>/__main__.py` with `Pulumi.<stack>.yaml`, as `pulumi preview` would.
 
     `config_from` names another stack whose file to use, as a throwaway stack created from a
     template (`staging-<branch>` from `Pulumi.staging.yaml`) would; `config` replaces the
-    file altogether (fully qualified keys, as in a stack file); `clusters`, `databases` and
-    `monitor` as for `run`.
+    file altogether (fully qualified keys, as in a stack file); `clusters`, `databases`,
+    `snapshots` and `monitor` as for `run`.
     """
     program_dir = Path(program_dir).resolve()
     project = read_project_name(program_dir)
@@ -489,4 +490,4 @@ def run_stack(program_dir: Path | str, stack: str, *, preview: bool = False,
             runpy.run_path(str(main), run_name="__main__")
 
     return run(program, project=project, stack=stack, config=config, preview=preview,
-               clusters=clusters, databases=databases, monitor=monitor)
+               clusters=clusters, databases=databases, snapshots=snapshots, monitor=monitor)

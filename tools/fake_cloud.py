@@ -47,13 +47,17 @@ class FakeCloud(Mocks):
     """`pulumi.runtime.mocks.Mocks` that answers like a small, predictable AWS account."""
 
     def __init__(self, region: str = "us-east-1", clusters: dict[str, str] | None = None,
-                 databases: dict[str, str] | None = None):
-        """`clusters`: EKS clusters the account already has, name -> Kubernetes version;
-        `databases`: RDS instances, identifier -> engine version (a stack at its last `up`).
-        None by default, as for a first deploy."""
+                 databases: dict[str, str | tuple[str, dict[str, str]]] | None = None,
+                 snapshots: dict[str, str] | None = None):
+        """What the account already has (a stack at its last `up`); nothing by default, as for a
+        first deploy. `clusters`: EKS cluster name -> Kubernetes version; `databases`: RDS
+        identifier -> engine version, or (engine version, tags); `snapshots`: RDS snapshot
+        identifier or ARN -> PostgreSQL version."""
         self.region = region
         self.clusters = dict(clusters or {})
-        self.databases = dict(databases or {})
+        self.databases = {key: value if isinstance(value, tuple) else (value, {})
+                          for key, value in (databases or {}).items()}
+        self.snapshots = dict(snapshots or {})
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         key = f"{args.typ}::{args.name}"
@@ -138,8 +142,13 @@ class FakeCloud(Mocks):
             identifier = args.args["dbInstanceIdentifier"]
             if identifier not in self.databases:
                 raise LookupError(f"DBInstanceNotFound: DBInstance {identifier} not found.")
+            version, tags = self.databases[identifier]
             return {"dbInstanceIdentifier": identifier, "id": identifier,
-                    "engine": "postgres", "engineVersion": self.databases[identifier]}
+                    "engine": "postgres", "engineVersion": version, "tags": tags}
+        if args.token == "aws:rds/getSnapshots:getSnapshots":
+            name = args.args.get("dbSnapshotIdentifier")
+            found = [name] if name in self.snapshots else []
+            return {"id": self.region, "snapshots": [self._snapshot(n) for n in found]}
         if args.token == "aws:eks/getAddonVersion:getAddonVersion":
             # A stand-in for EKS's default version of an add-on for a Kubernetes minor (what
             # DescribeAddonVersions marks `defaultVersion`): the offline engine cannot know the
@@ -150,6 +159,20 @@ class FakeCloud(Mocks):
                     "mostRecent": args.args.get("mostRecent", False),
                     "version": f"v1.{kubernetes.split('.')[1]}.0-eksbuild.{build}"}
         raise NotImplementedError(f"the offline engine has no answer for invoke {args.token!r}")
+
+    def _snapshot(self, name: str) -> dict[str, Any]:
+        """An RDS snapshot as DescribeDBSnapshots lists it (every field the SDK's type requires)."""
+        identifier = name.rsplit(":snapshot:", 1)[-1]
+        return {"allocatedStorage": 20, "availabilityZone": f"{self.region}a",
+                "dbInstanceIdentifier": "source", "dbSnapshotIdentifier": identifier,
+                "dbSnapshotArn": f"arn:{PARTITION}:rds:{self.region}:{ACCOUNT_ID}:snapshot:{identifier}",
+                "encrypted": True, "engine": "postgres", "engineVersion": self.snapshots[name],
+                "iops": 0, "kmsKeyId": f"arn:{PARTITION}:kms:{self.region}:{ACCOUNT_ID}:key/source",
+                "licenseModel": "postgresql-license", "optionGroupName": "default:postgres",
+                "originalSnapshotCreateTime": "", "port": 5432,
+                "snapshotCreateTime": "2026-12-01T05:00:00Z", "snapshotType": "awsbackup",
+                "sourceDbSnapshotIdentifier": "", "sourceRegion": "", "status": "available",
+                "storageType": "gp3", "tagLists": [], "vpcId": "vpc-source"}
 
     def _elb_arn(self, resource: str) -> str:
         """`loadbalancer/app/<name>/<id>` or `targetgroup/<name>/<id>` as a full ELBv2 ARN."""
@@ -217,6 +240,9 @@ class FakeCloud(Mocks):
             resource = inputs["tags"]["ingress.k8s.aws/resource"]
             suffix = f"targetgroup/k8s-{_digest(resource, 18)}/{_digest(resource + '/id', 16)}"
             return {"arn": self._elb_arn(suffix), "arn_suffix": suffix}
+        if typ == DYNAMIC_RESOURCE and inputs.get("kind") == "efs-restore-job":
+            # An AWS Backup restore job that completed.
+            return {"restore_job_id": _digest(key, 8).upper() + "-RESTORE", "status": "COMPLETED"}
         if typ == "random:index/randomPassword:RandomPassword":
             # Deterministic, never a real secret: enough characters of the requested length.
             length = int(inputs.get("length", 16))

@@ -42,7 +42,9 @@ EFS_TRANSITION_DAYS = (1, 7, 14, 30, 60, 90, 180, 270, 365)
 
 ENVIRONMENT_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "prod": {
-        "storage": {"backups": True},
+        # Backed up by AWS Backup (backup.enabled); EFS's own automatic backups would be a second
+        # job on the same file system.
+        "storage": {"backups": False},
         "database": {"instanceClass": "db.m7g.large", "multiAz": True,
                      "backupRetentionDays": 14, "deletionProtection": True,
                      "logRetentionDays": 365, "enhancedMonitoringSeconds": 60,

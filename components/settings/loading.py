@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError, create_model
 
 from .base import PROJECT_NAMESPACE, ConfigProblem, ConfigProblems, SettingsError
 from .kubernetes_version import supported_versions, upgrade_problem
-from .postgres_version import major_upgrade_findings
+from .postgres_version import major_upgrade_findings, restore_findings
 from .rules import run_rules
 from .stack import DEFAULTED_SECTIONS, StackFields, StackSettings
 from .zones import account_zone_problems, zone_problem
@@ -361,12 +361,17 @@ def load_settings() -> StackSettings:
         from ..naming import cluster_name, db_instance_identifier
 
         identifier = db_instance_identifier(cluster_name(pulumi.get_project(), pulumi.get_stack()))
-        database = settings.database
-        for finding in major_upgrade_findings(
-                identifier=identifier, running=running_postgres_version(identifier),
-                engine_version=database.engine_version, upgrading_from=database.upgrading_from,
-                apply_immediately=database.apply_immediately,
-                maintenance_window=database.maintenance_window):
+        database, snapshot = settings.database, settings.restore.database_snapshot
+        running, restored_from = running_database(identifier)
+        findings = major_upgrade_findings(
+            identifier=identifier, running=running, engine_version=database.engine_version,
+            upgrading_from=database.upgrading_from, apply_immediately=database.apply_immediately,
+            maintenance_window=database.maintenance_window)
+        findings += restore_findings(
+            identifier=identifier, snapshot=snapshot, running=running, restored_from=restored_from,
+            snapshot_engine=snapshot_engine(snapshot) if snapshot and running is None else None,
+            engine_version=database.engine_version)
+        for finding in findings:
             (problems if finding.problem else warnings).append(f"{finding.key}: {finding.message}")
     if problems:
         raise SettingsError(_report(pulumi.get_stack(), problems), problems)
@@ -375,14 +380,29 @@ def load_settings() -> StackSettings:
     return settings
 
 
-def running_postgres_version(identifier: str) -> str | None:
-    """The engine version RDS reports for instance `identifier`, or None when there is none."""
+def running_database(identifier: str) -> tuple[str | None, str | None]:
+    """The engine version RDS reports for instance `identifier` and its restored-from tag, or
+    (None, None) when there is no such instance."""
     import pulumi_aws as aws
+
+    from ..naming import RESTORED_FROM_TAG
 
     found = aws.rds.get_instances(filters=[{"name": "db-instance-id", "values": [identifier]}])
     if identifier not in (found.instance_identifiers or []):
+        return None, None
+    instance = aws.rds.get_instance(db_instance_identifier=identifier)
+    return instance.engine_version, (instance.tags or {}).get(RESTORED_FROM_TAG)
+
+
+def snapshot_engine(snapshot: str) -> tuple[str, str] | None:
+    """(engine, engine version) of RDS snapshot `snapshot` (identifier or ARN), or None when RDS
+    has none of that name here."""
+    import pulumi_aws as aws
+
+    found = aws.rds.get_snapshots(db_snapshot_identifier=snapshot, include_shared=True).snapshots
+    if not found:
         return None
-    return aws.rds.get_instance(db_instance_identifier=identifier).engine_version
+    return found[0].engine, found[0].engine_version
 
 
 def running_kubernetes_version(name: str) -> str | None:

@@ -58,3 +58,36 @@ def major_upgrade_findings(*, identifier: str, running: str | None, engine_versi
     return [Finding("database.engineVersion", f"RDS upgrades {identifier} from {running} to "
                     f"{engine_version} {when}; once it runs {wanted}, remove "
                     "database.upgradingFrom", problem=False)]
+
+
+def restore_findings(*, identifier: str, snapshot: str | None, running: str | None,
+                     restored_from: str | None, snapshot_engine: tuple[str, str] | None,
+                     engine_version: str) -> list[Finding]:
+    """What `restore.databaseSnapshot` means for instance `identifier`: `running` its version
+    (None: not created yet), `restored_from` its restored-from tag; `snapshot_engine` the
+    snapshot's (engine, version), None when RDS has no such snapshot (asked only before the
+    instance exists)."""
+    key = "restore.databaseSnapshot"
+    if snapshot is None:
+        return []
+    if running is not None:
+        if restored_from == snapshot:
+            return []
+        return [Finding(key, f"{identifier} exists and was not created from {snapshot}: a restore "
+                        "creates a new stack (README, \"Backups and restore\"); remove the key",
+                        problem=True)]
+    if snapshot_engine is None:
+        return [Finding(key, f"RDS has no snapshot {snapshot} in this account and region",
+                        problem=True)]
+    engine, version = snapshot_engine
+    if engine != "postgres":
+        return [Finding(key, f"{snapshot} is a {engine} snapshot, not PostgreSQL", problem=True)]
+    if int(major(version)) > int(major(engine_version)):
+        return [Finding(key, f"{snapshot} holds PostgreSQL {version}, newer than "
+                        f"database.engineVersion {engine_version!r}: set \"{major(version)}\"",
+                        problem=True)]
+    if major(version) != major(engine_version):
+        return [Finding(key, f"{snapshot} holds PostgreSQL {version}: RDS restores it at that "
+                        f"version, then upgrades it to {engine_version} before the stack goes "
+                        "on; restore at its major to be quicker", problem=False)]
+    return []

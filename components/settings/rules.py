@@ -185,10 +185,28 @@ def _partition_problem(region: str, key: str, arn: str) -> Iterator[ConfigProble
                                  f"is in {partition!r}")
 
 
-@rule("environment", "storage.backups")
-def _storage_durability(s: StackSettings) -> Iterator[ConfigProblem]:
-    if s.is_prod and not s.storage.backups:
-        yield ConfigProblem("storage.backups", "cannot be false in prod")
+@rule("environment", "region", "storage.backups", "backup")
+def _backups(s: StackSettings) -> Iterator[ConfigProblem]:
+    backup = s.backup
+    if s.is_prod and not backup.enabled:
+        yield ConfigProblem("backup.enabled", "cannot be false in prod: AWS Backup keeps the "
+                                              "database and the file system")
+    if backup.enabled and s.storage.backups:
+        # AWS Backup runs one job per resource at a time, and both would be paid for.
+        yield ConfigProblem("storage.backups", "must be false with backup.enabled: AWS Backup "
+                                               "backs up the file system already, and EFS's "
+                                               "automatic backups would be a second job on it")
+    if backup.enabled and s.is_prod and backup.retention_days < PROD_MIN_BACKUP_RETENTION_DAYS:
+        yield ConfigProblem("backup.retentionDays", f"{backup.retention_days} is below "
+                                                    f"{PROD_MIN_BACKUP_RETENTION_DAYS}, the minimum "
+                                                    "in prod")
+    if backup.copy_to_region is not None:
+        if backup.copy_to_region == s.region:
+            yield ConfigProblem("backup.copyToRegion", f"{backup.copy_to_region!r} is the stack's "
+                                                       "own region; a copy is for another one")
+        elif region_partition(backup.copy_to_region) != region_partition(s.region):
+            yield ConfigProblem("backup.copyToRegion", f"{backup.copy_to_region!r} is in another "
+                                                       "partition than aws:region")
 
 
 @rule("environment", "database", "allow_replacement")

@@ -11,6 +11,7 @@ from ..alb_controller_policy import TRACKING_TAG_KEYS
 from ..instance_types import INSTANCE_FACTS, karpenter_pod_room, nodes_to_pack
 from ..rds_ca import RDS_CA_IDENTIFIER, vendored_regions
 from ..versions import KEDA_KUBERNETES, KEDA_VERSION
+from .backup import BACKUP_ENVIRONMENT_DEFAULTS, BackupSettings, RestoreSettings
 from .base import REGION_NAME, TAG_KEY, TAG_VALUE, ConfigProblem, _Model, raise_all, with_environment_defaults
 from .cluster import FAST_PULL_MIN_THROUGHPUT_MIBPS, ClusterSettings
 from .data import (
@@ -35,7 +36,8 @@ from .serving import (
 
 DEFAULTED_SECTIONS = {
     environment: {**ENVIRONMENT_DEFAULTS[environment], **SERVING_ENVIRONMENT_DEFAULTS[environment],
-                  **OBSERVABILITY_ENVIRONMENT_DEFAULTS[environment]}
+                  **OBSERVABILITY_ENVIRONMENT_DEFAULTS[environment],
+                  **BACKUP_ENVIRONMENT_DEFAULTS[environment]}
     for environment in ENVIRONMENT_DEFAULTS
 }
 
@@ -83,6 +85,8 @@ class StackFields(_Model):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     model_serving: ModelServingSettings
     observability: ObservabilitySettings
+    backup: BackupSettings
+    restore: RestoreSettings = Field(default_factory=RestoreSettings)
     # Read from a secret config value only (`pulumi config set --secret`); see loading.py.
     hugging_face_token: SecretStr | None = None
     # The OIDC client secret of `ingress.auth` (type oidc); a secret config value only.
