@@ -81,7 +81,8 @@ namespaces = WorkloadNamespaces("namespaces", provider=cluster.provider)
 storage = SharedStorage(
     "storage", settings.storage, cluster_name=name, network=network, cluster=cluster,
     namespaces=namespaces, addon_version=addon_version(settings.cluster, "aws-efs-csi-driver"),
-    retain=retain, protect=settings.protects("storage"), tags=tags,
+    retain=retain, protect=settings.protects("storage"),
+    protect_bindings=settings.protects("storage") and settings.protects("cluster"), tags=tags,
     claims=(*storage_claims(settings.app), MODEL_CACHE),
     restore_recovery_point=settings.restore.file_system_recovery_point, region=settings.region,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pulumi
@@ -32,6 +33,13 @@ PRE_COMPUTE_ADDONS = ("eks-pod-identity-agent", "kube-proxy", "vpc-cni")
 # Deployments: they only become healthy once nodes can run them. metrics-server (an EKS
 # community add-on) feeds the HorizontalPodAutoscalers of the workloads.
 POST_COMPUTE_ADDONS = ("coredns", "metrics-server")
+
+
+def admin_key(role_arn: str) -> str:
+    """A stable key of an admin role: its name and 6 hex digits of its ARN (two roles of one name
+    in different accounts or paths stay apart)."""
+    digest = hashlib.sha256(role_arn.encode()).hexdigest()[:6]
+    return f"{role_arn.rsplit('/', 1)[-1].lower()}-{digest}"
 
 
 def addon_version(settings: ClusterSettings, addon_name: str) -> pulumi.Input[str]:
@@ -342,21 +350,28 @@ class Cluster(pulumi.ComponentResource):
                       partition: pulumi.Output[str]) -> list[pulumi.Resource]:
         resources: list[pulumi.Resource] = []
         for index, role_arn in enumerate(role_arns):
+            # Named by the role, not its place in the list: removing the first admin would
+            # otherwise turn every later entry into a replacement of another role's (principalArn
+            # only changes by replacement), deleting a listed admin's access mid-`up`. The alias
+            # is the name stacks created before had, while their list is unchanged.
+            key = admin_key(role_arn)
             entry = aws.eks.AccessEntry(
-                f"{name}-admin-{index}",
+                f"{name}-admin-{key}",
                 cluster_name=self.eks_cluster.name,
                 principal_arn=role_arn,
                 type="STANDARD",
                 tags=self._tags,
-                opts=named(parent=self),
+                opts=named(parent=self, aliases=[pulumi.Alias(name=f"{name}-admin-{index}")]),
             )
             resources.append(aws.eks.AccessPolicyAssociation(
-                f"{name}-admin-{index}",
+                f"{name}-admin-{key}",
                 cluster_name=self.eks_cluster.name,
                 principal_arn=entry.principal_arn,
                 policy_arn=partition.apply(lambda p: f"arn:{p}:eks::aws:{CLUSTER_ADMIN_POLICY}"),
                 access_scope={"type": "cluster"},
-                opts=pulumi.ResourceOptions(parent=entry),
+                # AssociateAccessPolicy updates an existing association: created before the old
+                # one is deleted, a replacement would be deleted with it.
+                opts=named(parent=entry, aliases=[pulumi.Alias(name=f"{name}-admin-{index}")]),
             ))
         return resources
 
@@ -394,6 +409,8 @@ class Cluster(pulumi.ComponentResource):
                 addon_version=addon_version(settings, addon_name),
                 resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="OVERWRITE",
+                # A replacement deletes the add-on first (named): its workloads keep running.
+                preserve=True,
                 tags=self._tags,
                 opts=named(parent=self, depends_on=addon_depends),
                 **extra,

@@ -390,6 +390,8 @@ class Observability(pulumi.ComponentResource):
             configuration_values=json.dumps(agent_configuration(), sort_keys=True),
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
+            # A replacement deletes the add-on first (named): its workloads keep running.
+            preserve=True,
             tags=tags,
             # DaemonSets and the operator become healthy only on nodes; the log groups first.
             opts=named(parent=self, depends_on=[*log_groups, *cluster.system_ready]),

@@ -51,6 +51,9 @@ class ReplaceOnly:
     conditional: tuple[tuple[str, str], ...] = ()
     # The input that names the resource in its cloud, when that name must be unique there.
     physical_name: str | None = None
+    # Why a resource of this type must be deleted before its replacement although it has no
+    # name (an upsert API), or "".
+    delete_first: str = ""
 
     def replacing(self, changed: list[str]) -> list[str]:
         """The changed input paths (`a.b[0].c`) that make the provider replace the resource."""
@@ -83,7 +86,8 @@ def replace_only(type_token: str) -> ReplaceOnly | None:
     if entry is not None:
         return ReplaceOnly(type=type_token, source=entry["source"], paths=tuple(entry["replace_only"]),
                            conditional=tuple((c["path"], c["when"]) for c in entry.get("conditional", [])),
-                           physical_name=entry.get("physical_name"))
+                           physical_name=entry.get("physical_name"),
+                           delete_first=entry.get("delete_first", ""))
     if type_token.startswith("kubernetes:") and type_token != "pulumi:providers:kubernetes":
         kubernetes = data["kubernetes"]
         kind = type_token.split(":", 1)[1]

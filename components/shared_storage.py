@@ -166,6 +166,10 @@ class SharedStorage(pulumi.ComponentResource):
         retain: prod durability (protect).
         protect: `protect` the file system, its access points, volumes and claims; `retain`
             unless the stack's allowReplacement names `storage` (README, "Replacements").
+        protect_bindings: `protect` the claims' PersistentVolumes and claims (default:
+            `protect`). A replaced cluster replaces every Kubernetes object, these included; they
+            only bind pods to the access points, which keep the data, so allowing the cluster's
+            replacement lifts their protection and not the file system's.
         tags: common tags.
         claims: the claims to create (default `CLAIMS`).
         restore_recovery_point: an AWS Backup recovery point of a file system of this project
@@ -190,12 +194,14 @@ class SharedStorage(pulumi.ComponentResource):
         tags: dict[str, str],
         claims: tuple[ClaimSpec, ...] = CLAIMS,
         protect: bool | None = None,
+        protect_bindings: bool | None = None,
         restore_recovery_point: str | None = None,
         region: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("anythingllm:storage:SharedStorage", name, None, opts)
         protect = retain if protect is None else protect
+        protect_bindings = protect if protect_bindings is None else protect_bindings
 
         key = encryption_key(
             f"{name}-efs", description=f"EFS shared storage of {cluster_name}",
@@ -254,6 +260,8 @@ class SharedStorage(pulumi.ComponentResource):
             addon_version=addon_version,
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
+            # A replacement deletes the add-on first (named): its workloads keep running.
+            preserve=True,
             tags=tags,
             # Its controller is a Deployment: it needs nodes (and DNS) to become healthy.
             opts=named(parent=self, depends_on=cluster.system_ready),
@@ -280,6 +288,7 @@ class SharedStorage(pulumi.ComponentResource):
         self.claims: dict[str, k8s.core.v1.PersistentVolumeClaim] = {}
         for claim in claims:
             keep = protect and not claim.disposable
+            bind = protect_bindings and not claim.disposable
             access_point = aws.efs.AccessPoint(
                 f"{name}-{claim.name}",
                 file_system_id=file_system.id,
@@ -305,7 +314,7 @@ class SharedStorage(pulumi.ComponentResource):
                 # A restored file system: only once its data is in place (a pod mounting an
                 # access point first would create its directory, empty).
                 opts=pulumi.ResourceOptions(
-                    parent=self, provider=cluster.provider, protect=keep,
+                    parent=self, provider=cluster.provider, protect=bind,
                     depends_on=[*mountable, *restored],
                 ),
             )
@@ -323,6 +332,6 @@ class SharedStorage(pulumi.ComponentResource):
                     "volume_name": volume.metadata.name,
                     "resources": {"requests": {"storage": claim.size}},
                 },
-                opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider, protect=keep),
+                opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider, protect=bind),
             )
         self.register_outputs({"file_system_id": self.file_system_id})

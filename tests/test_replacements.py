@@ -117,9 +117,10 @@ def test_replace_only_paths_match_changes_under_them_only():
 
 
 def _sets_its_name(resource) -> bool:
+    """Named by the program, or of a type only delete-first replaces safely (an upsert API)."""
     rules = replace_only(resource.type)
-    return (rules is not None and rules.physical_name is not None
-            and resource.inputs.get(rules.physical_name) is not None)
+    return rules is not None and (bool(rules.delete_first) or (
+        rules.physical_name is not None and resource.inputs.get(rules.physical_name) is not None))
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -163,14 +164,21 @@ def test_allow_replacement_unprotects_what_it_names_and_nothing_else(prod_allowi
     cluster = plan.one("aws:eks/cluster:Cluster")
     assert not database.protect and database.inputs["deletionProtection"] is False
     assert not cluster.protect and cluster.inputs["deletionProtection"] is False
-    still = [r for r in plan.resources
-             if r.type in PROTECTED_IN_PROD and r.urn not in {database.urn, cluster.urn}]
+    # A replaced cluster replaces every Kubernetes object: the claims and their volumes (which
+    # only bind pods to the access points) lose their protection with it; the access points and
+    # the file system, which hold the data, keep theirs.
+    bindings = {r.urn for r in plan.resources if r.type in (
+        "kubernetes:core/v1:PersistentVolumeClaim", "kubernetes:core/v1:PersistentVolume")}
+    assert len(bindings) == 4 and not any(plan.by_urn()[urn].protect for urn in bindings)
+    still = [r for r in plan.resources if r.type in PROTECTED_IN_PROD
+             and r.urn not in {database.urn, cluster.urn, *bindings}]
     assert still and [r.name for r in still if not r.protect] == []
+    assert plan.one("aws:efs/fileSystem:FileSystem").protect
     assert any("allowReplacement: database: `up` may replace the RDS instance" in w for w in plan.warnings)
     # Everything else is the committed prod plan.
     committed = {r.urn: r.to_json() for r in stack_plans["prod"].resources}
     changed = {r.urn for r in plan.resources if r.to_json() != committed.get(r.urn)}
-    assert changed == {database.urn, cluster.urn}
+    assert changed == {database.urn, cluster.urn, *bindings}
 
 
 def test_allow_replacement_is_for_prod_only():
@@ -258,7 +266,33 @@ def test_a_resource_renamed_in_the_program_is_named_as_such():
     new = _resource("control-plane-logs", "aws:cloudwatch/logGroup:LogGroup", {"name": "/aws/eks/x/cluster"})
     text = render({"stack": "prod", "resources": [old]}, {"stack": "prod", "resources": [new]})
     assert ("> - `aws:cloudwatch/logGroup:LogGroup` `/aws/eks/x/cluster`: its URN changed (`logs` to "
-            "`control-plane-logs`), so `up` deletes and creates it; add an alias if it only moved") in text
+            "`control-plane-logs`) and no alias says it moved: `up` would create it anew first, which "
+            "fails on its name, and only then delete the old one; add an alias") in text
+
+
+def test_resources_of_one_name_within_different_scopes_are_no_rename():
+    """Karpenter's five event targets all have the target id of its own rule: a target of one
+    rule that goes while another rule's comes is not a rename."""
+    def target(urn_name: str, rule: str) -> dict:
+        return _resource(urn_name, "aws:cloudwatch/eventTarget:EventTarget",
+                         {"targetId": "KarpenterInterruptionQueueTarget", "rule": rule})
+    text = render({"stack": "prod", "resources": [target("a", "rule-a")]},
+                  {"stack": "prod", "resources": [target("b", "rule-b")]})
+    assert "[!CAUTION]" not in text
+
+
+def test_a_change_that_lifts_protection_and_replaces_says_so():
+    """Pulumi refuses a replacement only while the program still protects the resource: a
+    change that also adds allowReplacement is replaced in the same `up`."""
+    base = {"stack": "prod", "resources": [_resource(
+        "storage", "aws:efs/fileSystem:FileSystem", {"creationToken": "t", "encrypted": True},
+        protect=True, delete_before_replace=True)]}
+    head = copy.deepcopy(base)
+    head["resources"][0]["protect"] = False
+    head["resources"][0]["inputs"]["encrypted"] = False
+    text = render(base, head)
+    assert "its protection is lifted in this change: `up` replaces it" in text
+    assert "`up` refuses" not in text
 
 
 def test_a_real_service_cidr_change_is_called_out_first(stack_plans, tmp_path: Path):

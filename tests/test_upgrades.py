@@ -64,7 +64,9 @@ def test_an_upgrade_changes_versions_in_place_and_nothing_else(stack, stack_plan
         assert unexpected == [], f"{change.name}: {unexpected}"
     changed_names = {(c.type, c.name) for c in changed}
     # Every versioned AWS resource moves: the control plane, each add-on (unpinned ones follow
-    # EKS's default for the minor), each managed node group (its kubelets follow the cluster).
+    # EKS's default for the minor: that they differ from minor to minor is the fake account's
+    # assumption, tools/fake_cloud.py; what is proven is that the input follows the minor), each
+    # managed node group (its kubelets follow the cluster).
     for resource in (*after.of_type(CLUSTER), *after.of_type(ADDON), *after.of_type(NODE_GROUP)):
         assert (resource.type, resource.name) in changed_names, f"{resource.name} stays behind"
     assert after.one(CLUSTER).inputs["version"] == CURRENT
@@ -156,3 +158,59 @@ def test_a_cluster_of_another_stack_does_not_count():
     with pytest.raises(SettingsError) as error:
         _load_settings_against("dev", config, {cluster_name("anythingllm", "staging"): "1.34"})
     assert "kubernetesVersion" not in str(error.value)
+
+
+# ---------------------------------------------------------------- add-ons and permissions
+
+
+def test_every_preview_says_how_the_up_moves_each_add_on():
+    """Unpinned add-ons follow EKS's default for the minor, which can also move without a change
+    to the file: the preview names each move (the versions here are the fake account's)."""
+    settings = _load_settings_against("prod", _config_at("prod", CURRENT),
+                                      {cluster_name("anythingllm", "prod"): PREVIOUS})
+    moves = [w for w in settings.warnings if w.startswith("cluster.addonVersions: ")]
+    assert len(moves) == 7
+    assert any(w.startswith(f"cluster.addonVersions: vpc-cni moves from v1.{minor(PREVIOUS)}.0-")
+               and f"(EKS's default for {CURRENT}) in this `up`; to keep it, pin vpc-cni: " in w
+               for w in moves)
+    # Nothing to say when nothing moves.
+    settings = _load_settings_against("prod", _config_at("prod", CURRENT),
+                                      {cluster_name("anythingllm", "prod"): CURRENT})
+    assert not any(w.startswith("cluster.addonVersions") for w in settings.warnings)
+
+
+def test_a_vpc_cni_move_of_more_than_one_minor_is_refused():
+    config = _config_at("prod", CURRENT)
+    config["anythingllm:cluster"]["addonVersions"] = {"vpc-cni": "v1.21.0-eksbuild.1"}
+    with pytest.raises(SettingsError) as error:
+        _load_settings_against("prod", config, {cluster_name("anythingllm", "prod"): (
+            CURRENT, {"vpc-cni": "v1.19.2-eksbuild.1"})})
+    assert ("cluster.addonVersions.vpc-cni: v1.19.2-eksbuild.1 to v1.21.0-eksbuild.1 skips a minor: "
+            "EKS updates vpc-cni one minor at a time; pin it to the newest v1.20.x first") in str(error.value)
+    config["anythingllm:cluster"]["addonVersions"] = {"vpc-cni": "v1.20.4-eksbuild.2"}
+    settings = _load_settings_against("prod", config, {cluster_name("anythingllm", "prod"): (
+        CURRENT, {"vpc-cni": "v1.19.2-eksbuild.1"})})
+    assert any("vpc-cni moves from v1.19.2-eksbuild.1 to v1.20.4-eksbuild.2 (as pinned)" in w
+               for w in settings.warnings)
+
+
+def test_a_preview_that_may_not_ask_eks_says_which_permission_it_needs(monkeypatch):
+    from tools.fake_cloud import FakeCloud as Cloud
+
+    answer = Cloud.call
+
+    def denied(self, args):
+        # An invoke the provider answers with a failure, as AWS's AccessDenied reaches Pulumi.
+        if args.token == "aws:eks/getClusters:getClusters":
+            return {}, [("", "AccessDeniedException: not authorized to perform eks:ListClusters")]
+        return answer(self, args)
+
+    monkeypatch.setattr(Cloud, "call", denied)
+    config = _config_at("dev", CURRENT)
+    config["anythingllm:cluster"]["adminRoleArns"] = ["not-an-arn"]
+    with pytest.raises(SettingsError) as error:
+        _load_settings_against("dev", config, {})
+    message = str(error.value)
+    assert ("cluster.kubernetesVersion: could not ask AWS which version cluster anythingllm-dev runs; "
+            "the role running the preview needs eks:ListClusters and eks:DescribeCluster") in message
+    assert "cluster.adminRoleArns[0]" in message

@@ -46,15 +46,18 @@ def _digest(text: str, length: int) -> str:
 class FakeCloud(Mocks):
     """`pulumi.runtime.mocks.Mocks` that answers like a small, predictable AWS account."""
 
-    def __init__(self, region: str = "us-east-1", clusters: dict[str, str] | None = None,
+    def __init__(self, region: str = "us-east-1",
+                 clusters: dict[str, str | tuple[str, dict[str, str]]] | None = None,
                  databases: dict[str, str | tuple[str, dict[str, str]]] | None = None,
                  snapshots: dict[str, str] | None = None):
         """What the account already has (a stack at its last `up`); nothing by default, as for a
-        first deploy. `clusters`: EKS cluster name -> Kubernetes version; `databases`: RDS
+        first deploy. `clusters`: EKS cluster name -> Kubernetes version, or (version, add-on
+        name -> installed version; unnamed add-ons run EKS's default of that version); `databases`: RDS
         identifier -> engine version, or (engine version, tags); `snapshots`: RDS snapshot
         identifier or ARN -> PostgreSQL version."""
         self.region = region
-        self.clusters = dict(clusters or {})
+        self.clusters = {key: value if isinstance(value, tuple) else (value, {})
+                         for key, value in (clusters or {}).items()}
         self.databases = {key: value if isinstance(value, tuple) else (value, {})
                           for key, value in (databases or {}).items()}
         self.snapshots = dict(snapshots or {})
@@ -130,7 +133,15 @@ class FakeCloud(Mocks):
             name = args.args["name"]
             if name not in self.clusters:
                 raise LookupError(f"ResourceNotFoundException: No cluster found for name: {name}.")
-            return {"name": name, "version": self.clusters[name], "id": name, "status": "ACTIVE"}
+            return {"name": name, "version": self.clusters[name][0], "id": name, "status": "ACTIVE"}
+        if args.token == "aws:eks/getAddon:getAddon":
+            cluster, addon = args.args["clusterName"], args.args["addonName"]
+            if cluster not in self.clusters:
+                raise LookupError(f"ResourceNotFoundException: No cluster found for name: {cluster}.")
+            version, addons = self.clusters[cluster]
+            installed = addons.get(addon) or self._default_addon_version(addon, version)
+            return {"addonName": addon, "clusterName": cluster, "addonVersion": installed,
+                    "id": f"{cluster}:{addon}"}
         if args.token == "aws:rds/getInstances:getInstances":
             wanted = {value for f in args.args.get("filters") or [] if f["name"] == "db-instance-id"
                       for value in f["values"]}
@@ -154,11 +165,17 @@ class FakeCloud(Mocks):
             # DescribeAddonVersions marks `defaultVersion`): the offline engine cannot know the
             # real ones, only that they differ from minor to minor.
             addon, kubernetes = args.args["addonName"], args.args["kubernetesVersion"]
-            build = int(_digest(f"{addon}/{kubernetes}", 2), 16) % 9 + 1
             return {"addonName": addon, "kubernetesVersion": kubernetes, "id": addon,
                     "mostRecent": args.args.get("mostRecent", False),
-                    "version": f"v1.{kubernetes.split('.')[1]}.0-eksbuild.{build}"}
+                    "version": self._default_addon_version(addon, kubernetes)}
         raise NotImplementedError(f"the offline engine has no answer for invoke {args.token!r}")
+
+    @staticmethod
+    def _default_addon_version(addon: str, kubernetes: str) -> str:
+        """A stand-in for EKS's default version of an add-on for a Kubernetes minor: the offline
+        engine cannot know the real ones, only that they differ from minor to minor."""
+        build = int(_digest(f"{addon}/{kubernetes}", 2), 16) % 9 + 1
+        return f"v1.{kubernetes.split('.')[1]}.0-eksbuild.{build}"
 
     def _snapshot(self, name: str) -> dict[str, Any]:
         """An RDS snapshot as DescribeDBSnapshots lists it (every field the SDK's type requires)."""

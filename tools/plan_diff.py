@@ -104,11 +104,19 @@ def _danger(resource: dict, old: dict) -> str | None:
         reasons.append("stateful: its replacement starts empty")
     name = fixed_name(resource)
     if name is not None:
-        reasons.append(f"fixed name `{name}`: deleted before its replacement is created"
-                       if resource.get("delete_before_replace") else
-                       f"fixed name `{name}`: its replacement cannot be created beside it")
-    if resource.get("protect") or old.get("protect"):
+        if resource.get("retain_on_delete"):
+            reasons.append(f"fixed name `{name}`: the old one is kept in AWS (retainOnDelete), so "
+                           "its replacement cannot be created under that name")
+        elif resource.get("delete_before_replace"):
+            reasons.append(f"fixed name `{name}`: deleted before its replacement is created")
+        else:
+            reasons.append(f"fixed name `{name}`: its replacement cannot be created beside it")
+    # Pulumi refuses to replace a resource protected in the state and in the program; one whose
+    # protection this very change lifts is replaced (pulumi/pulumi step_generator.go).
+    if resource.get("protect") and old.get("protect"):
         reasons.append("protected: `up` refuses")
+    elif old.get("protect"):
+        reasons.append("its protection is lifted in this change: `up` replaces it")
     return "; ".join(reasons) or None
 
 
@@ -169,12 +177,24 @@ def diff(base: dict, head: dict) -> tuple[list[dict], list[dict], list[Change]]:
     return added, removed, changed
 
 
+def _identity(resource: dict) -> tuple | None:
+    """What AWS knows a named resource by: its type, its name, and the replace-only inputs it
+    is named within (an event target's rule, an add-on's cluster), or None when unnamed."""
+    name = fixed_name(resource)
+    rules = replace_only(resource["type"])
+    if name is None or rules is None:
+        return None
+    inputs = resource.get("inputs", {})
+    scope = tuple(sorted((path, json.dumps(inputs.get(path), sort_keys=True))
+                         for path in rules.paths if "." not in path and path != rules.physical_name))
+    return resource["type"], name, scope
+
+
 def renamed(added: list[dict], removed: list[dict]) -> list[tuple[dict, dict]]:
-    """(removed, added) pairs of one type and one fixed physical name under different URNs: a
-    resource renamed or moved in the program, which `up` deletes and creates again."""
-    by_name = {(r["type"], fixed_name(r)): r for r in removed if fixed_name(r) is not None}
-    return [(by_name[(r["type"], fixed_name(r))], r) for r in added
-            if (r["type"], fixed_name(r)) in by_name]
+    """(removed, added) pairs of one identity (`_identity`) under different URNs: a resource
+    renamed or moved in the program without an alias."""
+    by_identity = {_identity(r): r for r in removed if _identity(r) is not None}
+    return [(by_identity[_identity(r)], r) for r in added if _identity(r) in by_identity]
 
 
 def _row(resource: dict) -> str:
@@ -196,7 +216,8 @@ def render(base: dict, head: dict, *, title: str | None = None) -> str:
                   *[f"> - `{c.type}` `{c.name}`: {', '.join(f'`{p}`' for p in c.replaced_by)} "
                     f"changed ({c.danger})" for c in replaced],
                   *[f"> - `{new['type']}` `{fixed_name(new)}`: its URN changed (`{old['name']}` to "
-                    f"`{new['name']}`), so `up` deletes and creates it; add an alias if it only moved"
+                    f"`{new['name']}`) and no alias says it moved: `up` would create it anew first, "
+                    "which fails on its name, and only then delete the old one; add an alias"
                     for old, new in moved],
                   ">", "> README, \"Replacements\", says how to review and allow one.", ""]
     lines.append(f"**{len(added)} to add, {len(changed)} to change, {len(removed)} to remove** "

@@ -32,6 +32,11 @@ from .base import (
 )
 from .kubernetes_version import supported_versions, version_problem
 
+# The EKS add-ons every stack installs (cluster.py, shared_storage.py, observability.py).
+MANAGED_ADDONS = ("vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-efs-csi-driver",
+                  "metrics-server", "amazon-cloudwatch-observability")
+AddonName = Literal["vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent",
+                    "aws-efs-csi-driver", "metrics-server", "amazon-cloudwatch-observability"]
 # EKS add-on versions as `aws eks describe-addon-versions` lists them.
 ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
 SNAPSHOT_ID = re.compile(r"^snap-([0-9a-f]{8}|[0-9a-f]{17})$")
@@ -295,11 +300,7 @@ class ClusterSettings(_Model):
     )
     log_retention_days: int = 30
     deletion_protection: bool | None = None
-    addon_versions: dict[
-        Literal["vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-efs-csi-driver",
-                "metrics-server", "amazon-cloudwatch-observability"],
-        str,
-    ] = Field(default_factory=dict)
+    addon_versions: dict[AddonName, str] = Field(default_factory=dict)
     system_node_group: SystemNodeGroupSettings = Field(default_factory=SystemNodeGroupSettings)
     gpu_node_groups: list[GpuNodeGroupSettings] = Field(default_factory=list)
 

@@ -144,3 +144,29 @@ def upgrade_problem(running: str, wanted: str) -> str | None:
             if running == _next(wanted) else "")
     return (f"{wanted!r} is older than {running}, which the cluster runs{forced}: a plan cannot "
             f"take a control plane back; {stay}.{back}")
+
+
+ADDON_MINOR = re.compile(r"^v(\d+)\.(\d+)\.")
+
+
+def addon_change(addon: str, *, installed: str, target: str, pinned: bool,
+                 kubernetes_version: str):
+    """What moving add-on `addon` from `installed` to `target` means: None when it stays, a
+    warning (every preview shows what an `up` will do to the add-ons, whose unpinned versions
+    follow EKS's default and can move without a change to the file), or a problem: EKS updates
+    vpc-cni one minor at a time ("you can only update one minor version at a time", EKS user
+    guide, "Update the Amazon VPC CNI (Amazon EKS add-on)")."""
+    from .postgres_version import Finding
+
+    if installed == target:
+        return None
+    old, new = ADDON_MINOR.match(installed), ADDON_MINOR.match(target)
+    if addon == "vpc-cni" and old and new and old[1] == new[1] and int(new[2]) - int(old[2]) > 1:
+        return Finding(f"cluster.addonVersions.{addon}", f"{installed} to {target} skips a minor: EKS "
+                       "updates vpc-cni one minor at a time; pin it to the newest "
+                       f"v{old[1]}.{int(old[2]) + 1}.x first (`aws eks describe-addon-versions "
+                       f"--addon-name vpc-cni --kubernetes-version {kubernetes_version}`)",
+                       problem=True)
+    why = "as pinned" if pinned else f"EKS's default for {kubernetes_version}"
+    return Finding("cluster.addonVersions", f"{addon} moves from {installed} to {target} ({why}) in "
+                   f"this `up`; to keep it, pin {addon}: {installed}", problem=False)

@@ -13,7 +13,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError, create_model
 
 from .base import PROJECT_NAMESPACE, ConfigProblem, ConfigProblems, SettingsError
-from .kubernetes_version import supported_versions, upgrade_problem
+from .cluster import MANAGED_ADDONS
+from .kubernetes_version import addon_change, supported_versions, upgrade_problem
 from .postgres_version import major_upgrade_findings, restore_findings
 from .rules import run_rules
 from .stack import DEFAULTED_SECTIONS, StackFields, StackSettings
@@ -347,37 +348,117 @@ def load_settings() -> StackSettings:
         offered = aws.get_availability_zones()
         problems += [f"{key}: {message}" for key, message in account_zone_problems(
             zones, dict(zip(offered.names, offered.zone_ids, strict=True)))]
-    cluster = raw.get("cluster")
-    wanted = cluster.get("kubernetesVersion") if isinstance(cluster, dict) else None
-    if isinstance(wanted, str):
-        from ..naming import cluster_name
-
-        running = running_kubernetes_version(cluster_name(pulumi.get_project(), pulumi.get_stack()))
-        problem = upgrade_problem(running, wanted) if running is not None else None
-        if problem is not None:
-            problems.append(f"cluster.kubernetesVersion: {problem}")
-    warnings: list[str] = []
-    if settings is not None:
-        from ..naming import cluster_name, db_instance_identifier
-
-        identifier = db_instance_identifier(cluster_name(pulumi.get_project(), pulumi.get_stack()))
-        database, snapshot = settings.database, settings.restore.database_snapshot
-        running, restored_from = running_database(identifier)
-        findings = major_upgrade_findings(
-            identifier=identifier, running=running, engine_version=database.engine_version,
-            upgrading_from=database.upgrading_from, apply_immediately=database.apply_immediately,
-            maintenance_window=database.maintenance_window)
-        findings += restore_findings(
-            identifier=identifier, snapshot=snapshot, running=running, restored_from=restored_from,
-            snapshot_engine=snapshot_engine(snapshot) if snapshot and running is None else None,
-            engine_version=database.engine_version)
-        for finding in findings:
-            (problems if finding.problem else warnings).append(f"{finding.key}: {finding.message}")
+    account_problems, warnings = _account_findings(raw, settings)
+    problems += account_problems
     if problems:
         raise SettingsError(_report(pulumi.get_stack(), problems), problems)
     assert settings is not None
     settings._account_warnings = warnings
     return settings
+
+
+def _asked(key: str, question: str, actions: str, call):
+    """`call()`, or a problem of `key` saying what could not be asked, and which IAM actions the
+    role running the preview needs for it."""
+    try:
+        return call(), None
+    except Exception as error:  # an invoke that failed: denied, throttled, unreachable
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return None, (f"{key}: could not ask AWS {question}; the role running the preview needs "
+                      f"{actions} ({reason})")
+
+
+def _account_findings(raw: Mapping[str, Any], settings: StackSettings | None) -> tuple[list[str], list[str]]:
+    """What the running stack says about the file: problems and warnings (module docstring of
+    kubernetes_version, postgres_version; add-on versions: addon_findings)."""
+    import pulumi
+
+    from ..naming import cluster_name, db_instance_identifier
+
+    name = cluster_name(pulumi.get_project(), pulumi.get_stack())
+    problems: list[str] = []
+    warnings: list[str] = []
+    cluster = raw.get("cluster")
+    wanted = cluster.get("kubernetesVersion") if isinstance(cluster, dict) else None
+    running_kubernetes = None
+    if isinstance(wanted, str):
+        running_kubernetes, failed = _asked(
+            "cluster.kubernetesVersion", f"which version cluster {name} runs",
+            "eks:ListClusters and eks:DescribeCluster", lambda: running_kubernetes_version(name))
+        problems += [failed] if failed else []
+        problem = upgrade_problem(running_kubernetes, wanted) if running_kubernetes else None
+        if problem is not None:
+            problems.append(f"cluster.kubernetesVersion: {problem}")
+    if settings is None:
+        return problems, warnings
+    if running_kubernetes is not None:
+        found, failed = _asked(
+            "cluster.addonVersions", f"which add-on versions cluster {name} runs",
+            "eks:DescribeAddon and eks:DescribeAddonVersions",
+            lambda: addon_findings(name, settings.cluster.kubernetes_version,
+                                   settings.cluster.addon_versions))
+        problems += [failed] if failed else []
+        for finding in found or []:
+            (problems if finding.problem else warnings).append(f"{finding.key}: {finding.message}")
+    identifier = db_instance_identifier(name)
+    database, snapshot = settings.database, settings.restore.database_snapshot
+    described, failed = _asked("database.engineVersion", f"which version instance {identifier} runs",
+                               "rds:DescribeDBInstances", lambda: running_database(identifier))
+    if failed:
+        return [*problems, failed], warnings
+    running, restored_from = described
+    engine, failed = (None, None)
+    if snapshot and running is None:
+        engine, failed = _asked("restore.databaseSnapshot", f"about snapshot {snapshot}",
+                                "rds:DescribeDBSnapshots", lambda: snapshot_engine(snapshot))
+        problems += [failed] if failed else []
+    findings = major_upgrade_findings(
+        identifier=identifier, running=running, engine_version=database.engine_version,
+        upgrading_from=database.upgrading_from, apply_immediately=database.apply_immediately,
+        maintenance_window=database.maintenance_window)
+    if not failed:
+        findings += restore_findings(
+            identifier=identifier, snapshot=snapshot, running=running, restored_from=restored_from,
+            snapshot_engine=engine, engine_version=database.engine_version)
+    for finding in findings:
+        (problems if finding.problem else warnings).append(f"{finding.key}: {finding.message}")
+    return problems, warnings
+
+
+def installed_addon_version(cluster: str, addon: str) -> str | None:
+    """The version of EKS add-on `addon` on `cluster`, or None when it is not installed."""
+    import pulumi_aws as aws
+
+    try:
+        return aws.eks.get_addon(addon_name=addon, cluster_name=cluster).addon_version
+    except Exception as error:
+        if "ResourceNotFoundException" in str(error) or "couldn't find resource" in str(error):
+            return None
+        raise
+
+
+def default_addon_version(addon: str, kubernetes_version: str) -> str:
+    """EKS's default version of `addon` for a Kubernetes minor (what cluster.addon_version
+    follows for an unpinned add-on)."""
+    import pulumi_aws as aws
+
+    return aws.eks.get_addon_version(addon_name=addon, kubernetes_version=kubernetes_version,
+                                     most_recent=False).version
+
+
+def addon_findings(cluster: str, kubernetes_version: str, pinned: Mapping[str, str]) -> list:
+    """How this `up` moves the cluster's add-ons (kubernetes_version.addon_change)."""
+    found = []
+    for addon in MANAGED_ADDONS:
+        installed = installed_addon_version(cluster, addon)
+        if installed is None:
+            continue
+        target = pinned.get(addon) or default_addon_version(addon, kubernetes_version)
+        finding = addon_change(addon, installed=installed, target=target,
+                               pinned=addon in pinned, kubernetes_version=kubernetes_version)
+        if finding is not None:
+            found.append(finding)
+    return found
 
 
 def running_database(identifier: str) -> tuple[str | None, str | None]:
