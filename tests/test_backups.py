@@ -210,6 +210,8 @@ def restored_storage() -> Plan:
     config = _restore_config()
     config["anythingllm:restore"] = {"databaseSnapshot": SNAPSHOT,
                                      "fileSystemRecoveryPoint": RECOVERY_POINT}
+    # A drill stack may back itself up too: its destroy must still leave nothing behind.
+    config["anythingllm:backup"] = {"enabled": True}
     return run_stack(ROOT, "staging-restore-20261203", config=config, snapshots={SNAPSHOT: "17.6"})
 
 
@@ -309,3 +311,26 @@ def test_the_restore_job_is_started_into_the_stack_file_system_and_awaited():
     with pytest.raises(RuntimeError, match="ended FAILED: no access"):
         run_restore_job(_Backup(["RUNNING", "FAILED"]), recovery_point_arn=RECOVERY_POINT,
                         file_system_id="fs-1", role_arn="r", timeout=600, sleep=lambda _: None)
+
+
+def test_a_destroyed_throwaway_stack_keeps_nothing_on_purpose(restored_storage):
+    """What `pulumi destroy` of a staging stack deletes, by the plan: nothing protected or
+    retained, no final snapshot, no kept automated backups, vaults and buckets emptied, no
+    deletion protection; the restore's snapshot copy is the stack's and goes with it.
+    (`python -m tools.sweep` lists what a failed destroy left: tests/test_sweep.py.)"""
+    plan = restored_storage
+    assert [r.name for r in plan.resources if r.protect] == []
+    # The one exception: the account's Spot service-linked role, which the stack creates when the
+    # account had none and other workloads may use (karpenter.py); free, and not the stack's.
+    assert [(r.type, r.name) for r in plan.resources if r.retain_on_delete] == [
+        ("aws:iam/serviceLinkedRole:ServiceLinkedRole", "cluster-karpenter-spot")]
+    database = plan.one(RDS)
+    assert database.inputs["skipFinalSnapshot"] is True
+    assert database.inputs["deleteAutomatedBackups"] is True
+    assert database.inputs["deletionProtection"] is False
+    assert "finalSnapshotIdentifier" not in plan.one(
+        "aws:elasticache/replicationGroup:ReplicationGroup").inputs
+    assert plan.one("aws:eks/cluster:Cluster").inputs["deletionProtection"] is False
+    assert plan.one(VAULT).inputs["forceDestroy"] is True
+    assert all(b.inputs.get("forceDestroy") for b in plan.of_type("aws:s3/bucket:Bucket"))
+    assert plan.one(COPY).custom_timeouts == {"create": "4h"}

@@ -9,6 +9,7 @@ from moto import mock_aws
 from components import alb_controller_policy
 from components.ingress import IAM_POLICY_FILE
 from tools.aws_inventory import CLUSTER_TAG, ControllerInventory
+from tools.leftovers import TagInventory
 from tools.sweep import main, sweep
 
 REGION = "us-east-1"
@@ -104,3 +105,73 @@ def test_wait_until_gone_returns_once_the_alb_is_deleted_and_times_out_otherwise
     clock = iter(range(0, 10_000, 100))
     with pytest.raises(TimeoutError, match="lb-anythingllm-staging-live"):
         inventory.wait_until_gone(LIVE, timeout_seconds=300, sleep=lambda _: None, clock=lambda: next(clock))
+
+
+# ---------------------------------------------------------------- everything else a stack left
+
+
+def _tags(stack: str, environment: str = "staging", project: str = "anythingllm") -> list[dict]:
+    return [{"Key": "anythingllm:project", "Value": project}, {"Key": "anythingllm:stack", "Value": stack},
+            {"Key": "anythingllm:environment", "Value": environment}]
+
+
+def _leftover_account() -> TagInventory:
+    """Resources of a live stack, a destroyed staging stack, a destroyed prod and another
+    project: node instances, a file system with an access point, log groups (one tagged, one
+    only named), a snapshot (only named), a topic."""
+    clients = {s: boto3.client(s, region_name=REGION) for s in ("ec2", "eks", "logs", "rds", "efs", "sns")}
+    ec2, eks, logs, rds, efs, sns = clients.values()
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{zone}")
+               ["Subnet"]["SubnetId"] for i, zone in enumerate("ab")]
+    if "anythingllm-staging-live" not in eks.list_clusters()["clusters"]:
+        eks.create_cluster(name="anythingllm-staging-live", roleArn="arn:aws:iam::123456789012:role/eks",
+                           resourcesVpcConfig={"subnetIds": subnets})
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    for stack, environment, project in (("staging-live", "staging", "anythingllm"),
+                                        ("staging-gone", "staging", "anythingllm"),
+                                        ("prod", "prod", "anythingllm"),
+                                        ("staging-gone", "staging", "payments")):
+        tags = _tags(stack, environment, project)
+        ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1,
+                          TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
+        if project == "anythingllm":
+            file_system = efs.create_file_system(CreationToken=f"{project}-{stack}",
+                                                 Tags=tags)["FileSystemId"]
+            efs.create_access_point(FileSystemId=file_system, Tags=tags)
+            logs.create_log_group(logGroupName=f"/aws/eks/anythingllm-{stack}/cluster",
+                                  tags={t["Key"]: t["Value"] for t in tags})
+    sns.create_topic(Name="anythingllm-staging-gone-alarms", Tags=_tags("staging-gone"))
+    # Found by name only: a log group AWS created and a snapshot of the stack's database.
+    logs.create_log_group(logGroupName="/aws/containerinsights/anythingllm-staging-gone/performance")
+    rds.create_db_instance(DBInstanceIdentifier="anythingllm-staging-gone-postgres", Engine="postgres",
+                           DBInstanceClass="db.t4g.medium", MasterUsername="master",
+                           MasterUserPassword="p" * 20, AllocatedStorage=20)
+    rds.create_db_snapshot(DBSnapshotIdentifier="anythingllm-staging-gone-postgres-by-hand",
+                           DBInstanceIdentifier="anythingllm-staging-gone-postgres")
+    return TagInventory(tagging=boto3.client("resourcegroupstaggingapi", region_name=REGION),
+                        eks=eks, logs=logs, rds=rds)
+
+
+def test_leftovers_are_what_the_project_tags_or_names_find_of_stacks_without_a_cluster(aws):
+    found = _leftover_account().leftovers("anythingllm")
+    by_stack = {}
+    for item in found:
+        by_stack.setdefault(item.stack, []).append(item)
+    assert set(by_stack) == {"staging-gone", "prod"}  # not the live stack, not another project
+    kinds = sorted(item.kind for item in by_stack["staging-gone"])
+    assert kinds == ["ec2:instance", "elasticfilesystem:access-point", "elasticfilesystem:file-system",
+                     "logs:log-group", "logs:log-group", "rds:snapshot", "sns:topic"]
+    assert not any(item.kept for item in by_stack["staging-gone"])
+    assert all(item.kept == "prod keeps it when it is destroyed" for item in by_stack["prod"])
+    names = {item.arn.rsplit(":", 1)[-1] for item in by_stack["staging-gone"]}
+    assert "/aws/containerinsights/anythingllm-staging-gone/performance" in names
+    assert "anythingllm-staging-gone-postgres-by-hand" in names
+
+
+def test_one_command_lists_leftovers_and_controller_orphans(aws, capsys):
+    main([], inventory=_account(), tags=_leftover_account())
+    out = capsys.readouterr().out
+    assert "left   ec2:instance" in out and "(stack staging-gone)" in out
+    assert "kept   (prod keeps it when it is destroyed)" in out
+    assert "orphan load-balancer" in out and GONE in out

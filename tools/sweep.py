@@ -1,7 +1,14 @@
-"""Find (and with --delete, delete) what the AWS Load Balancer Controller left behind for
-clusters that no longer exist: load balancers, target groups and security groups.
+"""Find what destroyed stacks left behind; with --delete, delete what the AWS Load Balancer
+Controller left for clusters that no longer exist: load balancers, target groups and security
+groups.
 
-    python -m tools.sweep [--region us-east-1] [--cluster-prefix anythingllm-] [--delete]
+    python -m tools.sweep [--region us-east-1] [--cluster-prefix anythingllm-]
+                          [--project anythingllm] [--delete]
+
+First, every resource this project's tags or names find whose stack has no cluster any more
+(tools/leftovers.py: instances and volumes of nodes, snapshots, log groups, access points,
+recovery points...), with what prod keeps on purpose marked as kept; these are listed, for a
+person to delete. Then the controller's leftovers:
 
 A destroy that lost the controller before its Ingresses (a failed run, a cluster deleted by
 hand) leaves these behind; the ALB keeps costing money and its security group blocks the
@@ -21,6 +28,7 @@ import time
 from collections.abc import Callable
 
 from tools.aws_inventory import ControllerInventory, ControllerResource
+from tools.leftovers import Leftover, TagInventory
 
 ORDER = ("load-balancer", "target-group", "security-group")
 DEFAULT_PREFIX = "anythingllm-"
@@ -66,14 +74,31 @@ def sweep(inventory: ControllerInventory, *, cluster_prefix: str, delete: bool,
     return chosen
 
 
-def main(argv: list[str] | None = None, inventory: ControllerInventory | None = None) -> int:
+def report_leftovers(tags: TagInventory, *, project: str,
+                     log: Callable[[str], None] = print) -> list[Leftover]:
+    """List every leftover of the project's destroyed stacks; returns those not kept on purpose."""
+    found = tags.leftovers(project)
+    for item in found:
+        state = f"kept   ({item.kept})" if item.kept else "left  "
+        log(f"{state} {item.kind:<28} {item.arn}  (stack {item.stack})")
+    if not found:
+        log(f"no resource of a destroyed {project} stack")
+    return [item for item in found if not item.kept]
+
+
+def main(argv: list[str] | None = None, inventory: ControllerInventory | None = None,
+         tags: TagInventory | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--region", default=None)
     parser.add_argument("--cluster-prefix", default=DEFAULT_PREFIX)
-    parser.add_argument("--delete", action="store_true", help="delete, not only list")
+    parser.add_argument("--project", default=DEFAULT_PREFIX.rstrip("-"),
+                        help="the anythingllm:project tag (Pulumi.yaml's name)")
+    parser.add_argument("--delete", action="store_true",
+                        help="delete the load balancer controller's leftovers, not only list")
     args = parser.parse_args(argv)
     if not args.cluster_prefix:
         parser.error("--cluster-prefix must not be empty: it limits the sweep to this project's clusters")
+    report_leftovers(tags or TagInventory.for_region(args.region), project=args.project)
     sweep(inventory or ControllerInventory.for_region(args.region), cluster_prefix=args.cluster_prefix,
           delete=args.delete)
     return 0
