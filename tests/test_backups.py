@@ -93,6 +93,16 @@ def test_backup_settings_are_checked():
     expect_settings_error(config, "backup.vaultLock.changeableForDays", "greater than or equal to 3")
 
 
+def test_a_throwaway_stack_keeps_nothing_it_could_not_delete():
+    config = base_config("staging")
+    config.setdefault("storage", {})["backups"] = True
+    expect_settings_error(config, "storage.backups", "cannot be true for staging")
+    config = base_config("staging")
+    config["backup"] = {"enabled": True, "vaultLock": {"minRetentionDays": 1, "maxRetentionDays": 40,
+                                                       "changeableForDays": 3}}
+    expect_settings_error(config, "backup.vaultLock.changeableForDays", "cannot be set for staging")
+
+
 def test_a_copy_goes_to_a_vault_and_key_of_the_other_region():
     config = read_stack_config(ROOT, "prod")
     config["anythingllm:backup"] = {"copyToRegion": "us-west-2", "copyRetentionDays": 90,
@@ -332,5 +342,7 @@ def test_a_destroyed_throwaway_stack_keeps_nothing_on_purpose(restored_storage):
         "aws:elasticache/replicationGroup:ReplicationGroup").inputs
     assert plan.one("aws:eks/cluster:Cluster").inputs["deletionProtection"] is False
     assert plan.one(VAULT).inputs["forceDestroy"] is True
-    assert all(b.inputs.get("forceDestroy") for b in plan.of_type("aws:s3/bucket:Bucket"))
-    assert plan.one(COPY).custom_timeouts == {"create": "4h"}
+    # EFS's own automatic backups, whose recovery points nobody may delete, are off.
+    assert plan.one("aws:efs/backupPolicy:BackupPolicy").inputs["backupPolicy"] == {"status": "DISABLED"}
+    # The restore's snapshot copy is a resource of the stack: deleted with it.
+    assert plan.one(COPY).parent == plan.one("anythingllm:database:Database").urn

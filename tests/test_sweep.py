@@ -117,10 +117,12 @@ def _tags(stack: str, environment: str = "staging", project: str = "anythingllm"
 
 def _leftover_account() -> TagInventory:
     """Resources of a live stack, a destroyed staging stack, a destroyed prod and another
-    project: node instances, a file system with an access point, log groups (one tagged, one
-    only named), a snapshot (only named), a topic."""
-    clients = {s: boto3.client(s, region_name=REGION) for s in ("ec2", "eks", "logs", "rds", "efs", "sns")}
-    ec2, eks, logs, rds, efs, sns = clients.values()
+    project: node instances (one terminated), a file system with an access point, log groups (one
+    tagged, one only named), a snapshot (only named), a topic, a role, a key pending deletion, a
+    dashboard; and a stack of which only the log group EKS re-creates after a destroy is left."""
+    clients = {s: boto3.client(s, region_name=REGION)
+               for s in ("ec2", "eks", "logs", "rds", "efs", "sns", "kms", "iam", "cloudwatch")}
+    ec2, eks, logs, rds, efs, sns, kms, iam, cloudwatch = clients.values()
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{zone}")
                ["Subnet"]["SubnetId"] for i, zone in enumerate("ab")]
@@ -142,15 +144,27 @@ def _leftover_account() -> TagInventory:
             logs.create_log_group(logGroupName=f"/aws/eks/anythingllm-{stack}/cluster",
                                   tags={t["Key"]: t["Value"] for t in tags})
     sns.create_topic(Name="anythingllm-staging-gone-alarms", Tags=_tags("staging-gone"))
-    # Found by name only: a log group AWS created and a snapshot of the stack's database.
+    iam.create_role(RoleName="cluster-control-plane-1a2b3c", AssumeRolePolicyDocument="{}",
+                    Tags=_tags("staging-gone"))
+    iam.create_role(RoleName="someone-elses", AssumeRolePolicyDocument="{}")
+    key = kms.create_key(Tags=[{"TagKey": t["Key"], "TagValue": t["Value"]} for t in _tags("staging-gone")])
+    kms.schedule_key_deletion(KeyId=key["KeyMetadata"]["KeyId"], PendingWindowInDays=7)
+    # A node that is gone already: the tagging API may still list it.
+    gone = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, TagSpecifications=[
+        {"ResourceType": "instance", "Tags": _tags("staging-gone")}])["Instances"][0]["InstanceId"]
+    ec2.terminate_instances(InstanceIds=[gone])
+    # Found by name only: a log group AWS created, a snapshot of the stack's database, the
+    # dashboard, and a whole stack of which only EKS's re-created log group is left.
     logs.create_log_group(logGroupName="/aws/containerinsights/anythingllm-staging-gone/performance")
+    logs.create_log_group(logGroupName="/aws/eks/anythingllm-staging-clean/cluster")
     rds.create_db_instance(DBInstanceIdentifier="anythingllm-staging-gone-postgres", Engine="postgres",
                            DBInstanceClass="db.t4g.medium", MasterUsername="master",
                            MasterUserPassword="p" * 20, AllocatedStorage=20)
     rds.create_db_snapshot(DBSnapshotIdentifier="anythingllm-staging-gone-postgres-by-hand",
                            DBInstanceIdentifier="anythingllm-staging-gone-postgres")
+    cloudwatch.put_dashboard(DashboardName="anythingllm-staging-gone", DashboardBody="{}")
     return TagInventory(tagging=boto3.client("resourcegroupstaggingapi", region_name=REGION),
-                        eks=eks, logs=logs, rds=rds)
+                        eks=eks, logs=logs, rds=rds, ec2=ec2, kms=kms, iam=iam, cloudwatch=cloudwatch)
 
 
 def test_leftovers_are_what_the_project_tags_or_names_find_of_stacks_without_a_cluster(aws):
@@ -158,20 +172,38 @@ def test_leftovers_are_what_the_project_tags_or_names_find_of_stacks_without_a_c
     by_stack = {}
     for item in found:
         by_stack.setdefault(item.stack, []).append(item)
-    assert set(by_stack) == {"staging-gone", "prod"}  # not the live stack, not another project
+    # Not the live stack, not another project. Found by tag under the stack's name, by name
+    # under the cluster's (or the database's).
+    assert set(by_stack) == {"staging-gone", "prod", "anythingllm-staging-gone",
+                             "anythingllm-staging-gone-postgres", "anythingllm-staging-clean"}
     kinds = sorted(item.kind for item in by_stack["staging-gone"])
     assert kinds == ["ec2:instance", "elasticfilesystem:access-point", "elasticfilesystem:file-system",
-                     "logs:log-group", "logs:log-group", "rds:snapshot", "sns:topic"]
-    assert not any(item.kept for item in by_stack["staging-gone"])
-    assert all(item.kept == "prod keeps it when it is destroyed" for item in by_stack["prod"])
-    names = {item.arn.rsplit(":", 1)[-1] for item in by_stack["staging-gone"]}
-    assert "/aws/containerinsights/anythingllm-staging-gone/performance" in names
-    assert "anythingllm-staging-gone-postgres-by-hand" in names
+                     "iam:role", "kms:key", "logs:log-group", "sns:topic"]
+    assert [i.kind for i in by_stack["anythingllm-staging-gone"]] == ["cloudwatch:dashboard",
+                                                                      "logs:log-group"]
+    assert [i.kind for i in by_stack["anythingllm-staging-gone-postgres"]] == ["rds:snapshot"]
+    # The log group EKS re-creates after a destroy is found although nothing else is left.
+    assert [i.kind for i in by_stack["anythingllm-staging-clean"]] == ["logs:log-group"]
+    key = next(item for item in by_stack["staging-gone"] if item.kind == "kms:key")
+    assert key.kept.startswith("pending deletion")
+    assert not any(item.kept for item in by_stack["staging-gone"] if item.kind != "kms:key")
+    # Prod keeps its log groups; a prod instance or file system left is a leftover like any.
+    assert {(i.kind, bool(i.kept)) for i in by_stack["prod"]} == {
+        ("logs:log-group", True), ("ec2:instance", False), ("elasticfilesystem:file-system", False),
+        ("elasticfilesystem:access-point", False)}
 
 
-def test_one_command_lists_leftovers_and_controller_orphans(aws, capsys):
-    main([], inventory=_account(), tags=_leftover_account())
-    out = capsys.readouterr().out
-    assert "left   ec2:instance" in out and "(stack staging-gone)" in out
-    assert "kept   (prod keeps it when it is destroyed)" in out
-    assert "orphan load-balancer" in out and GONE in out
+def test_one_command_lists_leftovers_and_controller_orphans_and_fails_while_any_is_left(aws, capsys):
+    assert main([], inventory=_account(), tags=_leftover_account()) == 1
+    captured = capsys.readouterr()
+    assert "left   ec2:instance" in captured.out and "(staging-gone)" in captured.out
+    assert "kept   (prod keeps it when it is destroyed)" in captured.out
+    assert "orphan load-balancer" in captured.out and GONE in captured.out
+    assert "resources of destroyed stacks are left" in captured.err
+
+
+def test_a_clean_account_passes(aws):
+    assert main(["--delete"], inventory=_account(), tags=TagInventory(
+        **{name: boto3.client(service, region_name=REGION) for name, service in (
+            ("tagging", "resourcegroupstaggingapi"), ("eks", "eks"), ("logs", "logs"), ("rds", "rds"),
+            ("ec2", "ec2"), ("kms", "kms"), ("iam", "iam"), ("cloudwatch", "cloudwatch"))})) == 0

@@ -80,16 +80,20 @@ def report_leftovers(tags: TagInventory, *, project: str,
     found = tags.leftovers(project)
     for item in found:
         state = f"kept   ({item.kept})" if item.kept else "left  "
-        log(f"{state} {item.kind:<28} {item.arn}  (stack {item.stack})")
+        log(f"{state} {item.kind:<32} {item.arn}  ({item.stack})")
     if not found:
-        log(f"no resource of a destroyed {project} stack")
+        log(f"nothing left of a destroyed {project} stack")
     return [item for item in found if not item.kept]
 
 
 def main(argv: list[str] | None = None, inventory: ControllerInventory | None = None,
          tags: TagInventory | None = None) -> int:
+    """Exit status 1 when something is left that a person must delete, or could not be
+    listed: the daily reap job (.github/workflows/staging.yml) then fails and says so."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--region", default=None)
+    parser.add_argument("--clusters-region", default=None,
+                        help="where the stacks' clusters are, when --region is a copy region")
     parser.add_argument("--cluster-prefix", default=DEFAULT_PREFIX)
     parser.add_argument("--project", default=DEFAULT_PREFIX.rstrip("-"),
                         help="the anythingllm:project tag (Pulumi.yaml's name)")
@@ -98,10 +102,22 @@ def main(argv: list[str] | None = None, inventory: ControllerInventory | None = 
     args = parser.parse_args(argv)
     if not args.cluster_prefix:
         parser.error("--cluster-prefix must not be empty: it limits the sweep to this project's clusters")
-    report_leftovers(tags or TagInventory.for_region(args.region), project=args.project)
-    sweep(inventory or ControllerInventory.for_region(args.region), cluster_prefix=args.cluster_prefix,
-          delete=args.delete)
-    return 0
+    # The controller's leftovers first: deleting them is what unblocks a failed destroy.
+    orphaned = sweep(inventory or ControllerInventory.for_region(args.region),
+                     cluster_prefix=args.cluster_prefix, delete=args.delete)
+    try:
+        left = report_leftovers(tags or TagInventory.for_region(args.region, args.clusters_region),
+                                project=args.project)
+    except Exception as error:  # denied or throttled: say so, and fail
+        print(f"could not list what destroyed stacks left: {error}", file=sys.stderr)
+        return 1
+    if left:
+        print(f"{len(left)} resources of destroyed stacks are left: delete them by ARN "
+              "(README, \"Nothing left behind\")", file=sys.stderr)
+    if orphaned and not args.delete:
+        print(f"{len(orphaned)} load balancer controller leftovers: --delete deletes them",
+              file=sys.stderr)
+    return 1 if left or (orphaned and not args.delete) else 0
 
 
 if __name__ == "__main__":

@@ -200,6 +200,17 @@ def _backups(s: StackSettings) -> Iterator[ConfigProblem]:
         yield ConfigProblem("backup.retentionDays", f"{backup.retention_days} is below "
                                                     f"{PROD_MIN_BACKUP_RETENTION_DAYS}, the minimum "
                                                     "in prod")
+    if s.environment == "staging":
+        # Throwaway stacks must destroy in one run and leave nothing behind.
+        if s.storage.backups:
+            yield ConfigProblem("storage.backups", "cannot be true for staging: EFS keeps its "
+                                                   "automatic recovery points 35 days in a vault "
+                                                   "nobody may empty, after the stack is gone")
+        if backup.enabled and backup.vault_lock is not None and backup.vault_lock.changeable_for_days:
+            yield ConfigProblem("backup.vaultLock.changeableForDays",
+                                "cannot be set for staging: a compliance lock keeps the vault and "
+                                "its recovery points until they expire, so the stack could not be "
+                                "destroyed")
     if backup.copy_to_region is not None:
         if backup.copy_to_region == s.region:
             yield ConfigProblem("backup.copyToRegion", f"{backup.copy_to_region!r} is the stack's "
