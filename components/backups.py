@@ -17,22 +17,26 @@ from .settings.backup import BackupSettings
 # stack starts its jobs with this role too).
 BACKUP_ROLE_POLICIES = ("service-role/AWSBackupServiceRolePolicyForBackup",
                         "service-role/AWSBackupServiceRolePolicyForRestores")
-# AWS Backup's defaults: a job must start within an hour and finish within three.
+# A job must start within an hour (AWS Backup's default) and finish within a day: the first, full
+# backup of a large file system takes longer than the default three hours.
 START_WINDOW_MINUTES = 60
-COMPLETION_WINDOW_MINUTES = 180
+COMPLETION_WINDOW_MINUTES = 1440
 # The job states that mean no recovery point (AWS Backup developer guide, "Monitoring AWS Backup
 # events using EventBridge"; the API's BackupJobState and CopyJobState).
 FAILED_STATES = ("FAILED", "ABORTED", "EXPIRED")
 
 
-def failed_job_pattern(vault_names: list[str]) -> dict:
-    """The EventBridge pattern of a backup or copy job into one of `vault_names` that ended
-    without a recovery point. Copy jobs name their source vault: a failed copy of this stack's
-    backups matches by it."""
+def failed_job_pattern(vault_name: str, vault_arn: str) -> dict:
+    """The EventBridge pattern of a backup job into the vault, or a copy job out of it, that ended
+    without a recovery point. A backup job's event names its vault (`backupVaultName`), a copy
+    job's its source and destination vaults by ARN (`sourceBackupVaultArn`; AWS Backup developer
+    guide, "Monitoring AWS Backup events using EventBridge", example events)."""
     return {
         "source": ["aws.backup"],
         "detail-type": ["Backup Job State Change", "Copy Job State Change"],
-        "detail": {"state": list(FAILED_STATES), "backupVaultName": vault_names},
+        "detail": {"state": list(FAILED_STATES),
+                   "$or": [{"backupVaultName": [vault_name]},
+                           {"sourceBackupVaultArn": [vault_arn]}]},
     }
 
 
@@ -79,7 +83,9 @@ class Backups(pulumi.ComponentResource):
         key = encryption_key(
             f"{name}-vault", description=f"AWS Backup vault of {cluster_name}",
             alias=f"{cluster_name}-backups", retain=retain, tags=tags, parent=self,
-            policy=service_only_policy("backup"))
+            # Through AWS Backup, and through the services it acts for: RDS for snapshot copies,
+            # EFS for restores (AWS Backup developer guide, "Encryption for backups").
+            policy=service_only_policy("backup", "rds", "elasticfilesystem"))
         vault = aws.backup.Vault(
             f"{name}-vault", name=vault_name, kms_key_arn=key.arn,
             # A throwaway stack's destroy deletes its recovery points; prod's never.
@@ -92,7 +98,9 @@ class Backups(pulumi.ComponentResource):
                 min_retention_days=lock.min_retention_days,
                 max_retention_days=lock.max_retention_days,
                 changeable_for_days=lock.changeable_for_days,
-                opts=pulumi.ResourceOptions(parent=vault))
+                # PutBackupVaultLockConfiguration replaces the vault's lock: created before the
+                # old one is deleted, a changed lock would be deleted with it.
+                opts=named(parent=vault))
 
         copy_actions = []
         if settings.copy_to_region is not None:
@@ -102,7 +110,8 @@ class Backups(pulumi.ComponentResource):
             copy_key = encryption_key(
                 f"{name}-copy-vault", description=f"AWS Backup copies of {cluster_name}",
                 alias=f"{cluster_name}-backups", retain=retain, tags=tags, parent=self,
-                policy=service_only_policy("backup", region=region), provider=provider)
+                policy=service_only_policy("backup", "rds", "elasticfilesystem", region=region),
+                provider=provider)
             copy_vault = aws.backup.Vault(
                 f"{name}-copy-vault", name=vault_name, kms_key_arn=copy_key.arn,
                 force_destroy=not retain, tags=tags,
@@ -149,7 +158,8 @@ class Backups(pulumi.ComponentResource):
             rule = aws.cloudwatch.EventRule(
                 f"{name}-failed-jobs",
                 description=f"AWS Backup jobs of {cluster_name} that ended without a recovery point",
-                event_pattern=json.dumps(failed_job_pattern([vault_name]), sort_keys=True),
+                event_pattern=vault.arn.apply(lambda arn: json.dumps(
+                    failed_job_pattern(vault_name, arn), sort_keys=True)),
                 tags=tags, opts=pulumi.ResourceOptions(parent=self, depends_on=[vault]))
             topic_key = encryption_key(
                 f"{name}-alerts", description=f"Backup alerts of {cluster_name}",

@@ -239,7 +239,10 @@ class Database(pulumi.ComponentResource):
                 target_db_snapshot_identifier=f"{identifier}-restore-source", kms_key_id=key.arn,
                 copy_tags=False, tags=tags,
                 # A copy takes as long as the snapshot is large; the provider's default is 20 min.
-                opts=named(parent=self, custom_timeouts=pulumi.CustomTimeouts(create="4h")))
+                # RDS reads the source back as an ARN: given an identifier, every later `up`
+                # would replace the copy (and fail on its name). Read at creation only.
+                opts=named(parent=self, custom_timeouts=pulumi.CustomTimeouts(create="4h"),
+                           ignore_changes=["sourceDbSnapshotIdentifier"]))
         self.instance = aws.rds.Instance(
             name,
             identifier=identifier,

@@ -22,6 +22,7 @@ iam:PassRole on the restore role.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -54,19 +55,38 @@ MOVE_UID = 10001  # the pod's own uid; the access point acts as uid 0 on the fil
 
 
 def restore_metadata(file_system_id: str) -> dict[str, str]:
-    """StartRestoreJob metadata for a full restore into the existing file system
-    `file_system_id` (AWS Backup API, StartRestoreJob, "Amazon EFS")."""
-    return {"file-system-id": file_system_id, "newFileSystem": "false"}
+    """StartRestoreJob metadata: an item-level restore of the claims' tree into the existing file
+    system `file_system_id` (AWS Backup API, StartRestoreJob, "Amazon EFS": `file-system-id`,
+    `newFileSystem`, `ItemsToRestore`, a JSON list of paths). Only the claims' tree, so nothing
+    else of the source is copied."""
+    return {"file-system-id": file_system_id, "newFileSystem": "false",
+            "ItemsToRestore": json.dumps([f"/{TREE}"])}
+
+
+def earlier_job(client: Any, *, recovery_point_arn: str, file_system_id: str) -> str | None:
+    """The id of a restore of this recovery point into this file system that is running or
+    done: an `up` that timed out or was interrupted waits for it instead of starting another
+    (which would leave two restore directories, and the move would refuse)."""
+    for page in client.get_paginator("list_restore_jobs").paginate(ByResourceType="EFS"):
+        for job in page["RestoreJobs"]:
+            if (job.get("RecoveryPointArn") == recovery_point_arn
+                    and file_system_id in (job.get("CreatedResourceArn") or file_system_id)
+                    and job.get("Status") in ("PENDING", "RUNNING", "COMPLETED")):
+                return job["RestoreJobId"]
+    return None
 
 
 def run_restore_job(client: Any, *, recovery_point_arn: str, file_system_id: str,
                     role_arn: str, timeout: float, poll: float = POLL_SECONDS,
                     clock: Any = time.monotonic, sleep: Any = time.sleep) -> dict[str, str]:
-    """Start the restore and wait for it to end: its id and status; raises if it did not
-    complete, with AWS Backup's message."""
-    job_id = client.start_restore_job(RecoveryPointArn=recovery_point_arn, IamRoleArn=role_arn,
-                                      ResourceType="EFS",
-                                      Metadata=restore_metadata(file_system_id))["RestoreJobId"]
+    """Start the restore (or find the one an earlier `up` started) and wait for it to end: its id
+    and status; raises if it did not complete, with AWS Backup's message."""
+    job_id = earlier_job(client, recovery_point_arn=recovery_point_arn,
+                         file_system_id=file_system_id)
+    if job_id is None:
+        job_id = client.start_restore_job(
+            RecoveryPointArn=recovery_point_arn, IamRoleArn=role_arn, ResourceType="EFS",
+            Metadata=restore_metadata(file_system_id))["RestoreJobId"]
     deadline = clock() + timeout
     while True:
         job = client.describe_restore_job(RestoreJobId=job_id)
@@ -78,9 +98,9 @@ def run_restore_job(client: Any, *, recovery_point_arn: str, file_system_id: str
                                f"{file_system_id} ended {status}: {job.get('StatusMessage', '')}")
         if clock() >= deadline:
             raise TimeoutError(f"AWS Backup restore job {job_id} is still {status} after "
-                               f"{timeout:.0f} s; it goes on in AWS: `aws backup "
-                               f"describe-restore-job --restore-job-id {job_id}`, then `pulumi up` "
-                               "again once it completed")
+                               f"{timeout:.0f} s; it goes on in AWS (`aws backup "
+                               f"describe-restore-job --restore-job-id {job_id}`): `pulumi up` "
+                               "again waits for this job, it does not start another")
         sleep(poll)
 
 

@@ -32,7 +32,7 @@ def test_prod_backs_up_its_database_and_file_system_daily(stack_plans):
     assert key.type == "aws:kms/key:Key" and key.protect
     assert vault.protect and vault.inputs["forceDestroy"] is False
     [rule] = plan.one(PLAN).inputs["rules"]
-    assert rule["schedule"] == "cron(0 5 ? * * *)"
+    assert rule["schedule"] == "cron(0 6 ? * * *)"
     assert rule["lifecycle"] == {"deleteAfter": 35}
     assert rule["targetVaultName"] == "anythingllm-prod-backups"
     selection = plan.one(SELECTION)
@@ -52,8 +52,15 @@ def test_a_failed_backup_job_mails_the_alarm_addresses(stack_plans):
     plan = stack_plans["prod"]
     rule = plan.one("aws:cloudwatch/eventRule:EventRule", "backup-failed-jobs")
     pattern = json.loads(rule.inputs["eventPattern"])
-    assert pattern == failed_job_pattern(["anythingllm-prod-backups"])
+    vault = plan.one(VAULT)
+    assert pattern == failed_job_pattern("anythingllm-prod-backups",
+                                         f"arn:aws:backup:us-east-1:123456789012:vault/{vault.inputs['name']}")
     assert pattern["detail"]["state"] == list(FAILED_STATES)
+    # A backup job's event names the vault; a copy job's, its source vault's ARN (the AWS Backup
+    # guide's example events): either matches.
+    assert pattern["detail"]["$or"] == [{"backupVaultName": ["anythingllm-prod-backups"]},
+                                        {"sourceBackupVaultArn": [pattern["detail"]["$or"][1][
+                                            "sourceBackupVaultArn"][0]]}]
     target = plan.one("aws:cloudwatch/eventTarget:EventTarget", "backup-failed-jobs")
     topic = plan.by_urn()[target.property_dependencies["arn"][0]]
     assert topic.inputs["name"] == "anythingllm-prod-backup-alerts"
@@ -185,6 +192,26 @@ def test_a_snapshot_newer_than_the_engine_is_refused():
     assert "holds PostgreSQL 17.6, newer than database.engineVersion '16'" in str(error.value)
 
 
+def test_a_snapshot_larger_than_the_configured_storage_is_refused():
+    """Terraform sends the configured storage right after the restore, and RDS cannot shrink it:
+    the restore would fail after hours of copying."""
+    with pytest.raises(SettingsError) as error:
+        _load("staging-restore-20261203", _restore_config(), snapshots={SNAPSHOT: ("17.6", 500)})
+    assert ("database.allocatedStorageGib: 20 is below the 500 GiB of "
+            f"{SNAPSHOT}, and RDS cannot shrink storage") in str(error.value)
+
+
+def test_an_aws_backup_snapshot_is_asked_for_by_its_type():
+    """DescribeDBSnapshots returns AWS Backup's snapshots only when asked for by type; the fake
+    account answers the same way, so a lookup without the type would find nothing."""
+    from components.settings.loading import snapshot_engine
+
+    found = []
+    run(lambda: found.append(snapshot_engine(SNAPSHOT)), project="anythingllm", stack="x",
+        config={"aws:region": "us-east-1"}, snapshots={SNAPSHOT: "17.6"})
+    assert found == [("postgres", "17.6", 20)]
+
+
 def test_a_restore_key_on_a_stack_whose_database_exists_is_refused():
     """The key acts only when the stack creates its database: on an existing one it would
     restore nothing, silently."""
@@ -296,8 +323,16 @@ def test_the_move_refuses_what_it_cannot_do_safely(tmp_path, restore_dirs, exist
 class _Backup:
     """boto3's backup client as run_restore_job uses it, with scripted job states."""
 
-    def __init__(self, states):
-        self.states, self.started = list(states), []
+    def __init__(self, states, earlier=()):
+        self.states, self.started, self.earlier = list(states), [], list(earlier)
+
+    def get_paginator(self, operation):
+        assert operation == "list_restore_jobs"
+        return self
+
+    def paginate(self, **query):
+        assert query == {"ByResourceType": "EFS"}
+        return [{"RestoreJobs": self.earlier}]
 
     def start_restore_job(self, **request):
         self.started.append(request)
@@ -317,7 +352,16 @@ def test_the_restore_job_is_started_into_the_stack_file_system_and_awaited():
     assert result == {"restore_job_id": "job-1", "status": "COMPLETED"}
     assert client.started == [{"RecoveryPointArn": RECOVERY_POINT, "IamRoleArn": "arn:aws:iam::1:role/r",
                                "ResourceType": "EFS",
-                               "Metadata": {"file-system-id": "fs-1", "newFileSystem": "false"}}]
+                               "Metadata": {"file-system-id": "fs-1", "newFileSystem": "false",
+                                            "ItemsToRestore": '["/dynamic"]'}}]
+    # An `up` that timed out: the next one waits for the same job instead of starting another.
+    again = _Backup(["RUNNING", "COMPLETED"], earlier=[
+        {"RestoreJobId": "job-0", "RecoveryPointArn": RECOVERY_POINT, "Status": "RUNNING",
+         "CreatedResourceArn": "arn:aws:elasticfilesystem:us-east-1:1:file-system/fs-1"},
+        {"RestoreJobId": "job-x", "RecoveryPointArn": "other", "Status": "RUNNING"}])
+    assert run_restore_job(again, recovery_point_arn=RECOVERY_POINT, file_system_id="fs-1",
+                           role_arn="r", timeout=600, sleep=lambda _: None)["restore_job_id"] == "job-0"
+    assert again.started == []
     with pytest.raises(RuntimeError, match="ended FAILED: no access"):
         run_restore_job(_Backup(["RUNNING", "FAILED"]), recovery_point_arn=RECOVERY_POINT,
                         file_system_id="fs-1", role_arn="r", timeout=600, sleep=lambda _: None)

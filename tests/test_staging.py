@@ -118,6 +118,24 @@ def test_up_writes_the_template_plus_expiry_and_runs_up(tmp_path):
     assert written["config"] == {**template, "anythingllm:expiresAt": "2026-11-25T12:00:00Z"}
 
 
+def test_up_keeps_a_restore_stacks_sources_and_secrets(tmp_path):
+    """A restore stack's file names its snapshot and recovery point: an `up` that rewrote it from
+    the template would create an empty database and file system."""
+    shutil.copy(ROOT / "Pulumi.staging.yaml", tmp_path / "Pulumi.staging.yaml")
+    restore = {"databaseSnapshot": "awsbackup:job-1",
+               "fileSystemRecoveryPoint": "arn:aws:backup:us-east-1:123456789012:recovery-point:1"}
+    (tmp_path / "Pulumi.staging-restore-1.yaml").write_text(yaml.safe_dump({"config": {
+        "anythingllm:restore": restore, "anythingllm:huggingFaceToken": {"secure": "v1:xyz"},
+        "anythingllm:app": {"replicas": 9}}}))
+    _staging(FakeBackend(), tmp_path).up("restore-1")
+    written = yaml.safe_load((tmp_path / "Pulumi.staging-restore-1.yaml").read_text())["config"]
+    assert written["anythingllm:restore"] == restore
+    assert written["anythingllm:huggingFaceToken"] == {"secure": "v1:xyz"}
+    # Anything else is the template's again.
+    template = yaml.safe_load((ROOT / "Pulumi.staging.yaml").read_text())["config"]
+    assert written["anythingllm:app"] == template["anythingllm:app"]
+
+
 def test_the_written_stack_file_is_a_valid_staging_stack(tmp_path):
     """The generated file runs through the real program: expiry tag on AWS resources, output."""
     shutil.copy(ROOT / "Pulumi.staging.yaml", tmp_path / "Pulumi.staging.yaml")

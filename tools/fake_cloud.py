@@ -49,12 +49,12 @@ class FakeCloud(Mocks):
     def __init__(self, region: str = "us-east-1",
                  clusters: dict[str, str | tuple[str, dict[str, str]]] | None = None,
                  databases: dict[str, str | tuple[str, dict[str, str]]] | None = None,
-                 snapshots: dict[str, str] | None = None):
+                 snapshots: dict[str, str | tuple[str, int]] | None = None):
         """What the account already has (a stack at its last `up`); nothing by default, as for a
         first deploy. `clusters`: EKS cluster name -> Kubernetes version, or (version, add-on
         name -> installed version; unnamed add-ons run EKS's default of that version); `databases`: RDS
         identifier -> engine version, or (engine version, tags); `snapshots`: RDS snapshot
-        identifier or ARN -> PostgreSQL version."""
+        identifier or ARN -> PostgreSQL version, or (version, allocated GiB)."""
         self.region = region
         self.clusters = {key: value if isinstance(value, tuple) else (value, {})
                          for key, value in (clusters or {}).items()}
@@ -158,7 +158,10 @@ class FakeCloud(Mocks):
                     "engine": "postgres", "engineVersion": version, "tags": tags}
         if args.token == "aws:rds/getSnapshots:getSnapshots":
             name = args.args.get("dbSnapshotIdentifier")
-            found = [name] if name in self.snapshots else []
+            # As DescribeDBSnapshots: AWS Backup's snapshots only when asked for by their type.
+            backup = name is not None and name.rsplit(":snapshot:", 1)[-1].startswith("awsbackup:")
+            found = ([name] if name in self.snapshots
+                     and backup == (args.args.get("snapshotType") == "awsbackup") else [])
             return {"id": self.region, "snapshots": [self._snapshot(n) for n in found]}
         if args.token == "aws:eks/getAddonVersion:getAddonVersion":
             # A stand-in for EKS's default version of an add-on for a Kubernetes minor (what
@@ -180,10 +183,12 @@ class FakeCloud(Mocks):
     def _snapshot(self, name: str) -> dict[str, Any]:
         """An RDS snapshot as DescribeDBSnapshots lists it (every field the SDK's type requires)."""
         identifier = name.rsplit(":snapshot:", 1)[-1]
-        return {"allocatedStorage": 20, "availabilityZone": f"{self.region}a",
+        version, storage = (self.snapshots[name] if isinstance(self.snapshots[name], tuple)
+                            else (self.snapshots[name], 20))
+        return {"allocatedStorage": storage, "availabilityZone": f"{self.region}a",
                 "dbInstanceIdentifier": "source", "dbSnapshotIdentifier": identifier,
                 "dbSnapshotArn": f"arn:{PARTITION}:rds:{self.region}:{ACCOUNT_ID}:snapshot:{identifier}",
-                "encrypted": True, "engine": "postgres", "engineVersion": self.snapshots[name],
+                "encrypted": True, "engine": "postgres", "engineVersion": version,
                 "iops": 0, "kmsKeyId": f"arn:{PARTITION}:kms:{self.region}:{ACCOUNT_ID}:key/source",
                 "licenseModel": "postgresql-license", "optionGroupName": "default:postgres",
                 "originalSnapshotCreateTime": "", "port": 5432,

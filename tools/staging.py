@@ -89,9 +89,15 @@ def parse_expiry(value: Any) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+# Keys that belong to one stack, not to the template: kept from an existing stack file on every
+# `up` (a restore stack's sources; its secrets, ciphertext bound to that stack's key).
+STACK_OWN_KEYS = ("anythingllm:restore",)
+
+
 def stack_config(root: Path, stack: str, *, expires_at: dt.datetime) -> dict[str, Any]:
     """The stack file of `stack`: the template's config plus the expiry; keeps whatever else
-    `pulumi stack init` wrote into an existing file (secrets provider, encryption salt)."""
+    `pulumi stack init` wrote into an existing file (secrets provider, encryption salt), and
+    the stack's own keys: `restore` (README, "Backups and restore") and its secrets."""
     template = yaml.safe_load((root / f"Pulumi.{TEMPLATE_STACK}.yaml").read_text()) or {}
     config = dict(template.get("config") or {})
     encrypted = [key for key, value in config.items() if isinstance(value, dict) and "secure" in value]
@@ -102,7 +108,9 @@ def stack_config(root: Path, stack: str, *, expires_at: dt.datetime) -> dict[str
     config[EXPIRES_KEY] = expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     path = root / f"Pulumi.{stack}.yaml"
     existing = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
-    return {**existing, "config": config}
+    own = {key: value for key, value in (existing.get("config") or {}).items()
+           if key in STACK_OWN_KEYS or (isinstance(value, dict) and "secure" in value)}
+    return {**existing, "config": {**config, **own}}
 
 
 class Backend(Protocol):

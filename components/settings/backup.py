@@ -50,9 +50,9 @@ class BackupSettings(_Model):
     automated backups (database.backupRetentionDays) stay as they are."""
 
     enabled: bool
-    # Daily at 05:00 UTC: after RDS's default backup window (03:00-04:00) and before its
-    # maintenance window's default day starts to matter.
-    schedule: str = "cron(0 5 ? * * *)"
+    # Daily at 06:00 UTC: after RDS's default backup window (03:00-04:00) and its default
+    # maintenance window (Sunday 04:30-05:30), so neither holds the job up.
+    schedule: str = "cron(0 6 ? * * *)"
     retention_days: int = Field(default=35, ge=1, le=36500)
     copy_to_region: str | None = None
     copy_retention_days: int | None = Field(default=None, ge=1, le=36500)
@@ -64,7 +64,7 @@ class BackupSettings(_Model):
         if not CRON.match(value):
             raise ConfigProblem("", f"{value!r} is not an AWS Backup schedule: "
                                     "cron(minutes hours day-of-month month day-of-week year), "
-                                    "e.g. cron(0 5 ? * * *) for 05:00 UTC every day")
+                                    "e.g. cron(0 6 ? * * *) for 06:00 UTC every day")
         return value
 
     @field_validator("copy_to_region")

@@ -419,7 +419,8 @@ def _account_findings(raw: Mapping[str, Any], settings: StackSettings | None) ->
     if not failed:
         findings += restore_findings(
             identifier=identifier, snapshot=snapshot, running=running, restored_from=restored_from,
-            snapshot_engine=engine, engine_version=database.engine_version)
+            snapshot_engine=engine, engine_version=database.engine_version,
+            allocated_storage_gib=database.allocated_storage_gib)
     for finding in findings:
         (problems if finding.problem else warnings).append(f"{finding.key}: {finding.message}")
     return problems, warnings
@@ -475,15 +476,18 @@ def running_database(identifier: str) -> tuple[str | None, str | None]:
     return instance.engine_version, (instance.tags or {}).get(RESTORED_FROM_TAG)
 
 
-def snapshot_engine(snapshot: str) -> tuple[str, str] | None:
-    """(engine, engine version) of RDS snapshot `snapshot` (identifier or ARN), or None when RDS
-    has none of that name here."""
+def snapshot_engine(snapshot: str) -> tuple[str, str, int] | None:
+    """(engine, engine version, allocated GiB) of RDS snapshot `snapshot` (identifier or ARN),
+    or None when RDS has none of that name here. AWS Backup's snapshots are listed only when
+    asked for by their type (DescribeDBSnapshots returns automated and manual ones by default)."""
     import pulumi_aws as aws
 
-    found = aws.rds.get_snapshots(db_snapshot_identifier=snapshot, include_shared=True).snapshots
+    kind = "awsbackup" if snapshot.rsplit(":snapshot:", 1)[-1].startswith("awsbackup:") else None
+    found = aws.rds.get_snapshots(db_snapshot_identifier=snapshot, include_shared=True,
+                                  snapshot_type=kind).snapshots
     if not found:
         return None
-    return found[0].engine, found[0].engine_version
+    return found[0].engine, found[0].engine_version, found[0].allocated_storage
 
 
 def running_kubernetes_version(name: str) -> str | None:

@@ -61,12 +61,12 @@ def major_upgrade_findings(*, identifier: str, running: str | None, engine_versi
 
 
 def restore_findings(*, identifier: str, snapshot: str | None, running: str | None,
-                     restored_from: str | None, snapshot_engine: tuple[str, str] | None,
-                     engine_version: str) -> list[Finding]:
+                     restored_from: str | None, snapshot_engine: tuple[str, str, int] | None,
+                     engine_version: str, allocated_storage_gib: int = 0) -> list[Finding]:
     """What `restore.databaseSnapshot` means for instance `identifier`: `running` its version
     (None: not created yet), `restored_from` its restored-from tag; `snapshot_engine` the
-    snapshot's (engine, version), None when RDS has no such snapshot (asked only before the
-    instance exists)."""
+    snapshot's (engine, version, allocated GiB), None when RDS has no such snapshot (asked only
+    before the instance exists)."""
     key = "restore.databaseSnapshot"
     if snapshot is None:
         return []
@@ -79,9 +79,14 @@ def restore_findings(*, identifier: str, snapshot: str | None, running: str | No
     if snapshot_engine is None:
         return [Finding(key, f"RDS has no snapshot {snapshot} in this account and region",
                         problem=True)]
-    engine, version = snapshot_engine
+    engine, version, storage = snapshot_engine
     if engine != "postgres":
         return [Finding(key, f"{snapshot} is a {engine} snapshot, not PostgreSQL", problem=True)]
+    if storage > allocated_storage_gib:
+        # Terraform sends the configured storage right after the restore; RDS never shrinks it.
+        return [Finding("database.allocatedStorageGib", f"{allocated_storage_gib} is below the "
+                        f"{storage} GiB of {snapshot}, and RDS cannot shrink storage: set at least "
+                        f"{storage}", problem=True)]
     if int(major(version)) > int(major(engine_version)):
         return [Finding(key, f"{snapshot} holds PostgreSQL {version}, newer than "
                         f"database.engineVersion {engine_version!r}: set \"{major(version)}\"",
