@@ -98,6 +98,7 @@ database = Database(
     cluster=cluster, namespaces=namespaces, consumers=database_consumers, retain=retain,
     protect=settings.protects("database"), tags=tags,
     restore_snapshot=settings.restore.database_snapshot,
+    restore_storage_gib=settings.restore_storage_gib,
     logs_key_arn=logs_key_arn,
 )
 cache = Cache("cache", settings.cache, cluster_name=name, network=network, cluster=cluster,

@@ -150,7 +150,8 @@ class Database(pulumi.ComponentResource):
         protect: `protect` the instance; `retain` unless the stack's allowReplacement names
             `database` for a reviewed replacement (README, "Replacements").
         restore_snapshot: an RDS snapshot (identifier or ARN) the instance is created from
-            (restore.databaseSnapshot), copied under the stack's key first.
+            (restore.databaseSnapshot), copied under the stack's key first;
+            `restore_storage_gib` its storage when larger than `allocatedStorageGib`.
         tags: common tags.
 
     Attributes:
@@ -174,6 +175,7 @@ class Database(pulumi.ComponentResource):
         logs_key_arn: pulumi.Input[str] | None = None,
         protect: bool | None = None,
         restore_snapshot: str | None = None,
+        restore_storage_gib: int | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("anythingllm:database:Database", name, None, opts)
@@ -232,6 +234,11 @@ class Database(pulumi.ComponentResource):
         # takes none), so the snapshot is first copied under this stack's key (CopyDBSnapshot); the
         # instance is then created from the copy, with this stack's key, username and, set right
         # after the restore, password. The copy is the stack's: deleted with it.
+        # A restore takes at least the snapshot's storage, which RDS cannot shrink; autoscaling
+        # keeps its 10 % headroom above it.
+        allocated = max(settings.allocated_storage_gib, restore_storage_gib or 0)
+        maximum = (max(settings.max_allocated_storage_gib, -(-allocated * 11 // 10))
+                   if settings.max_allocated_storage_gib else 0)
         restore_source = None
         if restore_snapshot is not None:
             restore_source = aws.rds.SnapshotCopy(
@@ -251,8 +258,8 @@ class Database(pulumi.ComponentResource):
             engine="postgres",
             engine_version=settings.engine_version,
             instance_class=settings.instance_class,
-            allocated_storage=settings.allocated_storage_gib,
-            max_allocated_storage=settings.max_allocated_storage_gib or 0,
+            allocated_storage=allocated,
+            max_allocated_storage=maximum,
             storage_type="gp3",
             storage_encrypted=True,
             kms_key_id=key.arn,

@@ -22,6 +22,7 @@ iam:PassRole on the restore role.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -63,14 +64,22 @@ def restore_metadata(file_system_id: str) -> dict[str, str]:
             "ItemsToRestore": json.dumps([f"/{TREE}"])}
 
 
+def idempotency_token(recovery_point_arn: str, file_system_id: str) -> str:
+    """StartRestoreJob's IdempotencyToken for this recovery point into this file system: a retried
+    start (an `up` that timed out or was interrupted) is the same job, never a second restore,
+    which would leave two restore directories (the move would refuse). A new stack's file system
+    is another token, so a drill never adopts an earlier drill's job."""
+    return hashlib.sha256(f"{recovery_point_arn}|{file_system_id}".encode()).hexdigest()[:32]
+
+
 def earlier_job(client: Any, *, recovery_point_arn: str, file_system_id: str) -> str | None:
-    """The id of a restore of this recovery point into this file system that is running or
-    done: an `up` that timed out or was interrupted waits for it instead of starting another
-    (which would leave two restore directories, and the move would refuse)."""
+    """The id of a restore of this recovery point that names this file system as the resource
+    it restored into (`CreatedResourceArn`) and is running or done; None when AWS does not say
+    (the idempotency token then makes a repeated start the same job)."""
     for page in client.get_paginator("list_restore_jobs").paginate(ByResourceType="EFS"):
         for job in page["RestoreJobs"]:
             if (job.get("RecoveryPointArn") == recovery_point_arn
-                    and file_system_id in (job.get("CreatedResourceArn") or file_system_id)
+                    and file_system_id in (job.get("CreatedResourceArn") or "")
                     and job.get("Status") in ("PENDING", "RUNNING", "COMPLETED")):
                 return job["RestoreJobId"]
     return None
@@ -86,7 +95,8 @@ def run_restore_job(client: Any, *, recovery_point_arn: str, file_system_id: str
     if job_id is None:
         job_id = client.start_restore_job(
             RecoveryPointArn=recovery_point_arn, IamRoleArn=role_arn, ResourceType="EFS",
-            Metadata=restore_metadata(file_system_id))["RestoreJobId"]
+            Metadata=restore_metadata(file_system_id),
+            IdempotencyToken=idempotency_token(recovery_point_arn, file_system_id))["RestoreJobId"]
     deadline = clock() + timeout
     while True:
         job = client.describe_restore_job(RestoreJobId=job_id)

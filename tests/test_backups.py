@@ -192,13 +192,16 @@ def test_a_snapshot_newer_than_the_engine_is_refused():
     assert "holds PostgreSQL 17.6, newer than database.engineVersion '16'" in str(error.value)
 
 
-def test_a_snapshot_larger_than_the_configured_storage_is_refused():
+def test_a_snapshot_larger_than_the_configured_storage_sizes_the_instance():
     """Terraform sends the configured storage right after the restore, and RDS cannot shrink it:
-    the restore would fail after hours of copying."""
-    with pytest.raises(SettingsError) as error:
-        _load("staging-restore-20261203", _restore_config(), snapshots={SNAPSHOT: ("17.6", 500)})
-    assert ("database.allocatedStorageGib: 20 is below the 500 GiB of "
-            f"{SNAPSHOT}, and RDS cannot shrink storage") in str(error.value)
+    with the template's 20 GiB the restore would fail after hours of copying. The instance takes
+    the snapshot's size (and autoscaling its 10 % above), and the preview says so."""
+    plan = run_stack(ROOT, "staging-restore-20261203", config=_restore_config(),
+                     snapshots={SNAPSHOT: ("17.6", 500)})
+    database = plan.one(RDS)
+    assert (database.inputs["allocatedStorage"], database.inputs["maxAllocatedStorage"]) == (500, 550)
+    assert any(w.startswith("database.allocatedStorageGib: 20 GiB is below the 500 GiB of")
+               for w in plan.warnings)
 
 
 def test_an_aws_backup_snapshot_is_asked_for_by_its_type():
@@ -350,15 +353,22 @@ def test_the_restore_job_is_started_into_the_stack_file_system_and_awaited():
     result = run_restore_job(client, recovery_point_arn=RECOVERY_POINT, file_system_id="fs-1",
                              role_arn="arn:aws:iam::1:role/r", timeout=600, sleep=lambda _: None)
     assert result == {"restore_job_id": "job-1", "status": "COMPLETED"}
+    from components.storage_restore import idempotency_token
+
     assert client.started == [{"RecoveryPointArn": RECOVERY_POINT, "IamRoleArn": "arn:aws:iam::1:role/r",
                                "ResourceType": "EFS",
                                "Metadata": {"file-system-id": "fs-1", "newFileSystem": "false",
-                                            "ItemsToRestore": '["/dynamic"]'}}]
+                                            "ItemsToRestore": '["/dynamic"]'},
+                               "IdempotencyToken": idempotency_token(RECOVERY_POINT, "fs-1")}]
+    # Another stack's file system is another restore, never the same job.
+    assert idempotency_token(RECOVERY_POINT, "fs-2") != idempotency_token(RECOVERY_POINT, "fs-1")
     # An `up` that timed out: the next one waits for the same job instead of starting another.
     again = _Backup(["RUNNING", "COMPLETED"], earlier=[
+        # A job that names no file system (an earlier drill's, perhaps) is not adopted.
+        {"RestoreJobId": "job-y", "RecoveryPointArn": RECOVERY_POINT, "Status": "COMPLETED"},
+        {"RestoreJobId": "job-x", "RecoveryPointArn": "other", "Status": "RUNNING"},
         {"RestoreJobId": "job-0", "RecoveryPointArn": RECOVERY_POINT, "Status": "RUNNING",
-         "CreatedResourceArn": "arn:aws:elasticfilesystem:us-east-1:1:file-system/fs-1"},
-        {"RestoreJobId": "job-x", "RecoveryPointArn": "other", "Status": "RUNNING"}])
+         "CreatedResourceArn": "arn:aws:elasticfilesystem:us-east-1:1:file-system/fs-1"}])
     assert run_restore_job(again, recovery_point_arn=RECOVERY_POINT, file_system_id="fs-1",
                            role_arn="r", timeout=600, sleep=lambda _: None)["restore_job_id"] == "job-0"
     assert again.started == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import boto3
 import pytest
 from moto import mock_aws
@@ -115,7 +117,10 @@ def _tags(stack: str, environment: str = "staging", project: str = "anythingllm"
             {"Key": "anythingllm:environment", "Value": environment}]
 
 
-def _leftover_account() -> TagInventory:
+LATER = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)  # when the sweep looks
+
+
+def _leftover_account(now=lambda: LATER) -> TagInventory:
     """Resources of a live stack, a destroyed staging stack, a destroyed prod and another
     project: node instances (one terminated), a file system with an access point, log groups (one
     tagged, one only named), a snapshot (only named), a topic, a role, a key pending deletion, a
@@ -163,8 +168,12 @@ def _leftover_account() -> TagInventory:
     rds.create_db_snapshot(DBSnapshotIdentifier="anythingllm-staging-gone-postgres-by-hand",
                            DBInstanceIdentifier="anythingllm-staging-gone-postgres")
     cloudwatch.put_dashboard(DashboardName="anythingllm-staging-gone", DashboardBody="{}")
+    # A PR stack being created: no cluster yet, an expiry still to come.
+    sns.create_topic(Name="anythingllm-staging-pr-9-alarms", Tags=[
+        *_tags("staging-pr-9"), {"Key": "anythingllm:expires-at", "Value": "2099-01-01T00:00:00Z"}])
     return TagInventory(tagging=boto3.client("resourcegroupstaggingapi", region_name=REGION),
-                        eks=eks, logs=logs, rds=rds, ec2=ec2, kms=kms, iam=iam, cloudwatch=cloudwatch)
+                        eks=eks, logs=logs, rds=rds, ec2=ec2, kms=kms, iam=iam, cloudwatch=cloudwatch,
+                        now=now)
 
 
 def test_leftovers_are_what_the_project_tags_or_names_find_of_stacks_without_a_cluster(aws):
@@ -184,6 +193,7 @@ def test_leftovers_are_what_the_project_tags_or_names_find_of_stacks_without_a_c
     assert [i.kind for i in by_stack["anythingllm-staging-gone-postgres"]] == ["rds:snapshot"]
     # The log group EKS re-creates after a destroy is found although nothing else is left.
     assert [i.kind for i in by_stack["anythingllm-staging-clean"]] == ["logs:log-group"]
+    assert "staging-pr-9" not in by_stack  # not expired: still being created (or destroyed)
     key = next(item for item in by_stack["staging-gone"] if item.kind == "kms:key")
     assert key.kept.startswith("pending deletion")
     assert not any(item.kept for item in by_stack["staging-gone"] if item.kind != "kms:key")
@@ -191,6 +201,14 @@ def test_leftovers_are_what_the_project_tags_or_names_find_of_stacks_without_a_c
     assert {(i.kind, bool(i.kept)) for i in by_stack["prod"]} == {
         ("logs:log-group", True), ("ec2:instance", False), ("elasticfilesystem:file-system", False),
         ("elasticfilesystem:access-point", False)}
+
+
+def test_what_names_find_is_reported_once_older_than_a_create_or_destroy(aws):
+    """A stack's log group exists minutes before its cluster: a sweep during an `up` must not
+    call it left."""
+    found = _leftover_account(now=lambda: dt.datetime.now(dt.UTC)).leftovers("anythingllm")
+    assert not any(item.stack in ("anythingllm-staging-clean", "anythingllm-staging-gone-postgres")
+                   for item in found)
 
 
 def test_one_command_lists_leftovers_and_controller_orphans_and_fails_while_any_is_left(aws, capsys):

@@ -16,7 +16,10 @@ project's tags or its names find whose stack's cluster no longer exists.
   interfaces the VPC CNI tags with the cluster's name.
 
 A stack is gone when no cluster of its name is in ListClusters of `clusters_region` (the stack's
-home region; a copy region's vault belongs to a stack whose cluster lives elsewhere). What the load
+home region; a copy region's vault belongs to a stack whose cluster lives elsewhere). A stack
+that is only being created or destroyed has no cluster either, so what carries an expiry still to
+come (`anythingllm:expires-at`, every throwaway stack) and what names find that is younger than
+`MIN_AGE` is not reported yet. What the load
 balancer controller left (ELBv2 resources and security groups with its cluster tag) is left to
 tools/aws_inventory.py, which can delete it. What prod keeps on purpose when it is destroyed (its
 final snapshots, retained log groups, keys, recovery points) is marked as kept.
@@ -26,8 +29,9 @@ Used by `python -m tools.sweep`. boto3 clients are passed in; tests pass moto's.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +40,10 @@ from components.naming import cluster_name, db_instance_identifier
 from .aws_inventory import CLUSTER_TAG
 
 PROJECT_TAG, STACK_TAG = "anythingllm:project", "anythingllm:stack"
+EXPIRES_TAG = "anythingllm:expires-at"
+# A stack's log group exists some minutes before its cluster (and a destroy deletes the cluster
+# first): what names find is reported once it is older than the longest create or destroy.
+MIN_AGE = dt.timedelta(hours=2)
 ENVIRONMENT_TAG = "anythingllm:environment"
 # Log groups the stack's services write, by cluster or database name (LogEncryption's prefixes).
 LOG_GROUP_PATTERN = re.compile(r"^/aws/(eks|containerinsights|vpc)/(?P<cluster>[^/]+)/"
@@ -75,9 +83,11 @@ class TagInventory:
     """Finds leftovers in one region (the clients') for clusters of `eks`'s region."""
 
     def __init__(self, *, tagging: Any, eks: Any, logs: Any, rds: Any, ec2: Any, kms: Any,
-                 iam: Any, cloudwatch: Any):
+                 iam: Any, cloudwatch: Any,
+                 now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)):
         self.tagging, self.eks, self.logs, self.rds = tagging, eks, logs, rds
         self.ec2, self.kms, self.iam, self.cloudwatch = ec2, kms, iam, cloudwatch
+        self.now = now
 
     @classmethod
     def for_region(cls, region: str | None = None, clusters_region: str | None = None) -> TagInventory:
@@ -105,8 +115,8 @@ class TagInventory:
             stack = tags.get(STACK_TAG)
             kind = kind_of(arn)
             if (stack is None or cluster_name(project, stack) in existing or CLUSTER_TAG in tags
-                    or kind in NOT_RESOURCES):
-                continue  # a live stack's, the load balancer controller's, or no resource
+                    or kind in NOT_RESOURCES or self._not_expired(tags)):
+                continue  # a live stack's, the controller's, no resource, or a stack not done yet
             kept = self._kept(kind, arn, tags)
             if kept is not None:
                 found[arn] = Leftover(stack, kind, arn, kept)
@@ -127,18 +137,38 @@ class TagInventory:
                 if tags.get(PROJECT_TAG) == project:
                     yield role["Arn"], tags
 
+    def _not_expired(self, tags: dict[str, str]) -> bool:
+        expires = tags.get(EXPIRES_TAG)
+        if not expires:
+            return False
+        try:
+            return dt.datetime.fromisoformat(expires.replace("Z", "+00:00")) > self.now()
+        except ValueError:
+            return False
+
     def _kept(self, kind: str, arn: str, tags: dict[str, str]) -> str | None:
-        """Why the resource stays on purpose ("" if it should not), or None when it is gone."""
-        if kind == "ec2:instance":
-            instance_id = arn.rsplit("/", 1)[1]
-            reservations = self.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-            states = [i["State"]["Name"] for r in reservations for i in r["Instances"]]
-            if not states or all(state in ("terminated", "shutting-down") for state in states):
+        """Why the resource stays on purpose ("" if it should not), or None when it is gone (the
+        tagging API still lists resources for a while after they were deleted: boto/boto3#3341)."""
+        try:
+            if kind == "ec2:instance":
+                reservations = self.ec2.describe_instances(
+                    InstanceIds=[arn.rsplit("/", 1)[1]])["Reservations"]
+                states = [i["State"]["Name"] for r in reservations for i in r["Instances"]]
+                if not states or all(state in ("terminated", "shutting-down") for state in states):
+                    return None
+            elif kind == "ec2:volume":
+                self.ec2.describe_volumes(VolumeIds=[arn.rsplit("/", 1)[1]])
+            elif kind == "rds:snapshot":
+                self.rds.describe_db_snapshots(DBSnapshotIdentifier=arn.rsplit(":snapshot:", 1)[1])
+            elif kind == "kms:key":
+                metadata = self.kms.describe_key(KeyId=arn)["KeyMetadata"]
+                if metadata["KeyState"] == "PendingDeletion":
+                    return f"pending deletion since the destroy, gone on {metadata.get('DeletionDate')}"
+        except Exception as error:  # botocore's ClientError: a NotFound code means it is gone
+            code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+            if "NotFound" in code or code in ("DBSnapshotNotFound", "InvalidInstanceID.Malformed"):
                 return None
-        if kind == "kms:key":
-            metadata = self.kms.describe_key(KeyId=arn)["KeyMetadata"]
-            if metadata["KeyState"] == "PendingDeletion":
-                return f"pending deletion since the destroy, gone on {metadata.get('DeletionDate')}"
+            raise
         if tags.get(ENVIRONMENT_TAG) == "prod" and kind in PROD_KEEPS:
             return "prod keeps it when it is destroyed"
         return ""
@@ -153,14 +183,18 @@ class TagInventory:
                 if match is None:
                     continue
                 owner = match["cluster"] or match["database"]
-                if owner.startswith(prefix) and owner not in existing and owner not in databases:
+                created = dt.datetime.fromtimestamp(group.get("creationTime", 0) / 1000, dt.UTC)
+                if (owner.startswith(prefix) and owner not in existing and owner not in databases
+                        and self.now() - created >= MIN_AGE):
                     yield owner, group["arn"].removesuffix(":*")
         # Manual snapshots: final snapshots and snapshots taken by hand (automated ones go with
         # the instance; AWS Backup's are recovery points, tagged).
         for page in self.rds.get_paginator("describe_db_snapshots").paginate(SnapshotType="manual"):
             for snapshot in page["DBSnapshots"]:
                 database = snapshot["DBInstanceIdentifier"]
-                if database.startswith(prefix) and database not in databases:
+                created = snapshot.get("SnapshotCreateTime") or self.now()
+                if (database.startswith(prefix) and database not in databases
+                        and self.now() - created >= MIN_AGE):
                     yield database, snapshot["DBSnapshotArn"]
         for page in self.cloudwatch.get_paginator("list_dashboards").paginate(DashboardNamePrefix=prefix):
             for dashboard in page["DashboardEntries"]:

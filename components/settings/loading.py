@@ -423,6 +423,8 @@ def _account_findings(raw: Mapping[str, Any], settings: StackSettings | None) ->
             allocated_storage_gib=database.allocated_storage_gib)
     for finding in findings:
         (problems if finding.problem else warnings).append(f"{finding.key}: {finding.message}")
+    if engine is not None and engine[2] > database.allocated_storage_gib:
+        settings._restore_storage_gib = engine[2]
     return problems, warnings
 
 

@@ -82,17 +82,20 @@ def restore_findings(*, identifier: str, snapshot: str | None, running: str | No
     engine, version, storage = snapshot_engine
     if engine != "postgres":
         return [Finding(key, f"{snapshot} is a {engine} snapshot, not PostgreSQL", problem=True)]
+    found = []
     if storage > allocated_storage_gib:
-        # Terraform sends the configured storage right after the restore; RDS never shrinks it.
-        return [Finding("database.allocatedStorageGib", f"{allocated_storage_gib} is below the "
-                        f"{storage} GiB of {snapshot}, and RDS cannot shrink storage: set at least "
-                        f"{storage}", problem=True)]
+        # Terraform sends the configured storage right after the restore, and RDS never shrinks
+        # it: the instance takes the snapshot's (Database, restore_storage_gib).
+        found.append(Finding("database.allocatedStorageGib", f"{allocated_storage_gib} GiB is "
+                             f"below the {storage} GiB of {snapshot}, which RDS cannot shrink: the "
+                             f"restored instance gets {storage} GiB (set it in the file to keep "
+                             "previews quiet)", problem=False))
     if int(major(version)) > int(major(engine_version)):
         return [Finding(key, f"{snapshot} holds PostgreSQL {version}, newer than "
                         f"database.engineVersion {engine_version!r}: set \"{major(version)}\"",
                         problem=True)]
     if major(version) != major(engine_version):
-        return [Finding(key, f"{snapshot} holds PostgreSQL {version}: RDS restores it at that "
-                        f"version, then upgrades it to {engine_version} before the stack goes "
-                        "on; restore at its major to be quicker", problem=False)]
-    return []
+        found.append(Finding(key, f"{snapshot} holds PostgreSQL {version}: RDS restores it at that "
+                             f"version, then upgrades it to {engine_version} before the stack goes "
+                             "on; restore at its major to be quicker", problem=False))
+    return found

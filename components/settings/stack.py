@@ -99,6 +99,9 @@ class StackFields(_Model):
     _today: dt.date = PrivateAttr(default_factory=dt.date.today)
     # What the account said about the running stack (loading.py): warnings, shown by previews.
     _account_warnings: list[str] = PrivateAttr(default_factory=list)
+    # The storage of restore.databaseSnapshot when it exceeds database.allocatedStorageGib
+    # (loading.py asks RDS): RDS restores that much and cannot shrink it.
+    _restore_storage_gib: int | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -187,6 +190,10 @@ class StackFields(_Model):
     @property
     def is_prod(self) -> bool:
         return self.environment == "prod"
+
+    @property
+    def restore_storage_gib(self) -> int | None:
+        return self._restore_storage_gib
 
     def protects(self, key: str) -> bool:
         """Whether the stateful resources configured by `key` (REPLACEABLE) are `protect`ed: in
