@@ -9,7 +9,7 @@ import pulumi_aws as aws
 
 from . import iam
 from .kms import encryption_key, service_only_policy
-from .observability import subscribe_emails
+from .observability import alert_topic, subscribe_emails
 from .options import named
 from .settings.backup import BackupSettings
 
@@ -24,6 +24,28 @@ COMPLETION_WINDOW_MINUTES = 1440
 # The job states that mean no recovery point (AWS Backup developer guide, "Monitoring AWS Backup
 # events using EventBridge"; the API's BackupJobState and CopyJobState).
 FAILED_STATES = ("FAILED", "ABORTED", "EXPIRED")
+
+
+def backup_role(name: str, *, description: str, policies: tuple[str, ...],
+                account_id: pulumi.Input[str], partition: pulumi.Input[str], tags: dict[str, str],
+                parent: pulumi.Resource) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+    """A role only AWS Backup of this account assumes (`aws:SourceAccount`), with AWS managed
+    `policies` attached (`<name>-<policy>`, children of the role); returns the role and its
+    attachments (what AWS Backup must not use the role before)."""
+    role = aws.iam.Role(
+        name, description=description,
+        assume_role_policy=pulumi.Output.from_input(account_id).apply(
+            lambda account: iam.to_json(iam.service_trust_policy_for_account(
+                "backup.amazonaws.com", account_id=account))),
+        tags=tags, opts=pulumi.ResourceOptions(parent=parent))
+    attachments = [
+        aws.iam.RolePolicyAttachment(
+            f"{name}-{policy.rsplit('/', 1)[1]}", role=role.name,
+            policy_arn=pulumi.Output.from_input(partition).apply(
+                lambda p, policy=policy: iam.managed_policy_arn(p, policy)),
+            opts=pulumi.ResourceOptions(parent=role))
+        for policy in policies]
+    return role, attachments
 
 
 def failed_job_pattern(vault_name: str, vault_arn: str) -> dict:
@@ -119,19 +141,10 @@ class Backups(pulumi.ComponentResource):
             copy_actions = [{"destination_vault_arn": copy_vault.arn,
                              "lifecycle": {"delete_after": settings.copy_days}}]
 
-        role = aws.iam.Role(
+        role, attachments = backup_role(
             f"{name}-role", description=f"AWS Backup jobs of {cluster_name}",
-            assume_role_policy=pulumi.Output.from_input(account_id).apply(
-                lambda account: iam.to_json(iam.service_trust_policy_for_account(
-                    "backup.amazonaws.com", account_id=account))),
-            tags=tags, opts=pulumi.ResourceOptions(parent=self))
-        attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-role-{policy.rsplit('/', 1)[1]}", role=role.name,
-                policy_arn=pulumi.Output.from_input(partition).apply(
-                    lambda p, policy=policy: f"arn:{p}:iam::aws:policy/{policy}"),
-                opts=pulumi.ResourceOptions(parent=role))
-            for policy in BACKUP_ROLE_POLICIES]
+            policies=BACKUP_ROLE_POLICIES, account_id=account_id, partition=partition, tags=tags,
+            parent=self)
         self.role_arn = role.arn
 
         plan = aws.backup.Plan(
@@ -161,15 +174,13 @@ class Backups(pulumi.ComponentResource):
                 event_pattern=vault.arn.apply(lambda arn: json.dumps(
                     failed_job_pattern(vault_name, arn), sort_keys=True)),
                 tags=tags, opts=pulumi.ResourceOptions(parent=self, depends_on=[vault]))
-            topic_key = encryption_key(
-                f"{name}-alerts", description=f"Backup alerts of {cluster_name}",
-                alias=f"{cluster_name}-backup-alerts", retain=retain, tags=tags, parent=self,
-                policy=pulumi.Output.all(account_id, partition).apply(
+            topic = alert_topic(
+                f"{name}-alerts", topic_name=f"{cluster_name}-backup-alerts",
+                description=f"Backup alerts of {cluster_name}",
+                key_policy=pulumi.Output.all(account_id, partition).apply(
                     lambda v: iam.to_json(iam.backup_alert_topic_key_policy(account_id=v[0],
-                                                                            partition=v[1]))))
-            topic = aws.sns.Topic(f"{name}-alerts", name=f"{cluster_name}-backup-alerts",
-                                  kms_master_key_id=topic_key.arn, tags=tags,
-                                  opts=named(parent=self))
+                                                                            partition=v[1]))),
+                retain=retain, tags=tags, parent=self)
             access = aws.sns.TopicPolicy(
                 f"{name}-alerts", arn=topic.arn,
                 policy=pulumi.Output.all(topic.arn, rule.arn, account_id).apply(

@@ -48,6 +48,17 @@ def container_insights_log_group(cluster_name: str, kind: str) -> str:
     return f"/aws/containerinsights/{cluster_name}/{kind}"
 
 
+def alert_topic(name: str, *, topic_name: str, description: str, key_policy: pulumi.Input[str],
+                retain: bool, tags: dict[str, str], parent: pulumi.Resource) -> aws.sns.Topic:
+    """The SNS topic `topic_name`, encrypted with a KMS key of its own (alias `topic_name`) whose
+    policy, `key_policy`, admits the services that publish to it: the AWS managed key of SNS
+    admits none of them. Key and topic are both named `name`, children of `parent`."""
+    key = encryption_key(name, description=description, alias=topic_name, retain=retain,
+                         tags=tags, parent=parent, policy=key_policy)
+    return aws.sns.Topic(name, name=topic_name, kms_master_key_id=key.arn, tags=tags,
+                         opts=named(parent=parent))
+
+
 def subscribe_emails(name: str, topic: aws.sns.Topic, addresses: list[str]) -> None:
     """An e-mail subscription of `topic` per address (`<name>-<address>`, children of the
     topic); each address confirms its own."""
@@ -400,11 +411,9 @@ class Observability(pulumi.ComponentResource):
         key_policy = pulumi.Output.all(identity.account_id, partition).apply(
             lambda values: iam.to_json(iam.alarm_topic_key_policy(account_id=values[0],
                                                                   partition=values[1])))
-        key = encryption_key(f"{name}-alarms", description=f"Alarm notifications of {cluster_name}",
-                             alias=f"{cluster_name}-alarms", retain=retain, tags=tags, parent=self,
-                             policy=key_policy)
-        topic = aws.sns.Topic(f"{name}-alarms", name=f"{cluster_name}-alarms",
-                              kms_master_key_id=key.arn, tags=tags, opts=named(parent=self))
+        topic = alert_topic(f"{name}-alarms", topic_name=f"{cluster_name}-alarms",
+                            description=f"Alarm notifications of {cluster_name}",
+                            key_policy=key_policy, retain=retain, tags=tags, parent=self)
         self.topic_arn = topic.arn
         # RDS's own storage warnings, relative to the current allocation and to the autoscaling
         # ceiling (database_alarms explains why no CloudWatch threshold can be).

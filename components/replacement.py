@@ -40,6 +40,14 @@ STATEFUL = frozenset({
 _INDEX = re.compile(r"\[\d+\]")
 
 
+def under(paths: tuple[str, ...], changed: list[str]) -> list[str]:
+    """The `changed` input paths (`a.b[0].c`) at or under one of `paths` (`a.b`; list indexes do
+    not matter)."""
+    return [path for path in changed
+            if any(_INDEX.sub("", path) == p or _INDEX.sub("", path).startswith(f"{p}.")
+                   for p in paths)]
+
+
 @dataclass(frozen=True)
 class ReplaceOnly:
     """The inputs of one resource type that only a replacement can change."""
@@ -57,14 +65,7 @@ class ReplaceOnly:
 
     def replacing(self, changed: list[str]) -> list[str]:
         """The changed input paths (`a.b[0].c`) that make the provider replace the resource."""
-        if "*" in self.paths:
-            return list(changed)
-        found = []
-        for path in changed:
-            plain = _INDEX.sub("", path)
-            if any(plain == p or plain.startswith(f"{p}.") for p in self.paths):
-                found.append(path)
-        return found
+        return list(changed) if "*" in self.paths else under(self.paths, changed)
 
 
 @functools.cache

@@ -28,9 +28,8 @@ import pulumi_aws as aws
 import yaml
 
 from . import cold_start, iam
-from .kms import encryption_key
 from .namespaces import MODELS
-from .observability import subscribe_emails
+from .observability import alert_topic, subscribe_emails
 from .options import named
 from .settings import ModelSettings
 
@@ -142,14 +141,13 @@ class ScalingAlerts(pulumi.ComponentResource):
         if not emails:
             self.register_outputs({})
             return
-        key = encryption_key(
-            f"{name}-topic", description=f"Model scaling alerts of {cluster_name}",
-            alias=f"{cluster_name}-scaling-alerts", retain=retain, tags=tags, parent=self,
-            policy=pulumi.Output.all(account_id, partition).apply(
+        topic = alert_topic(
+            f"{name}-topic", topic_name=f"{cluster_name}-scaling-alerts",
+            description=f"Model scaling alerts of {cluster_name}",
+            key_policy=pulumi.Output.all(account_id, partition).apply(
                 lambda v: iam.to_json(iam.amp_alert_topic_key_policy(account_id=v[0],
-                                                                     partition=v[1]))))
-        topic = aws.sns.Topic(f"{name}-topic", name=f"{cluster_name}-scaling-alerts",
-                              kms_master_key_id=key.arn, tags=tags, opts=named(parent=self))
+                                                                     partition=v[1]))),
+            retain=retain, tags=tags, parent=self)
         self.topic_arn = topic.arn
         access = aws.sns.TopicPolicy(
             f"{name}-topic", arn=topic.arn,

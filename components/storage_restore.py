@@ -32,7 +32,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
 
-from . import iam
+from .backups import backup_role
 from .versions import BUSYBOX_IMAGE
 from .workloads import (
     IMAGE_PULL_POLICY,
@@ -202,21 +202,14 @@ class StorageRestore(pulumi.ComponentResource):
                  provider: k8s.Provider, ready: list[pulumi.Resource],
                  tags: dict[str, str], opts: pulumi.ResourceOptions | None = None):
         super().__init__("anythingllm:storage:StorageRestore", name, None, opts)
-        role = aws.iam.Role(
+        role, attachments = backup_role(
             f"{name}-role", description="AWS Backup restore of the stack's file system",
-            assume_role_policy=pulumi.Output.from_input(account_id).apply(
-                lambda account: iam.to_json(iam.service_trust_policy_for_account(
-                    "backup.amazonaws.com", account_id=account))),
-            tags=tags, opts=pulumi.ResourceOptions(parent=self))
-        attachment = aws.iam.RolePolicyAttachment(
-            f"{name}-role", role=role.name,
-            policy_arn=pulumi.Output.from_input(partition).apply(
-                lambda p: f"arn:{p}:iam::aws:policy/{RESTORE_ROLE_POLICY}"),
-            opts=pulumi.ResourceOptions(parent=role))
+            policies=(RESTORE_ROLE_POLICY,), account_id=account_id, partition=partition,
+            tags=tags, parent=self)
         job = EfsRestoreJob(
             f"{name}-job", region=region, recovery_point_arn=recovery_point_arn,
             file_system_id=file_system_id, role_arn=role.arn,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment, *ready]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*attachments, *ready]))
         root = aws.efs.AccessPoint(
             f"{name}-root", file_system_id=file_system_id,
             posix_user={"uid": 0, "gid": 0}, root_directory={"path": "/"},

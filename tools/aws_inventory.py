@@ -25,6 +25,14 @@ ELBV2_LISTINGS = {
 }
 
 
+def existing_clusters(eks: Any) -> set[str]:
+    """The names of the EKS clusters of `eks`'s region (ListClusters, every page)."""
+    names: set[str] = set()
+    for page in eks.get_paginator("list_clusters").paginate():
+        names.update(page["clusters"])
+    return names
+
+
 @dataclass(frozen=True)
 class ControllerResource:
     """One resource the controller created: kind (load-balancer, target-group,
@@ -51,10 +59,7 @@ class ControllerInventory:
 
     # ---- listing
     def existing_clusters(self) -> set[str]:
-        names: set[str] = set()
-        for page in self.eks.get_paginator("list_clusters").paginate():
-            names.update(page["clusters"])
-        return names
+        return existing_clusters(self.eks)
 
     def resources(self, cluster: str | None = None) -> list[ControllerResource]:
         """Every load balancer, target group and security group carrying the cluster tag

@@ -37,7 +37,7 @@ from typing import Any
 
 from components.naming import cluster_name, db_instance_identifier
 
-from .aws_inventory import CLUSTER_TAG
+from .aws_inventory import CLUSTER_TAG, existing_clusters
 
 PROJECT_TAG, STACK_TAG = "anythingllm:project", "anythingllm:stack"
 EXPIRES_TAG = "anythingllm:expires-at"
@@ -100,15 +100,9 @@ class TagInventory:
                    kms=session.client("kms"), iam=session.client("iam"),
                    cloudwatch=session.client("cloudwatch"))
 
-    def existing_clusters(self) -> set[str]:
-        names: set[str] = set()
-        for page in self.eks.get_paginator("list_clusters").paginate():
-            names.update(page["clusters"])
-        return names
-
     def leftovers(self, project: str) -> list[Leftover]:
         """Every resource of the project's stacks whose cluster is gone, by stack and ARN."""
-        existing = self.existing_clusters()
+        existing = existing_clusters(self.eks)
         prefix = f"{project}-"
         found: dict[str, Leftover] = {}
         for arn, tags in self._tagged(project):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.replacement import STATEFUL, ReplaceOnly, replace_only, replacing
+from components.replacement import STATEFUL, replace_only, replacing, under
 
 SECRET = "[secret]"
 MAX_VALUE = 100
@@ -158,12 +158,11 @@ def diff(base: dict, head: dict) -> tuple[list[dict], list[dict], list[Change]]:
         resource = new[urn]
         change = Change(urn, resource["type"], resource["name"], properties)
         important = resource["type"] in STATEFUL or old[old_urn].get("protect") or resource.get("protect")
-        change.replaced_by = replacing(resource["type"], [p for p, _, _ in properties
-                                                          if not p.startswith("(option)")])
-        rules = replace_only(resource["type"])
         inputs = [p for p, _, _ in properties if not p.startswith("(option)")]
+        change.replaced_by = replacing(resource["type"], inputs)
+        rules = replace_only(resource["type"])
         change.maybe = [(path, when) for path, when in (rules.conditional if rules else ())
-                        if ReplaceOnly(type="", source="", paths=(path,)).replacing(inputs)]
+                        if under((path,), inputs)]
         if change.replaced_by:
             paths = ", ".join(f"`{p}`" for p in change.replaced_by)
             change.warning = f"**replaced** on `up` ({paths} changed)"
